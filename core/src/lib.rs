@@ -1,0 +1,39 @@
+//! # w4l-core
+//!
+//! The `no_std`, heap-free core of **w4l**: everything that decides, nothing that does I/O.
+//! Time, memory readings and sample data are passed in; decisions and data come out
+//! (the *sans-IO* style of `quinn-proto`). The same code runs in the desktop recorder
+//! (crate `w4l`) and in microcontroller firmware.
+//!
+//! | module | what it is | may touch |
+//! |---|---|---|
+//! | [`ring`] | lock-free SPSC ring from the audio callback to a worker | caller-supplied storage, atomics |
+//! | [`window`] | rolling "latest N frames" buffer | caller-supplied storage |
+//! | [`sample`] | saturating conversion between sample formats | nothing |
+//! | [`level`] | peak / RMS level meter | nothing |
+//! | [`accountant`] | budget-based memory accountant with reservations | atomics |
+//! | [`budget`] | model-aware memory budgets (Whisper model table) | nothing |
+//! | [`policy`] | cleanup-policy state machine (levels, actions, prediction) | nothing |
+//! | [`tracker`] | fixed-capacity registry of tracked buffers, victim selection | nothing |
+//! | [`scenario`] | the scripted memory scenario shared by host tests and firmware | nothing |
+//!
+//! The core never allocates, never blocks, never panics on any input: fallible operations
+//! return errors.
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+mod sync;
+
+pub mod accountant;
+pub mod budget;
+pub mod level;
+pub mod policy;
+pub mod ring;
+pub mod sample;
+pub mod scenario;
+pub mod tracker;
+pub mod window;

@@ -1,0 +1,1 @@
+//! w4l host: the std shell around `w4l-core`.
