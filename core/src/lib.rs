@@ -15,6 +15,7 @@
 //! | [`budget`] | model-aware memory budgets (Whisper model table) | nothing |
 //! | [`policy`] | cleanup-policy state machine (levels, actions, prediction) | nothing |
 //! | [`tracker`] | fixed-capacity registry of tracked buffers, victim selection | nothing |
+//! | `adc` (feature `embedded-hal`) | SPI ADC sample source for firmware | an `embedded-hal` 1.0 `SpiDevice` |
 //! | [`scenario`] | the scripted memory scenario shared by host tests and firmware | nothing |
 //!
 //! The core never allocates, never blocks, never panics on any input: fallible operations
@@ -29,6 +30,8 @@ extern crate std;
 mod sync;
 
 pub mod accountant;
+#[cfg(feature = "embedded-hal")]
+pub mod adc;
 pub mod budget;
 pub mod level;
 pub mod policy;
