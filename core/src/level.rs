@@ -1,1 +1,284 @@
-//! TODO(stub): level
+//! Peak / RMS level meter for progress displays.
+//!
+//! Feed every block the callback (or worker) sees into a [`LevelMeter`], and once per
+//! display interval [`take`](LevelMeter::take) a [`Level`] snapshot, which also resets the
+//! meter for the next interval.
+//!
+//! # Conventions
+//!
+//! * Levels are linear amplitudes on the `f32` scale of [`crate::sample`] (full scale is
+//!   1.0); any [`Sample`] format can be fed.
+//! * **Peak** is the largest `|x|`; **RMS** is `sqrt(mean(x²))`, so a full-scale sine reads
+//!   peak 0 dBFS and RMS −3.01 dBFS (no AES "+3 dB" correction).
+//! * **dBFS** is `20·log10(level)`, clamped below at [`DBFS_FLOOR`] (−120 dB), so silence
+//!   and an empty interval read −120 dB rather than −∞. There is no upper clamp: float
+//!   input above full scale reads above 0 dBFS.
+//! * **Non-finite samples (NaN, ±∞) are ignored**: they count neither towards the peak nor
+//!   the RMS, only towards [`Level::ignored`], so one corrupt sample cannot poison a whole
+//!   interval. Integer formats never produce them.
+//! * Squares are summed in `f32` within one [`feed`](LevelMeter::feed) call and in `f64`
+//!   across calls, so long intervals keep their precision while the per-sample loop stays
+//!   in single precision (cheap on an FPU-equipped microcontroller).
+//!
+//! ```
+//! use w4l_core::level::LevelMeter;
+//!
+//! let mut meter = LevelMeter::new();
+//! meter.feed(&[0.5f32, -0.5, 0.5, -0.5]);
+//! let level = meter.take();
+//! assert_eq!(level.peak, 0.5);
+//! assert_eq!(level.rms, 0.5);
+//! assert!((level.peak_dbfs() - -6.0206).abs() < 1e-3);
+//! assert_eq!(meter.peak_dbfs(), -120.0); // reset by take()
+//! ```
+
+use crate::sample::Sample;
+
+/// The lowest dBFS value reported: silence and empty intervals read this instead of −∞.
+///
+/// ```
+/// use w4l_core::level::{DBFS_FLOOR, to_dbfs};
+/// assert_eq!(to_dbfs(0.0), DBFS_FLOOR);
+/// ```
+pub const DBFS_FLOOR: f32 = -120.0;
+
+/// Converts a linear amplitude to dBFS (`20·log10(amplitude)`), clamped below at
+/// [`DBFS_FLOOR`]. Zero, negative and NaN amplitudes give the floor; `+∞` gives `+∞`.
+///
+/// ```
+/// use w4l_core::level::to_dbfs;
+/// assert_eq!(to_dbfs(1.0), 0.0);
+/// assert!((to_dbfs(0.1) - -20.0).abs() < 1e-4);
+/// assert_eq!(to_dbfs(1e-9), -120.0);
+/// assert_eq!(to_dbfs(f32::NAN), -120.0);
+/// ```
+pub fn to_dbfs(amplitude: f32) -> f32 {
+    // `>` is false for NaN, which therefore takes the floor branch too.
+    if amplitude > 0.0 {
+        let db = 20.0 * libm::log10f(amplitude);
+        if db > DBFS_FLOOR { db } else { DBFS_FLOOR }
+    } else {
+        DBFS_FLOOR
+    }
+}
+
+/// A snapshot of one display interval.
+///
+/// ```
+/// use w4l_core::level::{Level, LevelMeter};
+///
+/// let mut meter = LevelMeter::new();
+/// meter.feed(&[16384i16, -16384]);
+/// let level: Level = meter.take();
+/// assert_eq!(level, Level { peak: 0.5, rms: 0.5, samples: 2, ignored: 0 });
+/// assert_eq!(Level::default().rms_dbfs(), -120.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Level {
+    /// Largest `|x|` seen (linear, full scale 1.0); 0 if nothing was counted.
+    pub peak: f32,
+    /// Root mean square of the counted samples (linear); 0 if nothing was counted.
+    pub rms: f32,
+    /// Samples counted (finite ones).
+    pub samples: u64,
+    /// Non-finite samples (NaN, ±∞) that were ignored.
+    pub ignored: u64,
+}
+
+impl Level {
+    /// [`peak`](Self::peak) in dBFS, floored at [`DBFS_FLOOR`].
+    ///
+    /// ```
+    /// use w4l_core::level::Level;
+    /// let l = Level { peak: 1.0, rms: 0.5, samples: 4, ignored: 0 };
+    /// assert_eq!(l.peak_dbfs(), 0.0);
+    /// ```
+    pub fn peak_dbfs(&self) -> f32 {
+        to_dbfs(self.peak)
+    }
+
+    /// [`rms`](Self::rms) in dBFS, floored at [`DBFS_FLOOR`].
+    ///
+    /// ```
+    /// use w4l_core::level::Level;
+    /// let l = Level { peak: 1.0, rms: 0.1, samples: 4, ignored: 0 };
+    /// assert!((l.rms_dbfs() - -20.0).abs() < 1e-4);
+    /// ```
+    pub fn rms_dbfs(&self) -> f32 {
+        to_dbfs(self.rms)
+    }
+}
+
+/// Accumulates peak and RMS over the samples fed since the last reset.
+///
+/// See the [module documentation](self) for conventions.
+///
+/// ```
+/// use w4l_core::level::LevelMeter;
+///
+/// let mut meter = LevelMeter::new();
+/// meter.feed(&[0.25f32, f32::NAN, -1.0]);
+/// assert_eq!(meter.peak(), 1.0);
+/// assert_eq!(meter.level().ignored, 1);
+/// meter.reset();
+/// assert_eq!(meter.rms(), 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LevelMeter {
+    peak: f32,
+    sum_sq: f64,
+    samples: u64,
+    ignored: u64,
+}
+
+impl LevelMeter {
+    /// A meter with nothing fed yet.
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// const METER: LevelMeter = LevelMeter::new();
+    /// assert_eq!(METER.peak(), 0.0);
+    /// ```
+    pub const fn new() -> Self {
+        Self {
+            peak: 0.0,
+            sum_sq: 0.0,
+            samples: 0,
+            ignored: 0,
+        }
+    }
+
+    /// Adds a block of samples (any [`Sample`] format; interleaved channels are metered
+    /// together). Non-finite samples are ignored and counted separately.
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[0u8, 128, 128, 128]); // u8: 0 is full-scale negative
+    /// assert_eq!(meter.peak(), 1.0);
+    /// assert_eq!(meter.rms(), 0.5);
+    /// ```
+    pub fn feed<T: Sample>(&mut self, samples: &[T]) {
+        let mut peak = self.peak;
+        let mut sum_sq = 0.0f32;
+        let mut counted: u64 = 0;
+        for s in samples {
+            let x = s.to_f32();
+            if x.is_finite() {
+                let a = x.abs();
+                if a > peak {
+                    peak = a;
+                }
+                sum_sq += x * x;
+                counted += 1;
+            }
+        }
+        self.peak = peak;
+        self.sum_sq += f64::from(sum_sq);
+        // Slice lengths fit in u64 on every supported target.
+        let total = u64::try_from(samples.len()).unwrap_or(u64::MAX);
+        self.samples = self.samples.saturating_add(counted);
+        self.ignored = self.ignored.saturating_add(total.saturating_sub(counted));
+    }
+
+    /// Largest `|x|` since the last reset (linear).
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[-0.75f32, 0.5]);
+    /// assert_eq!(meter.peak(), 0.75);
+    /// ```
+    pub fn peak(&self) -> f32 {
+        self.peak
+    }
+
+    /// Root mean square since the last reset (linear); 0 if nothing was counted.
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[0.6f32, -0.8]);
+    /// assert!((meter.rms() - 0.5f32.sqrt()).abs() < 1e-6);
+    /// ```
+    pub fn rms(&self) -> f32 {
+        if self.samples == 0 {
+            return 0.0;
+        }
+        // u64 → f64 may round for astronomically long intervals; harmless for a meter.
+        libm::sqrt(self.sum_sq / self.samples as f64) as f32
+    }
+
+    /// [`peak`](Self::peak) in dBFS, floored at [`DBFS_FLOOR`].
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// assert_eq!(meter.peak_dbfs(), -120.0);
+    /// meter.feed(&[1.0f32]);
+    /// assert_eq!(meter.peak_dbfs(), 0.0);
+    /// ```
+    pub fn peak_dbfs(&self) -> f32 {
+        to_dbfs(self.peak())
+    }
+
+    /// [`rms`](Self::rms) in dBFS, floored at [`DBFS_FLOOR`].
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[0.1f32, -0.1]);
+    /// assert!((meter.rms_dbfs() - -20.0).abs() < 1e-3);
+    /// ```
+    pub fn rms_dbfs(&self) -> f32 {
+        to_dbfs(self.rms())
+    }
+
+    /// The current figures, without resetting.
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[0.5f32]);
+    /// assert_eq!(meter.level().samples, 1);
+    /// assert_eq!(meter.level(), meter.level());
+    /// ```
+    pub fn level(&self) -> Level {
+        Level {
+            peak: self.peak(),
+            rms: self.rms(),
+            samples: self.samples,
+            ignored: self.ignored,
+        }
+    }
+
+    /// Forgets everything fed so far.
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[0.5f32]);
+    /// meter.reset();
+    /// assert_eq!(meter, LevelMeter::new());
+    /// ```
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// The current figures, then a reset: call once per display interval.
+    ///
+    /// ```
+    /// use w4l_core::level::LevelMeter;
+    /// let mut meter = LevelMeter::new();
+    /// meter.feed(&[0.5f32]);
+    /// assert_eq!(meter.take().peak, 0.5);
+    /// assert_eq!(meter.take().peak, 0.0);
+    /// ```
+    pub fn take(&mut self) -> Level {
+        let level = self.level();
+        self.reset();
+        level
+    }
+}
