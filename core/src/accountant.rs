@@ -1,1 +1,1237 @@
-//! TODO(stub): accountant
+//! Budget-based memory accountant with reservations.
+//!
+//! The earlier design had a "memory limit" that was checked after the fact. Here memory is
+//! *reserved* before it is used: [`Accountant::try_reserve`] either hands out a
+//! [`Reservation`] for the bytes or refuses with a [`ReserveError`] that says what was
+//! asked, what is available and who holds the rest. A reservation gives its bytes back
+//! exactly once, when it is dropped (or [`Reservation::release`]d).
+//!
+//! # Budgets and categories
+//!
+//! * One **memory budget** shared by [`Category::Audio`], [`Category::Model`] and
+//!   [`Category::Other`].
+//! * A separate **disk budget** for [`Category::Disk`] (spill and temporary files); disk
+//!   bytes never count against the memory budget.
+//! * Optional **per-category limits** on top ([`Accountant::with_limit`]).
+//!
+//! # Concurrency
+//!
+//! The accountant is lock-free: every figure is an atomic, updated with compare-and-swap
+//! loops. The memory total is raised with a CAS that refuses to pass the budget, so the
+//! budget is never exceeded, not even for an instant under contention. A category limit
+//! is checked after the total was charged; when it refuses, the total is rolled back. In
+//! that instant another thread can see the total higher than the sum of the categories
+//! and be refused although the budget would have fit it: the accountant errs on the safe
+//! side. A [`Figures`] snapshot taken while other threads reserve is not one atomic
+//! picture (each figure is read on its own).
+//!
+//! # Byte quantities
+//!
+//! Bytes are `usize`. On 32-bit firmware budgets are therefore below 4 GiB, which is
+//! plenty for a few KiB of RAM; the host is 64-bit. Reservation and refusal *counters*
+//! are `usize` too and wrap after `usize::MAX` events (4 billion on 32-bit firmware); the
+//! live count is their difference and stays exact across a wrap.
+//!
+//! # Example
+//!
+//! ```
+//! use w4l_core::accountant::{Accountant, Category};
+//!
+//! // 4 KiB of memory, 1 KiB of it at most for audio; 8 KiB of disk.
+//! static ACCOUNTANT: Accountant = Accountant::new(4096, 8192).with_limit(Category::Audio, 1024);
+//!
+//! let mut buffer = ACCOUNTANT.try_reserve(Category::Audio, 512)?;
+//! buffer.grow(256)?;
+//! assert_eq!(ACCOUNTANT.used(Category::Audio), 768);
+//!
+//! // The audio limit refuses, and says who holds the memory.
+//! let err = ACCOUNTANT.try_reserve(Category::Audio, 512).unwrap_err();
+//! assert_eq!(err.available, 256);
+//! assert_eq!(err.holders.largest().map(|h| h.category), Some(Category::Audio));
+//!
+//! drop(buffer);
+//! assert_eq!(ACCOUNTANT.memory_used(), 0);
+//! # Ok::<(), w4l_core::accountant::ReserveError>(())
+//! ```
+
+use core::fmt;
+use core::ops::Deref;
+
+use crate::sync::{AtomicUsize, Ordering};
+
+/// What a reservation is for. The first three share the memory budget; [`Category::Disk`]
+/// has a budget of its own.
+///
+/// ```
+/// use w4l_core::accountant::Category;
+///
+/// assert!(Category::Audio.is_memory());
+/// assert!(!Category::Disk.is_memory());
+/// assert_eq!(Category::Model.index(), 1);
+/// assert_eq!(Category::Other.to_string(), "other");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Category {
+    /// Audio buffers (capture, windows, chunks awaiting transcription).
+    Audio,
+    /// The speech model (weights and inference state).
+    Model,
+    /// Everything else held in memory.
+    Other,
+    /// Spill and temporary files on disk; counted against the disk budget, not memory.
+    Disk,
+}
+
+impl Category {
+    /// Every category, in [`index`](Category::index) order.
+    ///
+    /// ```
+    /// use w4l_core::accountant::Category;
+    /// assert_eq!(Category::ALL.len(), 4);
+    /// assert!(Category::ALL.iter().enumerate().all(|(i, c)| c.index() == i));
+    /// ```
+    pub const ALL: [Category; 4] = [
+        Category::Audio,
+        Category::Model,
+        Category::Other,
+        Category::Disk,
+    ];
+
+    /// The categories that share the memory budget.
+    ///
+    /// ```
+    /// use w4l_core::accountant::Category;
+    /// assert!(Category::MEMORY.iter().all(|c| c.is_memory()));
+    /// ```
+    pub const MEMORY: [Category; 3] = [Category::Audio, Category::Model, Category::Other];
+
+    /// Position of the category in [`Category::ALL`] and in [`Figures::categories`].
+    ///
+    /// ```
+    /// use w4l_core::accountant::Category;
+    /// assert_eq!(Category::Disk.index(), 3);
+    /// ```
+    pub const fn index(self) -> usize {
+        match self {
+            Category::Audio => 0,
+            Category::Model => 1,
+            Category::Other => 2,
+            Category::Disk => 3,
+        }
+    }
+
+    /// `true` for the categories counted against the memory budget.
+    ///
+    /// ```
+    /// use w4l_core::accountant::Category;
+    /// assert!(Category::Other.is_memory());
+    /// ```
+    pub const fn is_memory(self) -> bool {
+        !matches!(self, Category::Disk)
+    }
+
+    /// Lower-case name, as used in messages.
+    ///
+    /// ```
+    /// use w4l_core::accountant::Category;
+    /// assert_eq!(Category::Audio.name(), "audio");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Category::Audio => "audio",
+            Category::Model => "model",
+            Category::Other => "other",
+            Category::Disk => "disk",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which bound refused a reservation.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Bound, Category};
+///
+/// let acc = Accountant::new(100, 0);
+/// assert_eq!(acc.try_reserve(Category::Model, 101).unwrap_err().bound, Bound::MemoryBudget);
+/// assert_eq!(acc.try_reserve(Category::Disk, 1).unwrap_err().bound, Bound::DiskBudget);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Bound {
+    /// The memory budget shared by the memory categories.
+    MemoryBudget,
+    /// The disk budget of [`Category::Disk`].
+    DiskBudget,
+    /// The per-category limit set with [`Accountant::with_limit`].
+    CategoryLimit,
+}
+
+/// Whether a refused request was a new reservation or the growth of an existing one.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category, ReserveOp};
+///
+/// let acc = Accountant::new(10, 0);
+/// let mut r = acc.try_reserve(Category::Other, 10).unwrap();
+/// assert_eq!(r.grow(1).unwrap_err().op, ReserveOp::Grow);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ReserveOp {
+    /// [`Accountant::try_reserve`] / [`Accountant::try_reserve_in`].
+    Reserve,
+    /// [`Reservation::grow`].
+    Grow,
+}
+
+/// Usage of one category at the time of a refusal.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(10, 0);
+/// let _m = acc.try_reserve(Category::Model, 8).unwrap();
+/// let err = acc.try_reserve(Category::Audio, 4).unwrap_err();
+/// let top = err.holders.largest().unwrap();
+/// assert_eq!((top.category, top.bytes, top.live), (Category::Model, 8, 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Holder {
+    /// The category.
+    pub category: Category,
+    /// Bytes it holds.
+    pub bytes: usize,
+    /// Live reservations it holds them in.
+    pub live: usize,
+}
+
+/// The categories holding a budget, largest first: "who is using the memory?".
+///
+/// For a memory refusal these are the three memory categories; for a disk refusal, the
+/// disk category alone.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(100, 0);
+/// let _a = acc.try_reserve(Category::Audio, 30).unwrap();
+/// let _m = acc.try_reserve(Category::Model, 60).unwrap();
+/// let holders = acc.holders(Category::Other);
+/// let order: Vec<_> = holders.iter().map(|h| (h.category, h.bytes)).collect();
+/// assert_eq!(order, [(Category::Model, 60), (Category::Audio, 30), (Category::Other, 0)]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Holders {
+    entries: [Holder; 3],
+    len: usize,
+}
+
+impl Holders {
+    /// The holders, largest first (ties in category order).
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(1, 1);
+    /// assert_eq!(acc.holders(Category::Audio).as_slice().len(), 3);
+    /// assert_eq!(acc.holders(Category::Disk).as_slice().len(), 1);
+    /// ```
+    pub fn as_slice(&self) -> &[Holder] {
+        self.entries.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Iterates over the holders, largest first.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(1, 1);
+    /// assert_eq!(acc.holders(Category::Model).iter().map(|h| h.bytes).sum::<usize>(), 0);
+    /// ```
+    pub fn iter(&self) -> core::slice::Iter<'_, Holder> {
+        self.as_slice().iter()
+    }
+
+    /// The largest holder (`None` only if there are no categories to list).
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(8, 8);
+    /// let _d = acc.try_reserve(Category::Disk, 5).unwrap();
+    /// assert_eq!(acc.holders(Category::Disk).largest().unwrap().bytes, 5);
+    /// ```
+    pub fn largest(&self) -> Option<&Holder> {
+        self.as_slice().first()
+    }
+}
+
+impl fmt::Display for Holders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, h) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {} B in {}", h.category, h.bytes, h.live)?;
+        }
+        Ok(())
+    }
+}
+
+/// A reservation (or growth) was refused.
+///
+/// Says what was asked ([`requested`](Self::requested) bytes of
+/// [`category`](Self::category)), what is available under the bound that refused, and
+/// who holds the rest ([`holders`](Self::holders), largest first).
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Bound, Category};
+///
+/// let acc = Accountant::new(1000, 0);
+/// let _model = acc.try_reserve(Category::Model, 900).unwrap();
+/// let err = acc.try_reserve(Category::Audio, 200).unwrap_err();
+/// assert_eq!((err.requested, err.available, err.bound, err.limit), (200, 100, Bound::MemoryBudget, 1000));
+/// assert!(err.to_string().starts_with("cannot reserve 200 bytes of audio"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReserveError {
+    /// New reservation or growth of an existing one.
+    pub op: ReserveOp,
+    /// The category asked for.
+    pub category: Category,
+    /// Bytes asked for (for a growth: the additional bytes).
+    pub requested: usize,
+    /// Bytes that were still free under the bound that refused.
+    pub available: usize,
+    /// The bound that refused.
+    pub bound: Bound,
+    /// The size of that bound in bytes.
+    pub limit: usize,
+    /// Per-category usage of that bound's pool at the time of the refusal, largest first.
+    pub holders: Holders,
+}
+
+impl fmt::Display for ReserveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let more = match self.op {
+            ReserveOp::Reserve => "",
+            ReserveOp::Grow => " more",
+        };
+        write!(
+            f,
+            "cannot reserve {}{} bytes of {}: {} of the {}-byte ",
+            self.requested, more, self.category, self.available, self.limit
+        )?;
+        match self.bound {
+            Bound::MemoryBudget => f.write_str("memory budget")?,
+            Bound::DiskBudget => f.write_str("disk budget")?,
+            Bound::CategoryLimit => write!(f, "{} limit", self.category)?,
+        }
+        write!(f, " available; largest holders: {}; ", self.holders)?;
+        match self.bound {
+            Bound::MemoryBudget => {
+                f.write_str("release or shrink reservations, or raise the memory budget")
+            }
+            Bound::DiskBudget => f.write_str("delete spill files, or raise the disk budget"),
+            Bound::CategoryLimit => write!(
+                f,
+                "release or shrink {} reservations, or raise the {} limit",
+                self.category, self.category
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ReserveError {}
+
+/// The operation that asked a reservation for more bytes than it holds.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category, ReduceOp};
+///
+/// let acc = Accountant::new(10, 0);
+/// let mut r = acc.try_reserve(Category::Other, 4).unwrap();
+/// assert_eq!(r.shrink(5).unwrap_err().op, ReduceOp::Shrink);
+/// assert_eq!(r.split(5).unwrap_err().op, ReduceOp::Split);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ReduceOp {
+    /// [`Reservation::shrink`].
+    Shrink,
+    /// [`Reservation::split`].
+    Split,
+}
+
+/// A shrink or split asked for more bytes than the reservation holds; nothing changed.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(10, 0);
+/// let mut r = acc.try_reserve(Category::Other, 4).unwrap();
+/// let err = r.shrink(6).unwrap_err();
+/// assert_eq!((err.requested, err.held), (6, 4));
+/// assert_eq!(r.bytes(), 4);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReduceError {
+    /// Shrink or split.
+    pub op: ReduceOp,
+    /// The category of the reservation.
+    pub category: Category,
+    /// Bytes asked for.
+    pub requested: usize,
+    /// Bytes the reservation holds.
+    pub held: usize,
+}
+
+impl fmt::Display for ReduceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.op {
+            ReduceOp::Shrink => "shrink a reservation by",
+            ReduceOp::Split => "split off",
+        };
+        write!(
+            f,
+            "cannot {verb} {} bytes: the {} reservation holds only {} bytes; ask for at most {} bytes",
+            self.requested, self.category, self.held, self.held
+        )
+    }
+}
+
+impl core::error::Error for ReduceError {}
+
+/// Figures of one category in a [`Figures`] snapshot.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(100, 0).with_limit(Category::Audio, 50);
+/// drop(acc.try_reserve(Category::Audio, 40).unwrap());
+/// let _ = acc.try_reserve(Category::Audio, 60);
+/// let audio = acc.figures().categories[Category::Audio.index()];
+/// assert_eq!((audio.used, audio.peak, audio.limit), (0, 40, Some(50)));
+/// assert_eq!((audio.live, audio.granted, audio.refused), (0, 1, 1));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CategoryFigures {
+    /// Bytes held now.
+    pub used: usize,
+    /// Highest `used` seen.
+    pub peak: usize,
+    /// The per-category limit, if one was set.
+    pub limit: Option<usize>,
+    /// Reservations alive now.
+    pub live: usize,
+    /// Reservations ever granted (new ones and the parts split off).
+    pub granted: usize,
+    /// Requests refused (new reservations and growths).
+    pub refused: usize,
+}
+
+/// A plain snapshot of everything the accountant counts.
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(100, 50);
+/// let _a = acc.try_reserve(Category::Audio, 10).unwrap();
+/// let _d = acc.try_reserve(Category::Disk, 20).unwrap();
+/// let f = acc.figures();
+/// assert_eq!((f.memory_used, f.disk_used, f.live, f.granted), (10, 20, 2, 2));
+/// assert_eq!(f.memory_available(), 90);
+/// assert_eq!(f.category(Category::Disk).used, 20);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Figures {
+    /// The memory budget.
+    pub memory_budget: usize,
+    /// Memory bytes held now (audio + model + other).
+    pub memory_used: usize,
+    /// Highest `memory_used` seen.
+    pub memory_peak: usize,
+    /// The disk budget.
+    pub disk_budget: usize,
+    /// Disk bytes held now.
+    pub disk_used: usize,
+    /// Highest `disk_used` seen.
+    pub disk_peak: usize,
+    /// Per category, indexed by [`Category::index`].
+    pub categories: [CategoryFigures; 4],
+    /// Reservations alive now, all categories.
+    pub live: usize,
+    /// Reservations ever granted, all categories.
+    pub granted: usize,
+    /// Requests refused, all categories.
+    pub refused: usize,
+}
+
+impl Figures {
+    /// The figures of one category.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// assert_eq!(acc.figures().category(Category::Model).used, 0);
+    /// ```
+    pub fn category(&self, category: Category) -> &CategoryFigures {
+        &self.categories[category.index()]
+    }
+
+    /// Memory bytes not yet reserved.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let _r = acc.try_reserve(Category::Model, 3).unwrap();
+    /// assert_eq!(acc.figures().memory_available(), 7);
+    /// ```
+    pub fn memory_available(&self) -> usize {
+        self.memory_budget.saturating_sub(self.memory_used)
+    }
+
+    /// Disk bytes not yet reserved.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(0, 10);
+    /// let _r = acc.try_reserve(Category::Disk, 4).unwrap();
+    /// assert_eq!(acc.figures().disk_available(), 6);
+    /// ```
+    pub fn disk_available(&self) -> usize {
+        self.disk_budget.saturating_sub(self.disk_used)
+    }
+}
+
+/// Atomic figures of one category.
+#[derive(Debug)]
+struct Cell {
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    granted: AtomicUsize,
+    ended: AtomicUsize,
+    refused: AtomicUsize,
+}
+
+/// Defines a constructor as `const fn` normally and as a plain `fn` under `cfg(loom)`
+/// (loom's atomics have no `const fn new`).
+macro_rules! maybe_const_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($args:tt)*) -> $ret:ty $body:block) => {
+        #[cfg(not(loom))]
+        $(#[$meta])*
+        $vis const fn $name($($args)*) -> $ret $body
+        #[cfg(loom)]
+        $(#[$meta])*
+        $vis fn $name($($args)*) -> $ret $body
+    };
+}
+
+impl Cell {
+    maybe_const_fn! {
+        fn new() -> Self {
+            Cell {
+                used: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                granted: AtomicUsize::new(0),
+                ended: AtomicUsize::new(0),
+                refused: AtomicUsize::new(0),
+            }
+        }
+    }
+}
+
+/// Raises `peak` to `value` if it is higher; a plain load when it is not.
+#[inline]
+fn bump_peak(peak: &AtomicUsize, value: usize) {
+    if value > peak.load(Ordering::Relaxed) {
+        peak.fetch_max(value, Ordering::Relaxed);
+    }
+}
+
+/// Raises `counter` by `bytes` unless that would pass `cap`; returns the new value, or
+/// the value that refused.
+#[inline]
+fn try_add_capped(counter: &AtomicUsize, bytes: usize, cap: usize) -> Result<usize, usize> {
+    let mut current = counter.load(Ordering::Relaxed);
+    loop {
+        let new = match current.checked_add(bytes) {
+            Some(new) if new <= cap => new,
+            _ => return Err(current),
+        };
+        match counter.compare_exchange_weak(current, new, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return Ok(new),
+            Err(seen) => current = seen,
+        }
+    }
+}
+
+/// The lock-free memory accountant. See the [module documentation](self).
+///
+/// Build it with [`Accountant::new`] (a `const fn`, so it can be a `static` on firmware)
+/// and [`Accountant::with_limit`], or from a [`Budget`](crate::budget::Budget).
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(1 << 20, 0);
+/// let r = acc.try_reserve(Category::Model, 1000).unwrap();
+/// assert_eq!(acc.memory_used(), 1000);
+/// r.release();
+/// assert_eq!(acc.memory_used(), 0);
+/// ```
+#[derive(Debug)]
+pub struct Accountant {
+    memory_budget: usize,
+    disk_budget: usize,
+    /// Per-category limit as set (`usize::MAX` = none).
+    limits: [usize; 4],
+    memory_used: AtomicUsize,
+    memory_peak: AtomicUsize,
+    cells: [Cell; 4],
+}
+
+impl Accountant {
+    maybe_const_fn! {
+        /// An accountant with `memory_budget` bytes shared by the memory categories and
+        /// `disk_budget` bytes for [`Category::Disk`], and no per-category limits.
+        ///
+        /// `const fn` (except under `cfg(loom)`), so it can initialise a `static`.
+        ///
+        /// ```
+        /// use w4l_core::accountant::Accountant;
+        /// static ACC: Accountant = Accountant::new(2048, 0);
+        /// assert_eq!(ACC.memory_budget(), 2048);
+        /// ```
+        pub fn new(memory_budget: usize, disk_budget: usize) -> Self {
+            Accountant {
+                memory_budget,
+                disk_budget,
+                limits: [usize::MAX; 4],
+                memory_used: AtomicUsize::new(0),
+                memory_peak: AtomicUsize::new(0),
+                cells: [Cell::new(), Cell::new(), Cell::new(), Cell::new()],
+            }
+        }
+    }
+
+    maybe_const_fn! {
+        /// Limits `category` to at most `limit` bytes, on top of its budget.
+        ///
+        /// A limit above the budget has no effect beyond the budget. For
+        /// [`Category::Disk`] the effective limit is the smaller of the two.
+        ///
+        /// ```
+        /// use w4l_core::accountant::{Accountant, Category};
+        /// let acc = Accountant::new(100, 0).with_limit(Category::Audio, 10);
+        /// assert_eq!(acc.limit(Category::Audio), Some(10));
+        /// assert!(acc.try_reserve(Category::Audio, 11).is_err());
+        /// ```
+        #[must_use]
+        pub fn with_limit(mut self, category: Category, limit: usize) -> Self {
+            self.limits[category.index()] = limit;
+            self
+        }
+    }
+
+    /// The memory budget in bytes.
+    ///
+    /// ```
+    /// use w4l_core::accountant::Accountant;
+    /// assert_eq!(Accountant::new(7, 0).memory_budget(), 7);
+    /// ```
+    pub fn memory_budget(&self) -> usize {
+        self.memory_budget
+    }
+
+    /// The disk budget in bytes.
+    ///
+    /// ```
+    /// use w4l_core::accountant::Accountant;
+    /// assert_eq!(Accountant::new(0, 9).disk_budget(), 9);
+    /// ```
+    pub fn disk_budget(&self) -> usize {
+        self.disk_budget
+    }
+
+    /// The per-category limit set with [`with_limit`](Self::with_limit), if any.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// assert_eq!(Accountant::new(1, 1).limit(Category::Model), None);
+    /// ```
+    pub fn limit(&self, category: Category) -> Option<usize> {
+        match self.limits[category.index()] {
+            usize::MAX => None,
+            limit => Some(limit),
+        }
+    }
+
+    /// Memory bytes held now (audio + model + other).
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 10);
+    /// let _d = acc.try_reserve(Category::Disk, 5).unwrap();
+    /// assert_eq!(acc.memory_used(), 0);
+    /// ```
+    pub fn memory_used(&self) -> usize {
+        self.memory_used.load(Ordering::Acquire)
+    }
+
+    /// Disk bytes held now.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 10);
+    /// let _d = acc.try_reserve(Category::Disk, 5).unwrap();
+    /// assert_eq!(acc.disk_used(), 5);
+    /// ```
+    pub fn disk_used(&self) -> usize {
+        self.used(Category::Disk)
+    }
+
+    /// Bytes `category` holds now.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let _r = acc.try_reserve(Category::Other, 3).unwrap();
+    /// assert_eq!(acc.used(Category::Other), 3);
+    /// ```
+    pub fn used(&self, category: Category) -> usize {
+        self.cells[category.index()].used.load(Ordering::Acquire)
+    }
+
+    /// Bytes a new reservation of `category` could get right now (the smaller of what its
+    /// budget and its limit leave). Another thread may take them first.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(100, 0).with_limit(Category::Audio, 30);
+    /// let _m = acc.try_reserve(Category::Model, 80).unwrap();
+    /// assert_eq!(acc.available(Category::Audio), 20);
+    /// assert_eq!(acc.available(Category::Disk), 0);
+    /// ```
+    pub fn available(&self, category: Category) -> usize {
+        let cap = self.cap(category);
+        let by_limit = cap.saturating_sub(self.used(category));
+        if category.is_memory() {
+            by_limit.min(self.memory_budget.saturating_sub(self.memory_used()))
+        } else {
+            by_limit
+        }
+    }
+
+    /// The effective per-category cap: the limit, and for disk also the disk budget.
+    #[inline]
+    fn cap(&self, category: Category) -> usize {
+        let limit = self.limits[category.index()];
+        if category.is_memory() {
+            limit
+        } else {
+            limit.min(self.disk_budget)
+        }
+    }
+
+    /// Reserves `bytes` of `category`, borrowing the accountant.
+    ///
+    /// Use [`try_reserve_in`](Self::try_reserve_in) to have the reservation own a shared
+    /// handle (an `Arc<Accountant>`) instead. A zero-byte reservation is granted (and
+    /// counted) like any other.
+    ///
+    /// # Errors
+    ///
+    /// [`ReserveError`] when the budget or the category limit does not have `bytes` left;
+    /// nothing is reserved then.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(100, 0);
+    /// let r = acc.try_reserve(Category::Audio, 60).unwrap();
+    /// assert_eq!(r.bytes(), 60);
+    /// assert!(acc.try_reserve(Category::Audio, 41).is_err());
+    /// ```
+    pub fn try_reserve(
+        &self,
+        category: Category,
+        bytes: usize,
+    ) -> Result<Reservation<&Self>, ReserveError> {
+        Self::try_reserve_in(self, category, bytes)
+    }
+
+    /// Reserves `bytes` of `category`; the reservation keeps `handle` (any
+    /// `Deref<Target = Accountant>`: `&Accountant`, `Arc<Accountant>`, ...).
+    ///
+    /// # Errors
+    ///
+    /// [`ReserveError`] when the budget or the category limit does not have `bytes` left;
+    /// nothing is reserved then.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use w4l_core::accountant::{Accountant, Category, Reservation};
+    ///
+    /// struct Recorder {
+    ///     buffer: Reservation<Arc<Accountant>>,
+    /// }
+    /// let acc = Arc::new(Accountant::new(1 << 20, 0));
+    /// let rec = Recorder { buffer: Accountant::try_reserve_in(acc.clone(), Category::Audio, 4096)? };
+    /// assert_eq!(acc.used(Category::Audio), 4096);
+    /// drop(rec);
+    /// assert_eq!(acc.used(Category::Audio), 0);
+    /// # Ok::<(), w4l_core::accountant::ReserveError>(())
+    /// ```
+    pub fn try_reserve_in<A: Deref<Target = Accountant>>(
+        handle: A,
+        category: Category,
+        bytes: usize,
+    ) -> Result<Reservation<A>, ReserveError> {
+        handle.charge(category, bytes, ReserveOp::Reserve)?;
+        handle.cells[category.index()]
+            .granted
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Reservation {
+            handle,
+            category,
+            bytes,
+        })
+    }
+
+    /// Charges `bytes` to `category` (and to the memory total for memory categories), or
+    /// refuses and counts the refusal.
+    #[inline]
+    fn charge(&self, category: Category, bytes: usize, op: ReserveOp) -> Result<(), ReserveError> {
+        let cell = &self.cells[category.index()];
+        let cap = self.cap(category);
+        if !category.is_memory() {
+            return match try_add_capped(&cell.used, bytes, cap) {
+                Ok(new) => {
+                    bump_peak(&cell.peak, new);
+                    Ok(())
+                }
+                Err(current) => {
+                    let bound = if cap < self.disk_budget {
+                        Bound::CategoryLimit
+                    } else {
+                        Bound::DiskBudget
+                    };
+                    Err(self.refuse(category, bytes, op, bound, cap, current))
+                }
+            };
+        }
+        // The total first: the CAS never lets it pass the budget.
+        let total = match try_add_capped(&self.memory_used, bytes, self.memory_budget) {
+            Ok(total) => total,
+            Err(current) => {
+                return Err(self.refuse(
+                    category,
+                    bytes,
+                    op,
+                    Bound::MemoryBudget,
+                    self.memory_budget,
+                    current,
+                ));
+            }
+        };
+        let new = if cap >= self.memory_budget {
+            // No limit below the budget: the category is at most the total, which was
+            // charged first and is at most the budget, so this cannot overflow.
+            cell.used
+                .fetch_add(bytes, Ordering::Relaxed)
+                .wrapping_add(bytes)
+        } else {
+            match try_add_capped(&cell.used, bytes, cap) {
+                Ok(new) => new,
+                Err(current) => {
+                    // Roll the total back: the category limit refused.
+                    self.memory_used.fetch_sub(bytes, Ordering::Release);
+                    return Err(self.refuse(
+                        category,
+                        bytes,
+                        op,
+                        Bound::CategoryLimit,
+                        cap,
+                        current,
+                    ));
+                }
+            }
+        };
+        bump_peak(&cell.peak, new);
+        bump_peak(&self.memory_peak, total);
+        Ok(())
+    }
+
+    /// Gives `bytes` of `category` back.
+    #[inline]
+    fn discharge(&self, category: Category, bytes: usize) {
+        // Category before total: a category never holds bytes the total does not.
+        self.cells[category.index()]
+            .used
+            .fetch_sub(bytes, Ordering::Release);
+        if category.is_memory() {
+            self.memory_used.fetch_sub(bytes, Ordering::Release);
+        }
+    }
+
+    /// Counts a refusal and builds its error.
+    #[cold]
+    fn refuse(
+        &self,
+        category: Category,
+        requested: usize,
+        op: ReserveOp,
+        bound: Bound,
+        limit: usize,
+        current: usize,
+    ) -> ReserveError {
+        self.cells[category.index()]
+            .refused
+            .fetch_add(1, Ordering::Relaxed);
+        ReserveError {
+            op,
+            category,
+            requested,
+            available: limit.saturating_sub(current),
+            bound,
+            limit,
+            holders: self.holders(category),
+        }
+    }
+
+    /// The categories sharing `category`'s budget with their usage, largest first.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let _o = acc.try_reserve(Category::Other, 2).unwrap();
+    /// assert_eq!(acc.holders(Category::Audio).largest().unwrap().category, Category::Other);
+    /// ```
+    pub fn holders(&self, category: Category) -> Holders {
+        let holder = |c: Category| {
+            let cell = &self.cells[c.index()];
+            Holder {
+                category: c,
+                bytes: cell.used.load(Ordering::Acquire),
+                live: live(cell),
+            }
+        };
+        if !category.is_memory() {
+            let disk = holder(Category::Disk);
+            return Holders {
+                entries: [disk, disk, disk],
+                len: 1,
+            };
+        }
+        let mut entries = Category::MEMORY.map(holder);
+        // Three entries: a stable insertion sort, largest first.
+        for i in 1..entries.len() {
+            let mut j = i;
+            while j > 0 && entries[j - 1].bytes < entries[j].bytes {
+                entries.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        Holders { entries, len: 3 }
+    }
+
+    /// A snapshot of every figure. See [`Figures`].
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let _ = acc.try_reserve(Category::Model, 11);
+    /// assert_eq!(acc.figures().refused, 1);
+    /// ```
+    pub fn figures(&self) -> Figures {
+        let mut categories = [CategoryFigures::default(); 4];
+        let (mut all_live, mut granted, mut refused) = (0usize, 0usize, 0usize);
+        for (c, out) in Category::ALL.iter().zip(categories.iter_mut()) {
+            let cell = &self.cells[c.index()];
+            *out = CategoryFigures {
+                used: cell.used.load(Ordering::Acquire),
+                peak: cell.peak.load(Ordering::Relaxed),
+                limit: self.limit(*c),
+                live: live(cell),
+                granted: cell.granted.load(Ordering::Relaxed),
+                refused: cell.refused.load(Ordering::Relaxed),
+            };
+            all_live = all_live.wrapping_add(out.live);
+            granted = granted.wrapping_add(out.granted);
+            refused = refused.wrapping_add(out.refused);
+        }
+        let disk = categories[Category::Disk.index()];
+        Figures {
+            memory_budget: self.memory_budget,
+            memory_used: self.memory_used(),
+            memory_peak: self.memory_peak.load(Ordering::Relaxed),
+            disk_budget: self.disk_budget,
+            disk_used: disk.used,
+            disk_peak: disk.peak,
+            categories,
+            live: all_live,
+            granted,
+            refused,
+        }
+    }
+
+    /// Same as [`figures`](Self::figures).
+    ///
+    /// ```
+    /// use w4l_core::accountant::Accountant;
+    /// let acc = Accountant::new(10, 0);
+    /// assert_eq!(acc.snapshot(), acc.figures());
+    /// ```
+    pub fn snapshot(&self) -> Figures {
+        self.figures()
+    }
+}
+
+/// Live reservations of a cell: granted minus ended (exact across counter wrap-around).
+fn live(cell: &Cell) -> usize {
+    // Ended first: a reservation is granted before it ends, so reading in this order
+    // never shows more ended than granted in a quiescent moment.
+    let ended = cell.ended.load(Ordering::Acquire);
+    cell.granted.load(Ordering::Acquire).wrapping_sub(ended)
+}
+
+/// Bytes reserved from an [`Accountant`], given back exactly once when dropped.
+///
+/// Generic over the handle `A` it keeps: `&Accountant` (firmware statics, scoped use) or
+/// an owning shared handle such as `Arc<Accountant>` (long-lived host structs).
+///
+/// ```
+/// use w4l_core::accountant::{Accountant, Category};
+///
+/// let acc = Accountant::new(1000, 0);
+/// let mut r = acc.try_reserve(Category::Audio, 100)?;
+/// r.grow(50)?;
+/// r.shrink(30).unwrap();
+/// let half = r.split(60).unwrap();
+/// assert_eq!((r.bytes(), half.bytes()), (60, 60));
+/// assert_eq!(acc.used(Category::Audio), 120);
+/// drop(half);
+/// r.release();
+/// assert_eq!(acc.used(Category::Audio), 0);
+/// # Ok::<(), w4l_core::accountant::ReserveError>(())
+/// ```
+pub struct Reservation<A: Deref<Target = Accountant>> {
+    handle: A,
+    category: Category,
+    bytes: usize,
+}
+
+impl<A: Deref<Target = Accountant>> Reservation<A> {
+    /// Bytes held.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// assert_eq!(acc.try_reserve(Category::Other, 4).unwrap().bytes(), 4);
+    /// ```
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The category the bytes are held in.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// assert_eq!(acc.try_reserve(Category::Model, 1).unwrap().category(), Category::Model);
+    /// ```
+    pub fn category(&self) -> Category {
+        self.category
+    }
+
+    /// The accountant the bytes are reserved from.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let r = acc.try_reserve(Category::Model, 1).unwrap();
+    /// assert!(core::ptr::eq(r.accountant(), &acc));
+    /// ```
+    pub fn accountant(&self) -> &Accountant {
+        &self.handle
+    }
+
+    /// Reserves `bytes` more in the same category.
+    ///
+    /// # Errors
+    ///
+    /// [`ReserveError`] (with [`ReserveOp::Grow`]) when the budget or the limit does not
+    /// have them; the reservation is unchanged then.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
+    /// r.grow(6).unwrap();
+    /// assert!(r.grow(1).is_err());
+    /// assert_eq!(r.bytes(), 10);
+    /// ```
+    pub fn grow(&mut self, bytes: usize) -> Result<(), ReserveError> {
+        self.handle.charge(self.category, bytes, ReserveOp::Grow)?;
+        // Cannot overflow: the charge succeeded, so the category holds at least
+        // `self.bytes + bytes` and that fits in a usize.
+        self.bytes = self.bytes.saturating_add(bytes);
+        Ok(())
+    }
+
+    /// Gives `bytes` of the reservation back.
+    ///
+    /// # Errors
+    ///
+    /// [`ReduceError`] when the reservation holds fewer than `bytes`; nothing changes.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
+    /// r.shrink(4).unwrap();
+    /// assert_eq!((r.bytes(), acc.memory_used()), (0, 0));
+    /// assert!(r.shrink(1).is_err());
+    /// ```
+    pub fn shrink(&mut self, bytes: usize) -> Result<(), ReduceError> {
+        let rest = self.reduce(bytes, ReduceOp::Shrink)?;
+        self.handle.discharge(self.category, bytes);
+        self.bytes = rest;
+        Ok(())
+    }
+
+    /// Grows or shrinks the reservation to exactly `bytes`.
+    ///
+    /// # Errors
+    ///
+    /// [`ReserveError`] when growing is refused; the reservation is unchanged then.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
+    /// r.resize(9).unwrap();
+    /// r.resize(2).unwrap();
+    /// assert_eq!(acc.memory_used(), 2);
+    /// ```
+    pub fn resize(&mut self, bytes: usize) -> Result<(), ReserveError> {
+        if bytes >= self.bytes {
+            self.grow(bytes - self.bytes)
+        } else {
+            let by = self.bytes - bytes;
+            self.handle.discharge(self.category, by);
+            self.bytes = bytes;
+            Ok(())
+        }
+    }
+
+    /// Moves `bytes` of this reservation into a new one of the same category and
+    /// accountant. Usage does not change; the reservation count goes up by one.
+    ///
+    /// # Errors
+    ///
+    /// [`ReduceError`] when the reservation holds fewer than `bytes`; nothing changes.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let mut r = acc.try_reserve(Category::Audio, 8).unwrap();
+    /// let part = r.split(3).unwrap();
+    /// assert_eq!((r.bytes(), part.bytes(), acc.figures().live), (5, 3, 2));
+    /// ```
+    pub fn split(&mut self, bytes: usize) -> Result<Reservation<A>, ReduceError>
+    where
+        A: Clone,
+    {
+        let rest = self.reduce(bytes, ReduceOp::Split)?;
+        self.handle.cells[self.category.index()]
+            .granted
+            .fetch_add(1, Ordering::Relaxed);
+        self.bytes = rest;
+        Ok(Reservation {
+            handle: self.handle.clone(),
+            category: self.category,
+            bytes,
+        })
+    }
+
+    /// Takes `other`'s bytes into this reservation (same accountant and category); `other`
+    /// ends without giving anything back. Usage does not change.
+    ///
+    /// # Errors
+    ///
+    /// Returns `other` unchanged when it belongs to another accountant or category.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// let mut a = acc.try_reserve(Category::Audio, 2).unwrap();
+    /// let b = acc.try_reserve(Category::Audio, 3).unwrap();
+    /// a.merge(b).unwrap();
+    /// assert_eq!((a.bytes(), acc.memory_used(), acc.figures().live), (5, 5, 1));
+    /// let m = acc.try_reserve(Category::Model, 1).unwrap();
+    /// assert!(a.merge(m).is_err());
+    /// ```
+    pub fn merge(&mut self, mut other: Reservation<A>) -> Result<(), Reservation<A>> {
+        if !core::ptr::eq(self.accountant(), other.accountant()) || self.category != other.category
+        {
+            return Err(other);
+        }
+        // Both hold bytes of the same category and accountant, so their sum is at most
+        // the category's usage and cannot overflow.
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        other.bytes = 0;
+        // Ends `other` (counted as ended) while giving back nothing.
+        drop(other);
+        Ok(())
+    }
+
+    /// Gives the bytes back now (the same as dropping the reservation).
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// let acc = Accountant::new(10, 0);
+    /// acc.try_reserve(Category::Audio, 4).unwrap().release();
+    /// assert_eq!(acc.figures().live, 0);
+    /// ```
+    pub fn release(self) {
+        drop(self);
+    }
+
+    /// The remaining bytes after taking `bytes` away, or the error.
+    fn reduce(&self, bytes: usize, op: ReduceOp) -> Result<usize, ReduceError> {
+        self.bytes.checked_sub(bytes).ok_or(ReduceError {
+            op,
+            category: self.category,
+            requested: bytes,
+            held: self.bytes,
+        })
+    }
+}
+
+impl<A: Deref<Target = Accountant>> Drop for Reservation<A> {
+    fn drop(&mut self) {
+        let cell = &self.handle.cells[self.category.index()];
+        self.handle.discharge(self.category, self.bytes);
+        cell.ended.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl<A: Deref<Target = Accountant>> fmt::Debug for Reservation<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reservation")
+            .field("category", &self.category)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}

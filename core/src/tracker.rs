@@ -1,1 +1,696 @@
-//! TODO(stub): tracker
+//! Fixed-capacity registry of tracked buffers, with victim selection for cleanup.
+//!
+//! The earlier design's `AudioBufferTracker` "cleaned up" by forgetting list entries while
+//! the memory stayed allocated. Here every entry **owns** its payload — normally the
+//! buffer's [`Reservation`] (or a tuple of the reservation and the buffer itself) — so
+//! releasing an entry and dropping it frees the memory for real.
+//!
+//! The tracker holds at most `N` entries in place (no heap). Time is an input:
+//! creation times and "now" are milliseconds on whatever clock the caller uses.
+//!
+//! ```
+//! use w4l_core::accountant::{Accountant, Category};
+//! use w4l_core::tracker::{BufferId, Order, Priority, Tracker};
+//!
+//! let acc = Accountant::new(10_000, 0);
+//! let mut tracker: Tracker<_, 8> = Tracker::new();
+//! for (id, bytes, at) in [(1, 1000, 0), (2, 3000, 10), (3, 2000, 20)] {
+//!     let r = acc.try_reserve(Category::Audio, bytes).unwrap();
+//!     tracker.register(BufferId(id), at, Priority::Normal, r).unwrap();
+//! }
+//!
+//! // Free at least 2500 bytes, oldest first: buffers 1 and 2.
+//! let mut victims = [BufferId(0); 8];
+//! let picked = tracker.select_victims(Order::OldestFirst, false, 2500, &mut victims);
+//! assert_eq!((&victims[..picked.count], picked.bytes), (&[BufferId(1), BufferId(2)][..], 4000));
+//! for id in &victims[..picked.count] {
+//!     drop(tracker.release(*id).unwrap()); // frees the reservation
+//! }
+//! assert_eq!(acc.memory_used(), 2000);
+//! ```
+
+use core::fmt;
+use core::ops::Deref;
+
+use crate::accountant::{Accountant, Reservation};
+
+/// Something that holds a number of bytes: what a [`Tracker`] entry owns.
+///
+/// ```
+/// use w4l_core::tracker::Tracked;
+/// assert_eq!(4096usize.tracked_bytes(), 4096);
+/// assert_eq!((16usize, "buffer").tracked_bytes(), 16);
+/// ```
+pub trait Tracked {
+    /// Bytes held.
+    fn tracked_bytes(&self) -> usize;
+}
+
+impl<A: Deref<Target = Accountant>> Tracked for Reservation<A> {
+    fn tracked_bytes(&self) -> usize {
+        self.bytes()
+    }
+}
+
+/// A plain byte count (for bookkeeping without an accountant, and tests).
+impl Tracked for usize {
+    fn tracked_bytes(&self) -> usize {
+        *self
+    }
+}
+
+/// A tracked value together with anything else the entry should own (e.g. the buffer
+/// itself): the bytes are the first element's.
+impl<T: Tracked, U> Tracked for (T, U) {
+    fn tracked_bytes(&self) -> usize {
+        self.0.tracked_bytes()
+    }
+}
+
+/// Identifier of a tracked buffer, chosen by the caller; unique within a tracker.
+///
+/// ```
+/// use w4l_core::tracker::BufferId;
+/// assert!(BufferId(1) < BufferId(2));
+/// assert_eq!(BufferId(7).to_string(), "#7");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferId(pub u64);
+
+impl fmt::Display for BufferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// How much a buffer is worth keeping; with `lowest_priority_first` victims are taken
+/// from [`Priority::Low`] up.
+///
+/// ```
+/// use w4l_core::tracker::Priority;
+/// assert!(Priority::Low < Priority::Normal && Priority::Normal < Priority::High);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Priority {
+    /// Cheap to lose (e.g. already transcribed, kept for replay).
+    Low,
+    /// The usual.
+    #[default]
+    Normal,
+    /// Expensive to lose (e.g. not yet transcribed).
+    High,
+}
+
+/// Order in which [`Tracker::select_victims`] picks buffers. Ties go to the smaller id.
+///
+/// ```
+/// use w4l_core::tracker::Order;
+/// assert_ne!(Order::OldestFirst, Order::LargestFirst);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Order {
+    /// Earliest `created_ms` first.
+    OldestFirst,
+    /// Most bytes first (fewest buffers to free).
+    LargestFirst,
+}
+
+/// One tracked buffer: metadata plus the payload it owns.
+///
+/// ```
+/// use w4l_core::tracker::{BufferId, Priority, Tracker};
+/// let mut t: Tracker<usize, 2> = Tracker::new();
+/// t.register(BufferId(3), 100, Priority::High, 64).unwrap();
+/// let e = t.get(BufferId(3)).unwrap();
+/// assert_eq!((e.id, e.bytes(), e.created_ms, e.priority, e.age_ms(250)), (BufferId(3), 64, 100, Priority::High, 150));
+/// ```
+#[derive(Debug)]
+pub struct Entry<P> {
+    /// The caller's id.
+    pub id: BufferId,
+    /// When the buffer was created, in the caller's milliseconds.
+    pub created_ms: u64,
+    /// Its priority.
+    pub priority: Priority,
+    /// What the entry owns (normally the reservation); dropping it frees the memory.
+    pub payload: P,
+}
+
+impl<P: Tracked> Entry<P> {
+    /// Bytes the payload holds.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 1> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::Low, 5).unwrap();
+    /// assert_eq!(t.get(BufferId(1)).unwrap().bytes(), 5);
+    /// ```
+    pub fn bytes(&self) -> usize {
+        self.payload.tracked_bytes()
+    }
+}
+
+impl<P> Entry<P> {
+    /// Milliseconds since creation at `now_ms` (0 if `now_ms` is earlier).
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 1> = Tracker::new();
+    /// t.register(BufferId(1), 50, Priority::Low, 5).unwrap();
+    /// assert_eq!(t.get(BufferId(1)).unwrap().age_ms(10), 0);
+    /// ```
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.created_ms)
+    }
+}
+
+/// Why [`Tracker::register`] refused.
+///
+/// ```
+/// use w4l_core::tracker::RegisterErrorKind;
+/// assert_ne!(RegisterErrorKind::Full { capacity: 1 }, RegisterErrorKind::Duplicate(w4l_core::tracker::BufferId(1)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RegisterErrorKind {
+    /// All `capacity` slots are taken.
+    Full {
+        /// The tracker's capacity `N`.
+        capacity: usize,
+    },
+    /// The id is already registered.
+    Duplicate(BufferId),
+}
+
+/// [`Tracker::register`] refused; the payload is handed back unchanged.
+///
+/// ```
+/// use w4l_core::tracker::{BufferId, Priority, RegisterErrorKind, Tracker};
+/// let mut t: Tracker<usize, 1> = Tracker::new();
+/// t.register(BufferId(1), 0, Priority::Low, 5).unwrap();
+/// let err = t.register(BufferId(2), 0, Priority::Low, 7).unwrap_err();
+/// assert_eq!((err.kind, err.payload), (RegisterErrorKind::Full { capacity: 1 }, 7));
+/// assert!(err.to_string().starts_with("cannot track buffer #2"));
+/// ```
+#[derive(Debug)]
+pub struct RegisterError<P> {
+    /// Why.
+    pub kind: RegisterErrorKind,
+    /// The id that was asked for.
+    pub id: BufferId,
+    /// The payload, back to the caller (dropping it frees its reservation).
+    pub payload: P,
+}
+
+impl<P> fmt::Display for RegisterError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            RegisterErrorKind::Full { capacity } => write!(
+                f,
+                "cannot track buffer {}: all {capacity} slots are taken; release a buffer first \
+                 or build the tracker with a larger capacity",
+                self.id
+            ),
+            RegisterErrorKind::Duplicate(id) => write!(
+                f,
+                "cannot track buffer {id}: that id is already tracked; release it first or use \
+                 another id"
+            ),
+        }
+    }
+}
+
+impl<P: fmt::Debug> core::error::Error for RegisterError<P> {}
+
+#[cfg(feature = "defmt")]
+impl<P> defmt::Format for RegisterError<P> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "RegisterError {{ kind: {}, id: {} }}",
+            self.kind,
+            self.id
+        );
+    }
+}
+
+/// [`Tracker::release`] was asked for an id it does not track.
+///
+/// ```
+/// use w4l_core::tracker::{BufferId, Tracker};
+/// let mut t: Tracker<usize, 1> = Tracker::new();
+/// let err = t.release(BufferId(9)).unwrap_err();
+/// assert_eq!(err.id, BufferId(9));
+/// assert!(err.to_string().contains("#9"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UnknownBuffer {
+    /// The id asked for.
+    pub id: BufferId,
+    /// How many buffers are tracked.
+    pub tracked: usize,
+}
+
+impl fmt::Display for UnknownBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no tracked buffer {} among the {} tracked; pass an id that was registered and not yet released",
+            self.id, self.tracked
+        )
+    }
+}
+
+impl core::error::Error for UnknownBuffer {}
+
+/// Result of [`Tracker::select_victims`]: how many ids were written and the bytes they
+/// hold together (less than asked when the tracker or the output slice ran out).
+///
+/// ```
+/// use w4l_core::tracker::{Order, Tracker};
+/// let t: Tracker<usize, 1> = Tracker::new();
+/// let picked = t.select_victims(Order::OldestFirst, false, 10, &mut []);
+/// assert_eq!((picked.count, picked.bytes), (0, 0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Selection {
+    /// Ids written to the front of the output slice.
+    pub count: usize,
+    /// Bytes those buffers hold.
+    pub bytes: usize,
+}
+
+/// Plain summary of a tracker. See [`Tracker::stats`].
+///
+/// ```
+/// use w4l_core::tracker::{BufferId, Priority, Tracker};
+/// let mut t: Tracker<usize, 4> = Tracker::new();
+/// t.register(BufferId(1), 10, Priority::Low, 100).unwrap();
+/// t.register(BufferId(2), 5, Priority::Low, 300).unwrap();
+/// let s = t.stats(20);
+/// assert_eq!((s.count, s.total_bytes, s.average_bytes), (2, 400, 200));
+/// assert_eq!((s.oldest, s.oldest_age_ms, s.largest), (Some(BufferId(2)), 15, Some(BufferId(2))));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TrackerStats {
+    /// Buffers tracked.
+    pub count: usize,
+    /// Capacity `N`.
+    pub capacity: usize,
+    /// Bytes they hold together (saturating).
+    pub total_bytes: usize,
+    /// `total_bytes / count`, rounded down; 0 when empty.
+    pub average_bytes: usize,
+    /// The oldest buffer.
+    pub oldest: Option<BufferId>,
+    /// Its age at the `now_ms` given; 0 when empty.
+    pub oldest_age_ms: u64,
+    /// The largest buffer.
+    pub largest: Option<BufferId>,
+}
+
+/// Fixed-capacity registry of up to `N` tracked buffers, each owning its payload `P`.
+///
+/// `Tracker::new` is a `const fn`. Lookups, totals and victim selection are linear
+/// scans over the `N` slots (selection is `O(N²)`): meant for tens of buffers.
+///
+/// ```
+/// use w4l_core::tracker::{BufferId, Priority, Tracker};
+/// let mut t: Tracker<usize, 2> = Tracker::new();
+/// t.register(BufferId(1), 0, Priority::Normal, 10).unwrap();
+/// assert_eq!((t.len(), t.capacity(), t.total_bytes()), (1, 2, 10));
+/// ```
+pub struct Tracker<P, const N: usize> {
+    slots: [Option<Entry<P>>; N],
+    len: usize,
+}
+
+impl<P, const N: usize> Default for Tracker<P, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: fmt::Debug, const N: usize> fmt::Debug for Tracker<P, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<P, const N: usize> Tracker<P, N> {
+    /// An empty tracker.
+    ///
+    /// ```
+    /// use w4l_core::tracker::Tracker;
+    /// let t: Tracker<usize, 4> = Tracker::new();
+    /// assert!(t.is_empty());
+    /// ```
+    pub const fn new() -> Self {
+        Tracker {
+            slots: [const { None }; N],
+            len: 0,
+        }
+    }
+
+    /// Buffers tracked.
+    ///
+    /// ```
+    /// use w4l_core::tracker::Tracker;
+    /// assert_eq!(Tracker::<usize, 4>::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` when nothing is tracked.
+    ///
+    /// ```
+    /// use w4l_core::tracker::Tracker;
+    /// assert!(Tracker::<usize, 1>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `true` when all `N` slots are taken.
+    ///
+    /// ```
+    /// use w4l_core::tracker::Tracker;
+    /// assert!(Tracker::<usize, 0>::new().is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.len >= N
+    }
+
+    /// The capacity `N`.
+    ///
+    /// ```
+    /// use w4l_core::tracker::Tracker;
+    /// assert_eq!(Tracker::<usize, 16>::new().capacity(), 16);
+    /// ```
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Starts tracking buffer `id`, created at `created_ms`, owning `payload`.
+    ///
+    /// # Errors
+    ///
+    /// [`RegisterError`] (with the payload handed back) when all `N` slots are taken or
+    /// `id` is already tracked.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, RegisterErrorKind, Tracker};
+    /// let mut t: Tracker<usize, 2> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::Normal, 10).unwrap();
+    /// let err = t.register(BufferId(1), 0, Priority::Normal, 20).unwrap_err();
+    /// assert_eq!(err.kind, RegisterErrorKind::Duplicate(BufferId(1)));
+    /// ```
+    pub fn register(
+        &mut self,
+        id: BufferId,
+        created_ms: u64,
+        priority: Priority,
+        payload: P,
+    ) -> Result<(), RegisterError<P>> {
+        if self.position(id).is_some() {
+            return Err(RegisterError {
+                kind: RegisterErrorKind::Duplicate(id),
+                id,
+                payload,
+            });
+        }
+        match self.slots.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => {
+                *slot = Some(Entry {
+                    id,
+                    created_ms,
+                    priority,
+                    payload,
+                });
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(RegisterError {
+                kind: RegisterErrorKind::Full { capacity: N },
+                id,
+                payload,
+            }),
+        }
+    }
+
+    /// Stops tracking `id` and hands its entry back; dropping the entry (or its payload)
+    /// frees the reservation.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownBuffer`] when `id` is not tracked.
+    ///
+    /// ```
+    /// use w4l_core::accountant::{Accountant, Category};
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let acc = Accountant::new(100, 0);
+    /// let mut t: Tracker<_, 2> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::Normal, acc.try_reserve(Category::Audio, 40).unwrap()).unwrap();
+    /// let entry = t.release(BufferId(1)).unwrap();
+    /// assert_eq!(acc.memory_used(), 40);
+    /// drop(entry);
+    /// assert_eq!(acc.memory_used(), 0);
+    /// ```
+    pub fn release(&mut self, id: BufferId) -> Result<Entry<P>, UnknownBuffer> {
+        let unknown = UnknownBuffer {
+            id,
+            tracked: self.len,
+        };
+        let index = self.position(id).ok_or(unknown)?;
+        let entry = self
+            .slots
+            .get_mut(index)
+            .and_then(Option::take)
+            .ok_or(unknown)?;
+        self.len = self.len.saturating_sub(1);
+        Ok(entry)
+    }
+
+    /// The entry of `id`, if tracked.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Tracker};
+    /// assert!(Tracker::<usize, 1>::new().get(BufferId(1)).is_none());
+    /// ```
+    pub fn get(&self, id: BufferId) -> Option<&Entry<P>> {
+        self.iter().find(|e| e.id == id)
+    }
+
+    /// `true` when `id` is tracked.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 1> = Tracker::new();
+    /// t.register(BufferId(4), 0, Priority::Low, 1).unwrap();
+    /// assert!(t.contains(BufferId(4)));
+    /// ```
+    pub fn contains(&self, id: BufferId) -> bool {
+        self.position(id).is_some()
+    }
+
+    /// Changes the priority of `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownBuffer`] when `id` is not tracked.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 1> = Tracker::new();
+    /// t.register(BufferId(4), 0, Priority::High, 1).unwrap();
+    /// t.set_priority(BufferId(4), Priority::Low).unwrap();
+    /// assert_eq!(t.get(BufferId(4)).unwrap().priority, Priority::Low);
+    /// ```
+    pub fn set_priority(&mut self, id: BufferId, priority: Priority) -> Result<(), UnknownBuffer> {
+        let tracked = self.len;
+        let entry = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .find(|e| e.id == id)
+            .ok_or(UnknownBuffer { id, tracked })?;
+        entry.priority = priority;
+        Ok(())
+    }
+
+    /// The tracked entries, in slot order.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 3> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::Low, 1).unwrap();
+    /// t.register(BufferId(2), 0, Priority::Low, 2).unwrap();
+    /// assert_eq!(t.iter().map(|e| e.payload).sum::<usize>(), 3);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<P>> {
+        self.slots.iter().flatten()
+    }
+
+    /// The oldest entry (earliest `created_ms`, then smallest id).
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 3> = Tracker::new();
+    /// t.register(BufferId(1), 9, Priority::Low, 1).unwrap();
+    /// t.register(BufferId(2), 3, Priority::Low, 2).unwrap();
+    /// assert_eq!(t.oldest().unwrap().id, BufferId(2));
+    /// ```
+    pub fn oldest(&self) -> Option<&Entry<P>> {
+        self.iter().min_by_key(|e| (e.created_ms, e.id))
+    }
+
+    fn position(&self, id: BufferId) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|e| e.id == id))
+    }
+}
+
+impl<P: Tracked, const N: usize> Tracker<P, N> {
+    /// Bytes all tracked payloads hold together (saturating at `usize::MAX`).
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 2> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::Low, usize::MAX).unwrap();
+    /// t.register(BufferId(2), 0, Priority::Low, 1).unwrap();
+    /// assert_eq!(t.total_bytes(), usize::MAX);
+    /// ```
+    pub fn total_bytes(&self) -> usize {
+        self.iter()
+            .fold(0usize, |sum, e| sum.saturating_add(e.bytes()))
+    }
+
+    /// Average bytes per buffer (rounded down), `None` when empty.
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 2> = Tracker::new();
+    /// assert_eq!(t.average_bytes(), None);
+    /// t.register(BufferId(1), 0, Priority::Low, 3).unwrap();
+    /// t.register(BufferId(2), 0, Priority::Low, 4).unwrap();
+    /// assert_eq!(t.average_bytes(), Some(3));
+    /// ```
+    pub fn average_bytes(&self) -> Option<usize> {
+        self.total_bytes().checked_div(self.len)
+    }
+
+    /// The largest entry (most bytes, then smallest id).
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
+    /// let mut t: Tracker<usize, 2> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::Low, 3).unwrap();
+    /// t.register(BufferId(2), 0, Priority::Low, 4).unwrap();
+    /// assert_eq!(t.largest().unwrap().id, BufferId(2));
+    /// ```
+    pub fn largest(&self) -> Option<&Entry<P>> {
+        self.iter()
+            .min_by_key(|e| (core::cmp::Reverse(e.bytes()), e.id))
+    }
+
+    /// A plain summary at `now_ms`.
+    ///
+    /// ```
+    /// use w4l_core::tracker::Tracker;
+    /// let s = Tracker::<usize, 3>::new().stats(0);
+    /// assert_eq!((s.count, s.capacity, s.oldest), (0, 3, None));
+    /// ```
+    pub fn stats(&self, now_ms: u64) -> TrackerStats {
+        let oldest = self.oldest();
+        TrackerStats {
+            count: self.len,
+            capacity: N,
+            total_bytes: self.total_bytes(),
+            average_bytes: self.average_bytes().unwrap_or(0),
+            oldest: oldest.map(|e| e.id),
+            oldest_age_ms: oldest.map_or(0, |e| e.age_ms(now_ms)),
+            largest: self.largest().map(|e| e.id),
+        }
+    }
+
+    /// Picks buffers to free until they cover `bytes`, writing their ids to the front of
+    /// `out` in the order they should go; returns how many and the bytes they hold.
+    ///
+    /// Buffers are taken in `order`; with `lowest_priority_first` all [`Priority::Low`]
+    /// buffers come before any [`Priority::Normal`], and those before
+    /// [`Priority::High`]. Ties go to the smaller id. Stops once the picked buffers
+    /// cover `bytes`, when `out` is full, or when no buffer is left (then
+    /// [`Selection::bytes`] is below `bytes`). Nothing is released: pass the ids to
+    /// [`release`](Self::release).
+    ///
+    /// ```
+    /// use w4l_core::tracker::{BufferId, Order, Priority, Tracker};
+    /// let mut t: Tracker<usize, 4> = Tracker::new();
+    /// t.register(BufferId(1), 0, Priority::High, 500).unwrap();
+    /// t.register(BufferId(2), 1, Priority::Low, 100).unwrap();
+    /// t.register(BufferId(3), 2, Priority::Low, 300).unwrap();
+    /// let mut out = [BufferId(0); 4];
+    ///
+    /// let s = t.select_victims(Order::LargestFirst, false, 600, &mut out);
+    /// assert_eq!(&out[..s.count], &[BufferId(1), BufferId(3)]);
+    ///
+    /// let s = t.select_victims(Order::LargestFirst, true, 600, &mut out);
+    /// assert_eq!(&out[..s.count], &[BufferId(3), BufferId(2), BufferId(1)]);
+    /// assert_eq!(s.bytes, 900);
+    /// ```
+    pub fn select_victims(
+        &self,
+        order: Order,
+        lowest_priority_first: bool,
+        bytes: usize,
+        out: &mut [BufferId],
+    ) -> Selection {
+        let mut picked = [false; N];
+        let mut selection = Selection::default();
+        // "a goes before b" under the requested order.
+        let before = |a: &Entry<P>, b: &Entry<P>| {
+            let by_priority = if lowest_priority_first {
+                a.priority.cmp(&b.priority)
+            } else {
+                core::cmp::Ordering::Equal
+            };
+            let by_order = match order {
+                Order::OldestFirst => a.created_ms.cmp(&b.created_ms),
+                Order::LargestFirst => b.bytes().cmp(&a.bytes()),
+            };
+            by_priority.then(by_order).then(a.id.cmp(&b.id)).is_lt()
+        };
+        for slot_out in out.iter_mut() {
+            if selection.bytes >= bytes {
+                break;
+            }
+            let mut best: Option<(usize, &Entry<P>)> = None;
+            for (i, (slot, taken)) in self.slots.iter().zip(picked.iter()).enumerate() {
+                let (Some(entry), false) = (slot, *taken) else {
+                    continue;
+                };
+                if best.is_none_or(|(_, b)| before(entry, b)) {
+                    best = Some((i, entry));
+                }
+            }
+            let Some((index, entry)) = best else {
+                break;
+            };
+            if let Some(flag) = picked.get_mut(index) {
+                *flag = true;
+            }
+            *slot_out = entry.id;
+            selection.count += 1;
+            selection.bytes = selection.bytes.saturating_add(entry.bytes());
+        }
+        selection
+    }
+}
