@@ -175,7 +175,7 @@ fn storage_kinds() {
     assert_eq!(out[..2], [0.1, 0.2]);
     assert_eq!(sl.latest(2, &mut out), 1);
     assert_eq!(boxed.latest(2, &mut out), 1);
-    drop(sl);
+    let backing = sl.into_storage();
     assert_eq!(backing[..3], [0.1, 0.2, 0.3]);
 }
 
