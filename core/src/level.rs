@@ -18,7 +18,9 @@
 //!   interval. Integer formats never produce them.
 //! * Squares are summed in `f32` within one [`feed`](LevelMeter::feed) call and in `f64`
 //!   across calls, so long intervals keep their precision while the per-sample loop stays
-//!   in single precision (cheap on an FPU-equipped microcontroller).
+//!   in single precision (cheap on an FPU-equipped microcontroller). Absurd finite float
+//!   input (`|x|` above about `1.8e19`, whose square overflows `f32`) reads an RMS of `+∞`;
+//!   nothing panics.
 //!
 //! ```
 //! use w4l_core::level::LevelMeter;
