@@ -1,1 +1,1490 @@
-//! TODO(stub): policy
+//! Cleanup-policy state machine: pressure levels with hysteresis, escalating actions,
+//! feedback and prediction. Pure and deterministic (sans-IO).
+//!
+//! The host samples its memory figures (a [`Reading`]) periodically — the recorder does it
+//! once a second — and passes them to [`Policy::step`]. The policy answers with a [`Step`]:
+//! the current [`Level`], the [`Transition`] if the level changed, and an ordered list of
+//! [`Action`]s for the host to perform, cheapest first. After performing them the host
+//! reports how many bytes they actually freed with [`Policy::feedback`]; if that was too
+//! little the policy escalates on the next step.
+//!
+//! Everything is integer arithmetic (pressure in parts per million, times in ms), so the
+//! same readings produce byte-identical [`Transition`] lines on x86_64 and on a Cortex-M.
+//!
+//! # Host loop
+//!
+//! ```
+//! use w4l_core::policy::{Action, Level, Policy, PolicyConfig, Reading};
+//!
+//! let mut policy = Policy::new(PolicyConfig::default());
+//! let mut accounted = 100 << 20;
+//! for second in 0..10u64 {
+//!     let reading = Reading {
+//!         accounted,
+//!         budget: 512 << 20,
+//!         rss: 300 << 20,
+//!         rss_limit: 1 << 30,
+//!         ..Reading::new(second * 1000)
+//!     };
+//!     let step = policy.step(&reading);
+//!     if let Some(t) = step.transition {
+//!         // e.g. log::info!("{t}")
+//!         if second == 3 {
+//!             assert_eq!(t.to_string(), "t=3000ms Normal->Elevated pressure=781‰ accounted");
+//!         }
+//!     }
+//!     let mut freed = 0;
+//!     for action in step.actions.iter() {
+//!         freed += match action {
+//!             Action::ReleaseIdleBuffers => 1 << 20, // the host does the work here
+//!             _ => 0,
+//!         };
+//!     }
+//!     if !step.actions.is_empty() {
+//!         policy.feedback(freed);
+//!     }
+//!     accounted += 100 << 20; // a recording grows
+//! }
+//! assert!(policy.level() >= Level::High);
+//! ```
+//!
+//! # Pressure
+//!
+//! Pressure is the maximum of three ratios, each in ppm (1 000 000 = 100 %):
+//! `accounted / budget`, `rss / rss_limit`, and `available_reserve / available` (the system
+//! part: 100 % when available memory falls to the reserve). A limit of 0 (or
+//! `available == u64::MAX`) means "not observed" and contributes nothing. Pressure saturates
+//! at 200 %. Thresholds are configured in per-mille; reports print per-mille (`‰`), rounded
+//! down.
+//!
+//! # Levels and defaults
+//!
+//! | level | enter | exit | confirm | actions added (cheap first) |
+//! |---|---|---|---|---|
+//! | `Normal` | — | — | — | none |
+//! | `Elevated` | 600 ‰ | 500 ‰ | 0 s | [`Action::ReleaseIdleBuffers`], [`Action::ReapTempFiles`] |
+//! | `High` | 750 ‰ | 650 ‰ | 1 s | [`Action::SpillOldestAudio`], [`Action::UnloadModel`] |
+//! | `Critical` | 900 ‰ | 800 ‰ | 3 s | [`Action::DropOldestAudio`], [`Action::RefuseNewRecordings`] |
+//!
+//! Each level emits its own actions *and* those of every lower level (Chromium's critical
+//! pressure means "free all possible"), always in the fixed order above. The anchors:
+//!
+//! - **Android `onTrimMemory`**: `RUNNING_MODERATE` ↔ `Elevated`, `RUNNING_LOW` ↔ `High`,
+//!   `RUNNING_CRITICAL` ↔ `Critical`. Android asks apps to release caches at MODERATE, more at
+//!   LOW, and warns that at CRITICAL the system is about to kill; the enter thresholds at 60 /
+//!   75 / 90 % of the limit leave room for each stage to act before the next.
+//! - **Chromium memory pressure**: *moderate* = free cheap caches (our `Elevated`: idle
+//!   buffers, temp files), *critical* = free everything possible (our `Critical`: includes
+//!   dropping audio). Chromium's Windows evaluator signals critical below 400 MB available;
+//!   the default `available_reserve` of 360 MiB puts our Critical enter (900 ‰) at exactly
+//!   400 MiB available, High at 480 MiB and Elevated at 600 MiB.
+//! - **systemd-oomd**: pressure must persist 30 s before oomd acts, and it stays quiet 15 s
+//!   after acting. oomd kills whole cgroups based on 10 s PSI averages; a recorder fills
+//!   memory at megabytes per second and its first actions are cheap and reversible, so we
+//!   scale oomd's timings by **1/10**: Critical (the only level that loses data) must be
+//!   confirmed for 3 s (oomd's 30 s), and an action set repeats at most every 1.5 s
+//!   (`cooldown`, oomd's 15 s). Elevated reacts immediately (like Chromium's moderate), High
+//!   after 1 s (one sample: a single noisy reading never spills audio).
+//!
+//! Stepping **down** is deliberately slower than stepping up: one level at a time, only after
+//! the level has been held for `dwell` (10 s) *and* pressure has stayed below the level's exit
+//! threshold for `calm` (3 s, the same 1/10-scaled oomd window), with no prediction holding
+//! the level. The 100 ‰ hysteresis band is wider than typical RSS jitter (allocator arenas,
+//! page-cache attribution: a few percent), so noise alone cannot flap the level.
+//!
+//! # Feedback
+//!
+//! When actions are emitted, the policy computes how many bytes would bring every pressure
+//! source back below the level's exit threshold (`wanted`). If the host's
+//! [`feedback`](Policy::feedback) for that batch totals less than `ineffective_permille`
+//! (default 500 ‰, i.e. half) of `wanted` and, at the next step, pressure is still at or above
+//! the level's *enter* threshold, the policy escalates one level ([`Reason::Ineffective`]).
+//! This fires at most once per pressure episode of a level: it re-arms only once pressure
+//! drops below that level's exit threshold, so a host whose cleanups never show up in its
+//! readings does not make the level cycle. A host that never calls `feedback` never triggers
+//! it.
+//!
+//! # Prediction
+//!
+//! The last [`trend::HISTORY_LEN`] pressures feed a least-squares [`trend::Trend`]. When the
+//! fitted line reaches 100 % within `horizon` (default 60 s), the policy escalates to one
+//! level above the level the current pressure alone indicates (capped at `predict_max`,
+//! default `Critical`), after the same confirmation time as a measured escalation
+//! ([`Reason::Predicted`]). Noise with zero trend does not trigger it: over 16 s the slope
+//! jitter of ±40 ‰ noise is about ±1.3 ‰/s, while 60 s to the limit from 56 % needs
+//! 7.3 ‰/s.
+//!
+//! # Force
+//!
+//! [`Reading::force`] means the user asked for cleanup now: the current level's actions are
+//! emitted immediately, ignoring the cooldown (at `Normal`, which has no actions, the
+//! `Elevated` set is emitted — the cheapest cleanup). Force never changes the level; it is
+//! recorded in the log as a [`Transition`] with `from == to` and [`Reason::Forced`]. If the
+//! same step escalates, the escalation's actions already satisfy the request.
+
+pub mod trend;
+
+use core::fmt;
+
+use trend::{Forecast, Trend};
+
+/// Capacity of the transition log kept by [`Policy`]; older entries are dropped and counted.
+///
+/// ```
+/// assert_eq!(w4l_core::policy::LOG_CAPACITY, 32);
+/// ```
+pub const LOG_CAPACITY: usize = 32;
+
+/// Pressure saturates at this many ppm (200 %).
+///
+/// ```
+/// assert_eq!(w4l_core::policy::MAX_PRESSURE_PPM, 2_000_000);
+/// ```
+pub const MAX_PRESSURE_PPM: u32 = 2_000_000;
+
+/// Memory-pressure level, ordered `Normal < Elevated < High < Critical`.
+///
+/// ```
+/// use w4l_core::policy::Level;
+/// assert!(Level::Normal < Level::Critical);
+/// assert_eq!(Level::High.up(), Some(Level::Critical));
+/// assert_eq!(Level::Normal.down(), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Level {
+    /// No pressure: no actions.
+    #[default]
+    Normal,
+    /// Android `RUNNING_MODERATE` / Chromium moderate: free cheap caches.
+    Elevated,
+    /// Android `RUNNING_LOW`: move audio out of memory, unload the model.
+    High,
+    /// Android `RUNNING_CRITICAL` / Chromium critical: free everything, even audio.
+    Critical,
+}
+
+impl Level {
+    /// All levels, lowest first.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Level::ALL.len(), 4);
+    /// ```
+    pub const ALL: [Level; 4] = [Level::Normal, Level::Elevated, Level::High, Level::Critical];
+
+    /// Position in [`Level::ALL`] (0 for `Normal`).
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Level::High.index(), 2);
+    /// ```
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The next higher level, if any.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Level::Critical.up(), None);
+    /// ```
+    pub const fn up(self) -> Option<Level> {
+        match self {
+            Level::Normal => Some(Level::Elevated),
+            Level::Elevated => Some(Level::High),
+            Level::High => Some(Level::Critical),
+            Level::Critical => None,
+        }
+    }
+
+    /// The next lower level, if any.
+    ///
+    /// ```
+    /// use w4l_core::policy::Level;
+    /// assert_eq!(Level::Elevated.down(), Some(Level::Normal));
+    /// ```
+    pub const fn down(self) -> Option<Level> {
+        match self {
+            Level::Normal => None,
+            Level::Elevated => Some(Level::Normal),
+            Level::High => Some(Level::Elevated),
+            Level::Critical => Some(Level::High),
+        }
+    }
+
+    /// Name as printed in transition lines.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Level::Elevated.name(), "Elevated");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Level::Normal => "Normal",
+            Level::Elevated => "Elevated",
+            Level::High => "High",
+            Level::Critical => "Critical",
+        }
+    }
+
+    /// The actions this level asks for: its own and every lower level's, cheapest first.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Action, Level};
+    /// assert!(Level::Normal.actions().is_empty());
+    /// assert_eq!(
+    ///     Level::Elevated.actions().as_slice(),
+    ///     &[Action::ReleaseIdleBuffers, Action::ReapTempFiles]
+    /// );
+    /// assert_eq!(Level::Critical.actions().len(), 6);
+    /// ```
+    pub fn actions(self) -> Actions {
+        let mut out = Actions::new();
+        for a in Action::ALL {
+            if a.level() <= self {
+                out.push(a);
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Something the host should do to free memory. Ordered by cost: cheap and reversible first,
+/// data loss last.
+///
+/// ```
+/// use w4l_core::policy::{Action, Level};
+/// assert!(Action::ReleaseIdleBuffers < Action::DropOldestAudio);
+/// assert_eq!(Action::UnloadModel.level(), Level::High);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Action {
+    /// Return pooled, currently unused buffers to the allocator (Elevated).
+    ReleaseIdleBuffers,
+    /// Delete finished temporary files (Elevated).
+    ReapTempFiles,
+    /// Write the oldest in-memory audio to disk and free it (High).
+    SpillOldestAudio,
+    /// Unload the speech model; it can be reloaded from disk later (High).
+    UnloadModel,
+    /// Discard the oldest in-memory audio; the host counts what it dropped (Critical).
+    DropOldestAudio,
+    /// Refuse to start new recordings until pressure recedes (Critical).
+    RefuseNewRecordings,
+}
+
+impl Action {
+    /// Every action in emission order.
+    ///
+    /// ```
+    /// use w4l_core::policy::Action;
+    /// assert_eq!(Action::ALL[0], Action::ReleaseIdleBuffers);
+    /// ```
+    pub const ALL: [Action; 6] = [
+        Action::ReleaseIdleBuffers,
+        Action::ReapTempFiles,
+        Action::SpillOldestAudio,
+        Action::UnloadModel,
+        Action::DropOldestAudio,
+        Action::RefuseNewRecordings,
+    ];
+
+    /// The lowest level that asks for this action.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Action, Level};
+    /// assert_eq!(Action::ReapTempFiles.level(), Level::Elevated);
+    /// ```
+    pub const fn level(self) -> Level {
+        match self {
+            Action::ReleaseIdleBuffers | Action::ReapTempFiles => Level::Elevated,
+            Action::SpillOldestAudio | Action::UnloadModel => Level::High,
+            Action::DropOldestAudio | Action::RefuseNewRecordings => Level::Critical,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::ReleaseIdleBuffers => "ReleaseIdleBuffers",
+            Action::ReapTempFiles => "ReapTempFiles",
+            Action::SpillOldestAudio => "SpillOldestAudio",
+            Action::UnloadModel => "UnloadModel",
+            Action::DropOldestAudio => "DropOldestAudio",
+            Action::RefuseNewRecordings => "RefuseNewRecordings",
+        })
+    }
+}
+
+/// Fixed-capacity, ordered list of [`Action`]s (no allocation; at most one of each).
+///
+/// ```
+/// use w4l_core::policy::{Action, Level};
+/// let actions = Level::High.actions();
+/// assert!(actions.contains(Action::SpillOldestAudio));
+/// let names: Vec<_> = actions.iter().map(|a| a.level()).collect();
+/// assert!(names.windows(2).all(|w| w[0] <= w[1]));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Actions {
+    items: [Action; 6],
+    len: u8,
+}
+
+impl Default for Actions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Actions {
+    /// The empty list.
+    ///
+    /// ```
+    /// assert!(w4l_core::policy::Actions::new().is_empty());
+    /// ```
+    pub const fn new() -> Self {
+        Self {
+            items: Action::ALL,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, a: Action) {
+        if let Some(slot) = self.items.get_mut(usize::from(self.len)) {
+            *slot = a;
+            self.len = self.len.saturating_add(1);
+        }
+    }
+
+    /// The actions, cheapest first.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Action, Level};
+    /// assert_eq!(Level::Elevated.actions().as_slice()[0], Action::ReleaseIdleBuffers);
+    /// ```
+    pub fn as_slice(&self) -> &[Action] {
+        self.items.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// Iterate cheapest first.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Level::Critical.actions().iter().count(), 6);
+    /// ```
+    pub fn iter(&self) -> core::iter::Copied<core::slice::Iter<'_, Action>> {
+        self.as_slice().iter().copied()
+    }
+
+    /// Number of actions.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Level::High.actions().len(), 4);
+    /// ```
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// `true` when there is nothing to do.
+    ///
+    /// ```
+    /// assert!(w4l_core::policy::Level::Normal.actions().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `action` is in the list.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Action, Level};
+    /// assert!(!Level::Elevated.actions().contains(Action::UnloadModel));
+    /// ```
+    pub fn contains(&self, action: Action) -> bool {
+        self.as_slice().contains(&action)
+    }
+}
+
+impl<'a> IntoIterator for &'a Actions {
+    type Item = Action;
+    type IntoIter = core::iter::Copied<core::slice::Iter<'a, Action>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Which figure produced the pressure.
+///
+/// ```
+/// assert_eq!(w4l_core::policy::Source::Rss.name(), "rss");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Source {
+    /// `accounted / budget`.
+    #[default]
+    Accounted,
+    /// `rss / rss_limit`.
+    Rss,
+    /// `available_reserve / available`.
+    Available,
+}
+
+impl Source {
+    /// Name as printed in transition lines.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Source::Available.name(), "available");
+    /// ```
+    pub const fn name(self) -> &'static str {
+        match self {
+            Source::Accounted => "accounted",
+            Source::Rss => "rss",
+            Source::Available => "available",
+        }
+    }
+}
+
+/// A pressure figure: per-mille of the limit (rounded down, at most 2000) and its source.
+///
+/// ```
+/// use w4l_core::policy::{Pressure, Source};
+/// let p = Pressure { permille: 712, source: Source::Rss };
+/// assert_eq!(p.to_string(), "pressure=712‰ rss");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Pressure {
+    /// Per-mille of the limit, rounded down.
+    pub permille: u16,
+    /// The figure that was highest.
+    pub source: Source,
+}
+
+impl fmt::Display for Pressure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pressure={}‰ {}", self.permille, self.source.name())
+    }
+}
+
+/// Why a [`Transition`] happened.
+///
+/// ```
+/// use w4l_core::policy::{Pressure, Reason, Source};
+/// let p = Pressure { permille: 640, source: Source::Accounted };
+/// assert_eq!(
+///     Reason::Predicted { pressure: p, eta_ms: 45_000 }.to_string(),
+///     "pressure=640‰ accounted predicted eta=45000ms"
+/// );
+/// assert_eq!(
+///     Reason::Ineffective { freed: 1024, wanted: 4096 }.to_string(),
+///     "ineffective freed=1024B wanted=4096B"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reason {
+    /// Measured pressure crossed an enter threshold (up, after confirmation) or stayed below
+    /// an exit threshold (down, after dwell and calm).
+    Pressure(Pressure),
+    /// The trend reaches 100 % within the horizon.
+    Predicted {
+        /// Measured pressure at the time.
+        pressure: Pressure,
+        /// Forecast milliseconds until the limit.
+        eta_ms: u64,
+    },
+    /// The host's feedback showed the last actions freed too little.
+    Ineffective {
+        /// Bytes the host reported freed.
+        freed: u64,
+        /// Bytes needed to get back below the exit threshold.
+        wanted: u64,
+    },
+    /// The user asked for cleanup (no level change: `from == to`).
+    Forced(Pressure),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Pressure(p) => write!(f, "{p}"),
+            Reason::Predicted { pressure, eta_ms } => {
+                write!(f, "{pressure} predicted eta={eta_ms}ms")
+            }
+            Reason::Ineffective { freed, wanted } => {
+                write!(f, "ineffective freed={freed}B wanted={wanted}B")
+            }
+            Reason::Forced(p) => write!(f, "forced {p}"),
+        }
+    }
+}
+
+/// One entry of the transition log: at `at_ms` the level went `from` → `to` because of
+/// `reason`. Displays as one deterministic line.
+///
+/// ```
+/// use w4l_core::policy::{Level, Pressure, Reason, Source, Transition};
+/// let t = Transition {
+///     at_ms: 125_000,
+///     from: Level::Normal,
+///     to: Level::Elevated,
+///     reason: Reason::Pressure(Pressure { permille: 712, source: Source::Rss }),
+/// };
+/// assert_eq!(t.to_string(), "t=125000ms Normal->Elevated pressure=712‰ rss");
+/// assert!(t.is_level_change());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Transition {
+    /// Time of the reading that caused it, ms (clamped to be non-decreasing).
+    pub at_ms: u64,
+    /// Level before.
+    pub from: Level,
+    /// Level after (equal to `from` for a forced cleanup).
+    pub to: Level,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Transition {
+    const EMPTY: Transition = Transition {
+        at_ms: 0,
+        from: Level::Normal,
+        to: Level::Normal,
+        reason: Reason::Pressure(Pressure {
+            permille: 0,
+            source: Source::Accounted,
+        }),
+    };
+
+    /// `false` for a forced cleanup entry (`from == to`).
+    ///
+    /// ```
+    /// use w4l_core::policy::{Level, Pressure, Reason, Transition};
+    /// let t = Transition {
+    ///     at_ms: 0,
+    ///     from: Level::High,
+    ///     to: Level::High,
+    ///     reason: Reason::Forced(Pressure::default()),
+    /// };
+    /// assert!(!t.is_level_change());
+    /// ```
+    pub fn is_level_change(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+impl fmt::Display for Transition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "t={}ms {}->{} {}",
+            self.at_ms, self.from, self.to, self.reason
+        )
+    }
+}
+
+/// One sample of the host's memory figures.
+///
+/// `accounted`/`budget` come from the accountant, `rss`/`rss_limit` from the OS (the process'
+/// resident set and the limit the host wants to stay under), `available` from the system
+/// (e.g. Linux `MemAvailable`). A zero limit, or `available == u64::MAX`, means "not
+/// observed". Times should not go backwards; if they do the policy uses the latest time seen.
+///
+/// ```
+/// use w4l_core::policy::Reading;
+/// let r = Reading { rss: 700 << 20, rss_limit: 1 << 30, ..Reading::new(5_000) };
+/// assert_eq!(r.now_ms, 5_000);
+/// assert_eq!(r.available, u64::MAX);
+/// assert!(!r.force);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Reading {
+    /// Monotonic time of the sample, ms.
+    pub now_ms: u64,
+    /// Bytes the accountant holds.
+    pub accounted: usize,
+    /// The accountant's budget, bytes (0: not observed).
+    pub budget: usize,
+    /// Observed process bytes (resident set).
+    pub rss: u64,
+    /// Process bytes the host must stay under (0: not observed).
+    pub rss_limit: u64,
+    /// System available bytes (`u64::MAX`: not observed).
+    pub available: u64,
+    /// The user asked for cleanup now.
+    pub force: bool,
+}
+
+impl Reading {
+    /// A reading at `now_ms` with nothing observed (zero pressure) and no force.
+    ///
+    /// ```
+    /// let r = w4l_core::policy::Reading::new(1);
+    /// assert_eq!((r.budget, r.rss_limit), (0, 0));
+    /// ```
+    pub const fn new(now_ms: u64) -> Self {
+        Self {
+            now_ms,
+            accounted: 0,
+            budget: 0,
+            rss: 0,
+            rss_limit: 0,
+            available: u64::MAX,
+            force: false,
+        }
+    }
+}
+
+/// What one [`Policy::step`] decided.
+///
+/// ```
+/// use w4l_core::policy::{Level, Policy, PolicyConfig, Reading};
+/// let mut p = Policy::new(PolicyConfig::default());
+/// let s = p.step(&Reading { accounted: 95, budget: 100, ..Reading::new(0) });
+/// assert_eq!(s.level, Level::Elevated); // High and Critical need confirmation
+/// assert_eq!(s.pressure.permille, 950);
+/// assert_eq!(s.actions.len(), 2);
+/// assert!(s.transition.is_some());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Step {
+    /// Level after this step.
+    pub level: Level,
+    /// The level change (or forced cleanup) recorded in this step, if any.
+    pub transition: Option<Transition>,
+    /// What the host should do now, cheapest first (empty most of the time).
+    pub actions: Actions,
+    /// Measured pressure of this reading.
+    pub pressure: Pressure,
+    /// Trend fit, once the window holds enough samples.
+    pub forecast: Option<Forecast>,
+}
+
+/// Invalid [`PolicyParams`].
+///
+/// ```
+/// use w4l_core::policy::{ConfigError, Level, PolicyConfig, PolicyParams};
+/// let mut p = PolicyParams::default();
+/// p.exit_permille[0] = p.enter_permille[0];
+/// assert_eq!(PolicyConfig::new(p), Err(ConfigError::ExitNotBelowEnter(Level::Elevated)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// A level's exit threshold is not strictly below its enter threshold.
+    ExitNotBelowEnter(Level),
+    /// A level's exit threshold is 0: it could never be left.
+    ExitZero(Level),
+    /// A level's enter threshold is not strictly above the lower level's.
+    EnterNotIncreasing(Level),
+    /// A level's exit threshold is not strictly above the lower level's.
+    ExitNotIncreasing(Level),
+    /// An enter threshold above 1000 ‰.
+    EnterAboveLimit(Level),
+    /// Confirmation times must not decrease with the level.
+    ConfirmNotIncreasing(Level),
+    /// `dwell_ms` is 0.
+    ZeroDwell,
+    /// `cooldown_ms` is 0.
+    ZeroCooldown,
+    /// `ineffective_permille` above 1000.
+    IneffectiveAboveLimit,
+    /// `predict_max` is `Normal`.
+    PredictMaxNormal,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ExitNotBelowEnter(l) => {
+                write!(f, "{l}: exit threshold must be below enter")
+            }
+            ConfigError::ExitZero(l) => write!(f, "{l}: exit threshold must be above 0"),
+            ConfigError::EnterNotIncreasing(l) => {
+                write!(f, "{l}: enter threshold must exceed the lower level's")
+            }
+            ConfigError::ExitNotIncreasing(l) => {
+                write!(f, "{l}: exit threshold must exceed the lower level's")
+            }
+            ConfigError::EnterAboveLimit(l) => write!(f, "{l}: enter threshold above 1000‰"),
+            ConfigError::ConfirmNotIncreasing(l) => {
+                write!(f, "{l}: confirmation time below the lower level's")
+            }
+            ConfigError::ZeroDwell => f.write_str("dwell must be at least 1 ms"),
+            ConfigError::ZeroCooldown => f.write_str("cooldown must be at least 1 ms"),
+            ConfigError::IneffectiveAboveLimit => f.write_str("ineffective threshold above 1000‰"),
+            ConfigError::PredictMaxNormal => f.write_str("predict_max must be above Normal"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// Unchecked policy parameters; turn them into a [`PolicyConfig`] with [`PolicyConfig::new`].
+/// Arrays are indexed `[Elevated, High, Critical]`. See the [module docs](self) for the
+/// justification of every default.
+///
+/// ```
+/// use w4l_core::policy::{PolicyConfig, PolicyParams};
+/// let params = PolicyParams { horizon_ms: 0, ..PolicyParams::default() }; // no prediction
+/// assert!(PolicyConfig::new(params).is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PolicyParams {
+    /// Pressure (‰) at or above which a level is entered. Default `[600, 750, 900]`.
+    pub enter_permille: [u16; 3],
+    /// Pressure (‰) below which a level may be left. Default `[500, 650, 800]`.
+    pub exit_permille: [u16; 3],
+    /// How long pressure (or a prediction) must hold before entering a level, ms.
+    /// Default `[0, 1_000, 3_000]`.
+    pub confirm_ms: [u32; 3],
+    /// Minimum time in a level before stepping down, ms. Default 10 000.
+    pub dwell_ms: u32,
+    /// How long pressure must stay below the exit threshold before stepping down, ms.
+    /// Default 3 000.
+    pub calm_ms: u32,
+    /// Minimum time between two emissions of a level's actions, ms. Default 1 500.
+    pub cooldown_ms: u32,
+    /// Escalate early when the trend reaches 100 % within this many ms; 0 disables
+    /// prediction. Default 60 000.
+    pub horizon_ms: u32,
+    /// Highest level a prediction may escalate to. Default `Critical`.
+    pub predict_max: Level,
+    /// System available bytes that count as 100 % pressure; 0 ignores `available`.
+    /// Default 360 MiB.
+    pub available_reserve: u64,
+    /// Feedback below this fraction (‰) of the wanted bytes is ineffective. Default 500.
+    pub ineffective_permille: u16,
+}
+
+impl Default for PolicyParams {
+    fn default() -> Self {
+        Self {
+            enter_permille: [600, 750, 900],
+            exit_permille: [500, 650, 800],
+            confirm_ms: [0, 1_000, 3_000],
+            dwell_ms: 10_000,
+            calm_ms: 3_000,
+            cooldown_ms: 1_500,
+            horizon_ms: 60_000,
+            predict_max: Level::Critical,
+            available_reserve: 360 << 20,
+            ineffective_permille: 500,
+        }
+    }
+}
+
+/// Validated [`PolicyParams`].
+///
+/// ```
+/// use w4l_core::policy::{PolicyConfig, PolicyParams};
+/// let cfg = PolicyConfig::default();
+/// assert_eq!(cfg.params(), &PolicyParams::default());
+/// let bad = PolicyParams { dwell_ms: 0, ..PolicyParams::default() };
+/// assert!(PolicyConfig::new(bad).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PolicyConfig {
+    params: PolicyParams,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            params: PolicyParams::default(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// Check `params`: per level `0 < exit < enter ≤ 1000`, enter and exit strictly
+    /// increasing with the level, confirmation times non-decreasing, non-zero dwell and
+    /// cooldown, `ineffective_permille ≤ 1000`, `predict_max > Normal`.
+    ///
+    /// ```
+    /// use w4l_core::policy::{ConfigError, Level, PolicyConfig, PolicyParams};
+    /// let p = PolicyParams {
+    ///     enter_permille: [600, 590, 900],
+    ///     exit_permille: [500, 550, 800],
+    ///     ..PolicyParams::default()
+    /// };
+    /// assert_eq!(PolicyConfig::new(p), Err(ConfigError::EnterNotIncreasing(Level::High)));
+    /// ```
+    pub fn new(params: PolicyParams) -> Result<Self, ConfigError> {
+        let levels = [Level::Elevated, Level::High, Level::Critical];
+        let mut prev: Option<(u16, u16, u32)> = None;
+        for (i, level) in levels.into_iter().enumerate() {
+            let enter = params.enter_permille.get(i).copied().unwrap_or(0);
+            let exit = params.exit_permille.get(i).copied().unwrap_or(0);
+            let confirm = params.confirm_ms.get(i).copied().unwrap_or(0);
+            if exit == 0 {
+                return Err(ConfigError::ExitZero(level));
+            }
+            if exit >= enter {
+                return Err(ConfigError::ExitNotBelowEnter(level));
+            }
+            if enter > 1000 {
+                return Err(ConfigError::EnterAboveLimit(level));
+            }
+            if let Some((pe, px, pc)) = prev {
+                if enter <= pe {
+                    return Err(ConfigError::EnterNotIncreasing(level));
+                }
+                if exit <= px {
+                    return Err(ConfigError::ExitNotIncreasing(level));
+                }
+                if confirm < pc {
+                    return Err(ConfigError::ConfirmNotIncreasing(level));
+                }
+            }
+            prev = Some((enter, exit, confirm));
+        }
+        if params.dwell_ms == 0 {
+            return Err(ConfigError::ZeroDwell);
+        }
+        if params.cooldown_ms == 0 {
+            return Err(ConfigError::ZeroCooldown);
+        }
+        if params.ineffective_permille > 1000 {
+            return Err(ConfigError::IneffectiveAboveLimit);
+        }
+        if params.predict_max == Level::Normal {
+            return Err(ConfigError::PredictMaxNormal);
+        }
+        Ok(Self { params })
+    }
+
+    /// The validated parameters.
+    ///
+    /// ```
+    /// let cfg = w4l_core::policy::PolicyConfig::default();
+    /// assert_eq!(cfg.params().dwell_ms, 10_000);
+    /// ```
+    pub const fn params(&self) -> &PolicyParams {
+        &self.params
+    }
+
+    /// Enter threshold of `level` in ppm (0 for `Normal`).
+    ///
+    /// ```
+    /// use w4l_core::policy::{Level, PolicyConfig};
+    /// assert_eq!(PolicyConfig::default().enter_ppm(Level::High), 750_000);
+    /// ```
+    pub fn enter_ppm(&self, level: Level) -> u32 {
+        Self::pick(&self.params.enter_permille, level).map_or(0, |v| u32::from(v) * 1000)
+    }
+
+    /// Exit threshold of `level` in ppm (0 for `Normal`).
+    ///
+    /// ```
+    /// use w4l_core::policy::{Level, PolicyConfig};
+    /// assert_eq!(PolicyConfig::default().exit_ppm(Level::Elevated), 500_000);
+    /// ```
+    pub fn exit_ppm(&self, level: Level) -> u32 {
+        Self::pick(&self.params.exit_permille, level).map_or(0, |v| u32::from(v) * 1000)
+    }
+
+    /// Confirmation time of `level`, ms (0 for `Normal`).
+    ///
+    /// ```
+    /// use w4l_core::policy::{Level, PolicyConfig};
+    /// assert_eq!(PolicyConfig::default().confirm_ms(Level::Critical), 3_000);
+    /// ```
+    pub fn confirm_ms(&self, level: Level) -> u64 {
+        Self::pick(&self.params.confirm_ms, level).map_or(0, u64::from)
+    }
+
+    fn pick<T: Copy>(arr: &[T; 3], level: Level) -> Option<T> {
+        level
+            .index()
+            .checked_sub(1)
+            .and_then(|i| arr.get(i).copied())
+    }
+}
+
+/// Fixed-capacity log of the last [`LOG_CAPACITY`] transitions; older ones are dropped and
+/// counted.
+///
+/// ```
+/// use w4l_core::policy::{Policy, PolicyConfig, Reading};
+/// let mut p = Policy::new(PolicyConfig::default());
+/// p.step(&Reading { force: true, ..Reading::new(0) });
+/// assert_eq!(p.log().len(), 1);
+/// assert_eq!(p.log().dropped(), 0);
+/// assert_eq!(p.log().iter().next().unwrap().to_string(), "t=0ms Normal->Normal forced pressure=0‰ accounted");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransitionLog {
+    entries: [Transition; LOG_CAPACITY],
+    head: usize,
+    len: usize,
+    dropped: u64,
+}
+
+impl TransitionLog {
+    const fn new() -> Self {
+        Self {
+            entries: [Transition::EMPTY; LOG_CAPACITY],
+            head: 0,
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, t: Transition) {
+        if let Some(slot) = self.entries.get_mut(self.head) {
+            *slot = t;
+        }
+        self.head = (self.head + 1) % LOG_CAPACITY;
+        if self.len < LOG_CAPACITY {
+            self.len += 1;
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    /// Entries held (at most [`LOG_CAPACITY`]).
+    ///
+    /// ```
+    /// let p = w4l_core::policy::Policy::new(Default::default());
+    /// assert!(p.log().is_empty());
+    /// ```
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` when nothing was logged (or everything was dropped — impossible: the newest
+    /// entries are always kept).
+    ///
+    /// ```
+    /// let p = w4l_core::policy::Policy::new(Default::default());
+    /// assert_eq!(p.log().len(), 0);
+    /// assert!(p.log().is_empty());
+    /// ```
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many of the oldest entries were dropped because the log was full.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Policy, Reading};
+    /// let mut p = Policy::new(Default::default());
+    /// for i in 0..40 { p.step(&Reading { force: true, ..Reading::new(i * 2_000) }); }
+    /// assert_eq!(p.log().dropped(), 8);
+    /// assert_eq!(p.log().iter().next().unwrap().at_ms, 16_000);
+    /// ```
+    pub const fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Entries, oldest first.
+    ///
+    /// ```
+    /// let p = w4l_core::policy::Policy::new(Default::default());
+    /// assert_eq!(p.log().iter().count(), 0);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = &Transition> + '_ {
+        let start = if self.len == LOG_CAPACITY {
+            self.head
+        } else {
+            0
+        };
+        (0..self.len).filter_map(move |k| self.entries.get((start + k) % LOG_CAPACITY))
+    }
+}
+
+/// Actions emitted and awaiting feedback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    level: Level,
+    wanted: u64,
+    freed: u64,
+    reported: bool,
+}
+
+/// The cleanup-policy state machine. See the [module docs](self).
+///
+/// ```
+/// use w4l_core::policy::{Level, Policy, PolicyConfig, Reading};
+/// let mut p = Policy::new(PolicyConfig::default());
+/// let full = |t| Reading { rss: 95, rss_limit: 100, ..Reading::new(t) };
+/// assert_eq!(p.step(&full(0)).level, Level::Elevated);
+/// assert_eq!(p.step(&full(1_000)).level, Level::High);
+/// assert_eq!(p.step(&full(2_000)).level, Level::High);
+/// assert_eq!(p.step(&full(3_000)).level, Level::Critical); // 3 s confirmed
+/// let idle = |t| Reading { rss: 10, rss_limit: 100, ..Reading::new(t) };
+/// assert_eq!(p.step(&idle(4_000)).level, Level::Critical); // dwell: 10 s
+/// assert_eq!(p.step(&idle(13_000)).level, Level::High);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    config: PolicyConfig,
+    level: Level,
+    /// Latest time seen (times are clamped to never decrease).
+    now_ms: Option<u64>,
+    /// When the current level was entered.
+    entered_ms: u64,
+    /// Last emission of actions.
+    last_action_ms: Option<u64>,
+    /// Per level (index = `Level::index`): since when pressure is at or above its enter
+    /// threshold.
+    above_since: [Option<u64>; 4],
+    /// Since when pressure is below the current level's exit threshold without a prediction.
+    calm_since: Option<u64>,
+    /// Since when the forecast reaches the limit within the horizon.
+    predicted_since: Option<u64>,
+    /// Per level: feedback escalation already used in this pressure episode.
+    ineffective_used: [bool; 4],
+    pending: Option<Pending>,
+    trend: Trend,
+    log: TransitionLog,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::new(PolicyConfig::default())
+    }
+}
+
+/// `num / den` in ppm, saturating at [`MAX_PRESSURE_PPM`]; 0 when `den == 0`.
+fn ratio_ppm(num: u64, den: u64) -> u32 {
+    if den == 0 || num == 0 {
+        return 0;
+    }
+    if num / 2 >= den {
+        return MAX_PRESSURE_PPM;
+    }
+    // Now num < 2·den. Scale down huge values so num·10⁶ fits in u64 (num < 2⁴⁴).
+    let (n, d) = if den >= 1 << 43 {
+        (num >> 20, (den >> 20).max(1))
+    } else {
+        (num, den)
+    };
+    let v = n.saturating_mul(1_000_000) / d;
+    u32::try_from(v.min(u64::from(MAX_PRESSURE_PPM))).unwrap_or(MAX_PRESSURE_PPM)
+}
+
+/// `value · permille / 1000` without overflow (`permille ≤ 1000`).
+fn scale_permille(value: u64, permille: u64) -> u64 {
+    (value / 1000)
+        .saturating_mul(permille)
+        .saturating_add((value % 1000).saturating_mul(permille) / 1000)
+}
+
+impl Policy {
+    /// A policy at `Normal` with empty history and log.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Level, Policy, PolicyConfig};
+    /// assert_eq!(Policy::new(PolicyConfig::default()).level(), Level::Normal);
+    /// ```
+    pub const fn new(config: PolicyConfig) -> Self {
+        Self {
+            config,
+            level: Level::Normal,
+            now_ms: None,
+            entered_ms: 0,
+            last_action_ms: None,
+            above_since: [None; 4],
+            calm_since: None,
+            predicted_since: None,
+            ineffective_used: [false; 4],
+            pending: None,
+            trend: Trend::new(),
+            log: TransitionLog::new(),
+        }
+    }
+
+    /// Current level.
+    ///
+    /// ```
+    /// assert_eq!(w4l_core::policy::Policy::default().level(), w4l_core::policy::Level::Normal);
+    /// ```
+    pub const fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The configuration.
+    ///
+    /// ```
+    /// let p = w4l_core::policy::Policy::default();
+    /// assert_eq!(p.config().params().horizon_ms, 60_000);
+    /// ```
+    pub const fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// The transition log (level changes and forced cleanups).
+    ///
+    /// ```
+    /// assert!(w4l_core::policy::Policy::default().log().is_empty());
+    /// ```
+    pub const fn log(&self) -> &TransitionLog {
+        &self.log
+    }
+
+    /// Measured pressure of `reading` under this policy's configuration.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Policy, Reading, Source};
+    /// let p = Policy::default();
+    /// let r = Reading { accounted: 300, budget: 1000, rss: 400, rss_limit: 1000, ..Reading::new(0) };
+    /// let pr = p.pressure(&r);
+    /// assert_eq!((pr.permille, pr.source), (400, Source::Rss));
+    /// ```
+    pub fn pressure(&self, reading: &Reading) -> Pressure {
+        let (ppm, source) = self.pressure_ppm(reading);
+        Pressure {
+            permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
+            source,
+        }
+    }
+
+    fn pressure_ppm(&self, r: &Reading) -> (u32, Source) {
+        let acc = ratio_ppm(r.accounted as u64, r.budget as u64);
+        let rss = ratio_ppm(r.rss, r.rss_limit);
+        let reserve = self.config.params.available_reserve;
+        let avail = if reserve == 0 {
+            0
+        } else if r.available == 0 {
+            MAX_PRESSURE_PPM
+        } else {
+            ratio_ppm(reserve, r.available)
+        };
+        let mut best = (acc, Source::Accounted);
+        if rss > best.0 {
+            best = (rss, Source::Rss);
+        }
+        if avail > best.0 {
+            best = (avail, Source::Available);
+        }
+        best
+    }
+
+    /// Bytes needed to bring every observed figure below `level`'s exit threshold.
+    fn wanted(&self, r: &Reading, level: Level) -> u64 {
+        let exit = self.config.exit_ppm(level) / 1000;
+        if exit == 0 {
+            return 0;
+        }
+        let exit = u64::from(exit);
+        let mut wanted = 0u64;
+        if r.budget != 0 {
+            wanted = wanted
+                .max((r.accounted as u64).saturating_sub(scale_permille(r.budget as u64, exit)));
+        }
+        if r.rss_limit != 0 {
+            wanted = wanted.max(r.rss.saturating_sub(scale_permille(r.rss_limit, exit)));
+        }
+        let reserve = self.config.params.available_reserve;
+        if reserve != 0 && r.available != u64::MAX {
+            let target = reserve.saturating_mul(1000) / exit;
+            wanted = wanted.max(target.saturating_sub(r.available));
+        }
+        wanted
+    }
+
+    /// Report bytes the host's last actions freed. May be called several times per batch
+    /// (the amounts add up); ignored when no actions are outstanding. Evaluated at the next
+    /// [`step`](Self::step): see the module docs, *Feedback*.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Level, Policy, Reading};
+    /// let mut p = Policy::default();
+    /// let r = |t| Reading { rss: 70, rss_limit: 100, ..Reading::new(t) };
+    /// assert_eq!(p.step(&r(0)).level, Level::Elevated);
+    /// p.feedback(0); // cheap cleanup freed nothing
+    /// let s = p.step(&r(1_000));
+    /// assert_eq!(s.level, Level::High);
+    /// assert_eq!(s.transition.unwrap().to_string(), "t=1000ms Elevated->High ineffective freed=0B wanted=20B");
+    /// ```
+    pub fn feedback(&mut self, freed_bytes: u64) {
+        if let Some(p) = self.pending.as_mut() {
+            p.freed = p.freed.saturating_add(freed_bytes);
+            p.reported = true;
+        }
+    }
+
+    /// Feed one reading; get the level, the transition if any, and the actions to perform.
+    ///
+    /// ```
+    /// use w4l_core::policy::{Action, Level, Policy, Reading};
+    /// let mut p = Policy::default();
+    /// let s = p.step(&Reading { force: true, ..Reading::new(0) });
+    /// assert_eq!(s.level, Level::Normal);
+    /// assert_eq!(s.actions.as_slice(), &[Action::ReleaseIdleBuffers, Action::ReapTempFiles]);
+    /// ```
+    pub fn step(&mut self, reading: &Reading) -> Step {
+        let now = match self.now_ms {
+            Some(prev) => reading.now_ms.max(prev),
+            None => reading.now_ms,
+        };
+        self.now_ms = Some(now);
+        let (ppm, source) = self.pressure_ppm(reading);
+        let pressure = Pressure {
+            permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
+            source,
+        };
+        self.trend.push(now, ppm);
+        let forecast = self.trend.forecast();
+
+        // Measured: highest confirmed level whose enter threshold is met.
+        let mut measured = Level::Normal;
+        let mut instant = Level::Normal;
+        for level in [Level::Elevated, Level::High, Level::Critical] {
+            let slot = self.above_since.get_mut(level.index());
+            let above = ppm >= self.config.enter_ppm(level);
+            if let Some(slot) = slot {
+                if above {
+                    let since = *slot.get_or_insert(now);
+                    instant = level;
+                    if now.saturating_sub(since) >= self.config.confirm_ms(level) {
+                        measured = level;
+                    }
+                } else {
+                    *slot = None;
+                }
+            }
+        }
+        // Re-arm feedback escalation once pressure left a level's episode.
+        for level in [Level::Elevated, Level::High, Level::Critical] {
+            if ppm < self.config.exit_ppm(level)
+                && let Some(used) = self.ineffective_used.get_mut(level.index())
+            {
+                *used = false;
+            }
+        }
+
+        // Predicted: one above the instantaneous level when the limit is near.
+        let horizon = u64::from(self.config.params.horizon_ms);
+        let eta = forecast
+            .and_then(|f| f.sustained_eta_ms())
+            .filter(|&e| horizon > 0 && e <= horizon);
+        let mut predicted = Level::Normal;
+        // Unconfirmed predicted level: holds the current level (no calm) while it lasts.
+        let mut forecast_level = Level::Normal;
+        if eta.is_some() {
+            let since = *self.predicted_since.get_or_insert(now);
+            let target = instant
+                .up()
+                .unwrap_or(Level::Critical)
+                .min(self.config.params.predict_max);
+            forecast_level = target;
+            if now.saturating_sub(since) >= self.config.confirm_ms(target) {
+                predicted = target;
+            }
+        } else {
+            self.predicted_since = None;
+        }
+
+        // Feedback: escalate if the last batch freed too little and pressure persists.
+        let mut ineffective = None;
+        if let Some(p) = self.pending.take()
+            && p.reported
+            && p.level == self.level
+            && self.level > Level::Normal
+            && ppm >= self.config.enter_ppm(self.level)
+            && !self
+                .ineffective_used
+                .get(self.level.index())
+                .copied()
+                .unwrap_or(true)
+            && u128::from(p.freed) * 1000
+                < u128::from(p.wanted) * u128::from(self.config.params.ineffective_permille)
+            && let Some(up) = self.level.up()
+        {
+            ineffective = Some((up, p.freed, p.wanted));
+        }
+
+        let mut transition = None;
+        let mut actions = Actions::new();
+        let from = self.level;
+        let mut target = measured;
+        let mut reason = Reason::Pressure(pressure);
+        if predicted > target {
+            target = predicted;
+            reason = Reason::Predicted {
+                pressure,
+                eta_ms: eta.unwrap_or(0),
+            };
+        }
+        if let Some((up, freed, wanted)) = ineffective
+            && up > target
+        {
+            target = up;
+            reason = Reason::Ineffective { freed, wanted };
+            if let Some(used) = self.ineffective_used.get_mut(from.index()) {
+                *used = true;
+            }
+        }
+
+        if target > from {
+            self.change_level(now, from, target, reason, &mut transition);
+            actions = self.emit(now, reading, target);
+        } else {
+            // Calm: below the exit threshold with no prediction holding this level.
+            // Rising back into this level within the horizon also holds it.
+            let returning = forecast
+                .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
+                .is_some_and(|e| e <= horizon);
+            if from > Level::Normal
+                && ppm < self.config.exit_ppm(from)
+                && forecast_level < from
+                && !returning
+            {
+                self.calm_since.get_or_insert(now);
+            } else {
+                self.calm_since = None;
+            }
+            let calm_for = self.calm_since.map(|s| now.saturating_sub(s));
+            let dwelt = now.saturating_sub(self.entered_ms);
+            if let (Some(calm_for), Some(down)) = (calm_for, from.down())
+                && dwelt >= u64::from(self.config.params.dwell_ms)
+                && calm_for >= u64::from(self.config.params.calm_ms)
+            {
+                self.change_level(now, from, down, Reason::Pressure(pressure), &mut transition);
+            } else if from > Level::Normal
+                && ppm >= self.config.exit_ppm(from)
+                && self.cooled_down(now)
+            {
+                actions = self.emit(now, reading, from);
+            }
+        }
+
+        if reading.force && actions.is_empty() {
+            let level = self.level.max(Level::Elevated);
+            actions = self.emit(now, reading, level);
+            if transition.is_none() {
+                let t = Transition {
+                    at_ms: now,
+                    from: self.level,
+                    to: self.level,
+                    reason: Reason::Forced(pressure),
+                };
+                self.log.push(t);
+                transition = Some(t);
+            }
+        }
+
+        Step {
+            level: self.level,
+            transition,
+            actions,
+            pressure,
+            forecast,
+        }
+    }
+
+    fn cooled_down(&self, now: u64) -> bool {
+        self.last_action_ms.is_none_or(|last| {
+            now.saturating_sub(last) >= u64::from(self.config.params.cooldown_ms)
+        })
+    }
+
+    fn change_level(
+        &mut self,
+        now: u64,
+        from: Level,
+        to: Level,
+        reason: Reason,
+        out: &mut Option<Transition>,
+    ) {
+        self.level = to;
+        self.entered_ms = now;
+        self.calm_since = None;
+        let t = Transition {
+            at_ms: now,
+            from,
+            to,
+            reason,
+        };
+        self.log.push(t);
+        *out = Some(t);
+    }
+
+    fn emit(&mut self, now: u64, reading: &Reading, level: Level) -> Actions {
+        self.last_action_ms = Some(now);
+        self.pending = Some(Pending {
+            level: self.level,
+            wanted: self.wanted(reading, level),
+            freed: 0,
+            reported: false,
+        });
+        level.actions()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_edges() {
+        assert_eq!(ratio_ppm(0, 0), 0);
+        assert_eq!(ratio_ppm(5, 0), 0);
+        assert_eq!(ratio_ppm(u64::MAX, 1), MAX_PRESSURE_PPM);
+        assert_eq!(ratio_ppm(u64::MAX / 2, u64::MAX / 2), 1_000_000);
+        assert_eq!(ratio_ppm(1, 3), 333_333);
+    }
+
+    #[test]
+    fn scale_permille_is_exact_for_small_and_safe_for_huge() {
+        assert_eq!(scale_permille(1000, 500), 500);
+        assert_eq!(scale_permille(1999, 500), 999);
+        assert!(scale_permille(u64::MAX, 1000) > u64::MAX / 2);
+    }
+
+    #[test]
+    fn cooldown_limits_repeats_and_force_bypasses_it() {
+        let mut p = Policy::default();
+        let r = |t| Reading {
+            rss: 62,
+            rss_limit: 100,
+            ..Reading::new(t)
+        };
+        assert_eq!(p.step(&r(0)).actions.len(), 2);
+        assert!(p.step(&r(1_000)).actions.is_empty());
+        assert_eq!(p.step(&r(2_000)).actions.len(), 2);
+        let forced = p.step(&Reading {
+            force: true,
+            ..r(2_100)
+        });
+        assert_eq!(forced.actions.len(), 2);
+        assert_eq!(forced.transition.map(|t| t.is_level_change()), Some(false));
+    }
+
+    #[test]
+    fn prediction_escalates_before_threshold() {
+        let mut p = Policy::default();
+        // +2 %/s from 10 %: limit in 45 s once at 10 %.
+        let mut first_up = None;
+        for i in 0..20u64 {
+            let s = p.step(&Reading {
+                rss: 100 + i * 20,
+                rss_limit: 1000,
+                ..Reading::new(i * 1000)
+            });
+            if first_up.is_none()
+                && let Some(t) = s.transition
+            {
+                first_up = Some(t);
+            }
+        }
+        let t = first_up.unwrap();
+        assert!(matches!(t.reason, Reason::Predicted { .. }), "{t}");
+        assert_eq!(t.to, Level::Elevated);
+    }
+}
