@@ -1,0 +1,400 @@
+//! The `w4l` command line: clap definitions and the size / duration parsers.
+//!
+//! Everything here only parses. Checks that need the machine (does the device exist, is the
+//! output directory writable, is the `--input` file a WAV) happen in `main.rs` before anything
+//! is recorded.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Capture audio for speech-to-text inside a memory budget, leaving no temporary files behind.
+///
+/// Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=w4l=debug) for more than warnings.
+#[derive(Debug, Parser)]
+#[command(name = "w4l", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the audio input devices.
+    Devices(DevicesArgs),
+    /// Record from a microphone (or replay a WAV file) into a WAV file, inside a memory budget.
+    Record(RecordArgs),
+    /// Print this process's memory readings and the policy level at an interval.
+    Monitor(MonitorArgs),
+    /// Run the whole pipeline on a built-in synthetic voice with a deliberately small budget,
+    /// and print how the cleanup policy escalates and recovers. No microphone needed.
+    Demo(DemoArgs),
+}
+
+/// `w4l devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Print one JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a take is kept while it is being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The whole take in memory, in fixed-size blocks charged to the budget.
+    Stream,
+    /// The take goes to a temporary file as it is captured (not yet supported).
+    File,
+}
+
+impl Mode {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Stream => "stream",
+            Mode::File => "file",
+        }
+    }
+}
+
+/// The Whisper model the recording is meant for; it sets the default memory budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Model {
+    /// Whisper tiny (39 M parameters).
+    Tiny,
+    /// Whisper base (74 M parameters).
+    Base,
+    /// Whisper small (244 M parameters).
+    Small,
+    /// Whisper medium (769 M parameters).
+    Medium,
+    /// Whisper large (1550 M parameters).
+    Large,
+}
+
+impl Model {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Tiny => "tiny",
+            Model::Base => "base",
+            Model::Small => "small",
+            Model::Medium => "medium",
+            Model::Large => "large",
+        }
+    }
+}
+
+/// `w4l record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The WAV file to write (16-bit PCM) when recording ends.
+    #[arg(short, long, value_name = "FILE.wav", default_value = "recording.wav")]
+    pub output: PathBuf,
+
+    /// Stop after exactly this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Without it,
+    /// record until Ctrl-C (or until the end of the --input file).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub seconds: Option<Duration>,
+
+    /// Keep the take in memory (stream) or in a temporary file (file).
+    #[arg(long, value_enum, default_value_t = Mode::Stream)]
+    pub mode: Mode,
+
+    /// Length of the rolling "latest audio" window (e.g. 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub window: Duration,
+
+    /// Memory budget for the take (e.g. 512MiB, 100MB, 64k). Default: the --model's budget.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub budget: Option<u64>,
+
+    /// The Whisper model the take is for; sets the default budget.
+    #[arg(long, value_enum, default_value_t = Model::Base)]
+    pub model: Model,
+
+    /// The input device, by name or by a part of its name (see `w4l devices`).
+    #[arg(long, value_name = "NAME", conflicts_with = "input")]
+    pub device: Option<String>,
+
+    /// Replay this WAV file through the same pipeline instead of capturing from a device.
+    #[arg(long, value_name = "FILE.wav")]
+    pub input: Option<PathBuf>,
+
+    /// With --input: replay at the file's real speed instead of as fast as possible.
+    #[arg(long, requires = "input")]
+    pub realtime: bool,
+
+    /// Sample rate in Hz. Default: 16000 for a device; the file's own rate with --input.
+    #[arg(long, value_name = "HZ", value_parser = parse_rate)]
+    pub rate: Option<u32>,
+
+    /// Number of channels. Default: 1 for a device; the file's own count with --input.
+    #[arg(long, value_name = "N", value_parser = parse_channels)]
+    pub channels: Option<u16>,
+
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `w4l monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Time between two readings (e.g. 1s, 250ms).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+
+    /// Stop after this many readings. Without it, run until Ctrl-C.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub count: Option<u64>,
+
+    /// Memory budget the policy level is computed against (e.g. 512MiB). Default: the --model's.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub budget: Option<u64>,
+
+    /// The Whisper model whose budget applies.
+    #[arg(long, value_enum, default_value_t = Model::Base)]
+    pub model: Model,
+
+    /// One JSON object per reading (JSON lines) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `w4l demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Length of the synthetic take (e.g. 90s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub seconds: Duration,
+
+    /// The deliberately small memory budget (e.g. 1MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1MiB")]
+    pub budget: u64,
+
+    /// Print the timeline and the final figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a size: a number with an optional unit. `k`/`K`/`KiB`, `M`/`MiB`, `G`/`GiB` are powers
+/// of 1024; `kB`/`KB`, `MB`, `GB` are powers of 1000; `B` or no unit is bytes. Fractions are
+/// allowed (`1.5GiB`). Zero, negative and out-of-range sizes are errors.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    const HINT: &str = "use a size like 512MiB, 100MB or 64k";
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("a size cannot be negative; {HINT}"));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim();
+    if number.is_empty() {
+        return Err(format!("'{s}' is not a size; {HINT}"));
+    }
+    let multiplier: u64 = match unit {
+        "" | "B" | "b" => 1,
+        "k" | "K" | "KiB" | "kiB" | "Ki" => 1 << 10,
+        "kB" | "KB" => 1_000,
+        "m" | "M" | "MiB" | "Mi" => 1 << 20,
+        "MB" => 1_000_000,
+        "g" | "G" | "GiB" | "Gi" => 1 << 30,
+        "GB" => 1_000_000_000,
+        "t" | "T" | "TiB" | "Ti" => 1 << 40,
+        "TB" => 1_000_000_000_000,
+        _ => return Err(format!("unknown size unit '{unit}'; {HINT}")),
+    };
+    let bytes = if let Ok(n) = number.parse::<u64>() {
+        n.checked_mul(multiplier)
+            .ok_or_else(|| format!("'{s}' is too large; {HINT}"))?
+    } else {
+        let f: f64 = number
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size; {HINT}"))?;
+        let b = (f * multiplier as f64).round();
+        if !b.is_finite() || b >= u64::MAX as f64 {
+            return Err(format!("'{s}' is too large; {HINT}"));
+        }
+        b as u64
+    };
+    if bytes == 0 {
+        return Err(format!("a size must be greater than zero; {HINT}"));
+    }
+    Ok(bytes)
+}
+
+/// Parses a duration: a number with an optional unit `ms`, `s`, `m`/`min`, `h`; a bare number is
+/// seconds. Fractions are allowed (`1.5s`). Zero, negative and absurd durations are errors.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const HINT: &str = "use a duration like 10s, 500ms or 2m";
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("a duration cannot be negative; {HINT}"));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    if number.is_empty() {
+        return Err(format!("'{s}' is not a duration; {HINT}"));
+    }
+    let seconds_per_unit = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" | "mins" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown duration unit '{other}'; {HINT}")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration; {HINT}"))?;
+    let secs = value * seconds_per_unit;
+    // A year is far beyond any take; it also keeps frame counts far from overflow.
+    if !secs.is_finite() || secs > 366.0 * 86_400.0 {
+        return Err(format!("'{s}' is too long; {HINT}"));
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d.is_zero() {
+        return Err(format!("a duration must be greater than zero; {HINT}"));
+    }
+    Ok(d)
+}
+
+/// Parses a sample rate in Hz (8000..=384000).
+pub fn parse_rate(s: &str) -> Result<u32, String> {
+    const HINT: &str = "use a rate between 8000 and 384000, e.g. 16000";
+    let hz: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a sample rate; {HINT}"))?;
+    if !(8_000..=384_000).contains(&hz) {
+        return Err(format!("{hz} Hz is not a supported sample rate; {HINT}"));
+    }
+    Ok(hz)
+}
+
+/// Parses a channel count (1..=32).
+pub fn parse_channels(s: &str) -> Result<u16, String> {
+    const HINT: &str = "use 1 (mono) or 2 (stereo)";
+    let n: u16 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a channel count; {HINT}"))?;
+    if !(1..=32).contains(&n) {
+        return Err(format!("{n} channels is not supported; {HINT}"));
+    }
+    Ok(n)
+}
+
+/// Parses a count of at least one.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count; use a whole number like 5"))?;
+    if n == 0 {
+        return Err("the count must be at least 1; use a whole number like 5".into());
+    }
+    Ok(n)
+}
+
+/// Formats a byte count with binary units, e.g. `1.5 MiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("100MB"), Ok(100_000_000));
+        assert_eq!(parse_size("64k"), Ok(65_536));
+        assert_eq!(parse_size("64 KiB"), Ok(65_536));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in [
+            "0",
+            "0MiB",
+            "-5MiB",
+            "",
+            "MiB",
+            "abc",
+            "5 parsecs",
+            "1e3",
+            "99999999999999T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(parse_size("-1").unwrap_err().contains("negative"));
+        assert!(parse_size("0").unwrap_err().contains("greater than zero"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("6"), Ok(Duration::from_secs(6)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in [
+            "0",
+            "0s",
+            "-3s",
+            "",
+            "s",
+            "ten",
+            "3 fortnights",
+            "1e400",
+            "99999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rates_channels_counts() {
+        assert_eq!(parse_rate("16000"), Ok(16_000));
+        assert!(parse_rate("12").is_err());
+        assert!(parse_rate("-16000").is_err());
+        assert_eq!(parse_channels("2"), Ok(2));
+        assert!(parse_channels("0").is_err());
+        assert!(parse_count("0").is_err());
+        assert_eq!(parse_count("3"), Ok(3));
+    }
+
+    #[test]
+    fn bytes_format() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(64 << 20), "64.0 MiB");
+    }
+}

@@ -1,0 +1,324 @@
+//! WAV files: the output writer (16-bit PCM, written to a temporary file beside the target and
+//! renamed into place only when complete) and the checked reader behind `--input`.
+//!
+//! Nothing here leaves a partial file behind: the output is a [`tempfile::TempPath`] until
+//! [`WavOutput::finish`] renames it, and a dropped, unfinished output deletes its temporary file.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Seek};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The directory a file path lives in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks, before anything is recorded, that `path` can be written: its directory exists, is a
+/// directory and accepts new files, and `path` itself is not a directory. Leaves nothing behind.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(Error::usage(
+            "the output path is empty",
+            "pass a file name with -o, e.g. -o take.wav",
+        ));
+    }
+    if path.is_dir() {
+        return Err(Error::usage(
+            format!("output {shown} is a directory"),
+            "pass a file name with -o, e.g. -o take.wav",
+        ));
+    }
+    let dir = parent_dir(path);
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::usage(
+                format!("output directory {} is not a directory", dir.display()),
+                "pass -o with a path inside an existing directory",
+            ));
+        }
+        Err(e) => {
+            return Err(Error::usage(
+                format!(
+                    "output directory {} does not exist ({})",
+                    dir.display(),
+                    e.kind()
+                ),
+                "create it first or pass -o with a path inside an existing directory",
+            ));
+        }
+    }
+    // The only reliable test of writability (ACLs, read-only mounts, root) is to try.
+    tempfile::Builder::new()
+        .prefix(".w4l-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            Error::usage(
+                format!(
+                    "cannot create files in {} ({})",
+                    dir.display(),
+                    io_reason(&e)
+                ),
+                "pass -o with a path in a writable directory",
+            )
+        })
+}
+
+/// A short reason for an I/O error, without the OS error number noise.
+pub(crate) fn io_reason(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// A 16-bit PCM WAV file being written. It appears at its path only after [`finish`](Self::finish).
+pub struct WavOutput {
+    writer: hound::WavWriter<BufWriter<File>>,
+    temp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for WavOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WavOutput")
+            .field("path", &self.path)
+            .field("temp", &self.temp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WavOutput {
+    /// Starts a WAV file for `path` (16-bit PCM, `rate` Hz, `channels` channels), as a hidden
+    /// temporary file in the same directory.
+    pub fn create(path: &Path, rate: u32, channels: u16) -> Result<Self> {
+        let dir = parent_dir(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output".into());
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".w4l-tmp")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                Error::runtime(
+                    format!("cannot create {} ({})", path.display(), io_reason(&e)),
+                    "pass -o with a path in a writable directory",
+                )
+            })?;
+        let (file, temp) = temp.into_parts();
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer =
+            hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| write_error(path, &e))?;
+        Ok(Self {
+            writer,
+            temp,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Appends interleaved samples.
+    pub fn write(&mut self, samples: &[i16]) -> Result<()> {
+        let mut w = self
+            .writer
+            .get_i16_writer(u32::try_from(samples.len()).map_err(|_| too_long(&self.path))?);
+        for &s in samples {
+            w.write_sample(s);
+        }
+        w.flush().map_err(|e| write_error(&self.path, &e))
+    }
+
+    /// Samples written so far (all channels).
+    pub fn len(&self) -> u64 {
+        u64::from(self.writer.len())
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Completes the header, flushes to disk and renames the file into place.
+    pub fn finish(self) -> Result<PathBuf> {
+        let Self { writer, temp, path } = self;
+        writer.finalize().map_err(|e| write_error(&path, &e))?;
+        // finalize() flushed the BufWriter; make the data durable before the rename.
+        File::open(&temp).and_then(|f| f.sync_all()).map_err(|e| {
+            Error::runtime(
+                format!("cannot write {} ({})", path.display(), io_reason(&e)),
+                "check the disk",
+            )
+        })?;
+        temp.persist(&path).map_err(|e| {
+            Error::runtime(
+                format!(
+                    "cannot move the finished take to {} ({})",
+                    path.display(),
+                    io_reason(&e.error)
+                ),
+                "check that the path is writable and not a directory",
+            )
+        })?;
+        Ok(path)
+    }
+}
+
+fn too_long(path: &Path) -> Error {
+    Error::runtime(
+        format!("the take is too long for a WAV file ({})", path.display()),
+        "record shorter takes (a WAV file holds at most 4 GiB)",
+    )
+}
+
+fn write_error(path: &Path, e: &hound::Error) -> Error {
+    match e {
+        hound::Error::IoError(io) => Error::runtime(
+            format!("cannot write {} ({})", path.display(), io_reason(io)),
+            "check free disk space and permissions",
+        ),
+        hound::Error::TooWide => too_long(path),
+        other => Error::runtime(
+            format!("cannot write {} ({other})", path.display()),
+            "check free disk space and permissions",
+        ),
+    }
+}
+
+/// The format of an input WAV file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WavInfo {
+    /// Frames per second.
+    pub rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+    /// Frames in the file.
+    pub frames: u64,
+    /// Bits per sample.
+    pub bits: u16,
+    /// Whether the samples are IEEE floats (else integers).
+    pub float: bool,
+}
+
+/// Opens and checks `path` as a PCM WAV file: readable, a RIFF/WAVE header hound understands, a
+/// supported sample format, and a data chunk that the file really holds (not truncated).
+pub fn probe_input(path: &Path) -> Result<WavInfo> {
+    let (_, info) = open_input(path)?;
+    Ok(info)
+}
+
+/// Opens `path` like [`probe_input`] and returns the reader positioned at the first sample.
+pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, WavInfo)> {
+    let shown = path.display();
+    let file = File::open(path).map_err(|e| {
+        Error::usage(
+            format!("cannot read --input {shown} ({})", io_reason(&e)),
+            "check the path and its permissions",
+        )
+    })?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(Error::usage(
+            format!("--input {shown} is a directory"),
+            "pass a WAV file",
+        ));
+    }
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let malformed = |why: String| {
+        Error::usage(
+            format!("--input {shown} is not a usable WAV file ({why})"),
+            "pass a PCM WAV file, e.g. one made with `arecord -f S16_LE` or `sox in -b 16 out.wav`",
+        )
+    };
+    let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
+        hound::Error::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+            malformed("it ends inside its header".into())
+        }
+        hound::Error::IoError(io) => Error::usage(
+            format!("cannot read --input {shown} ({})", io_reason(&io)),
+            "check the path and its permissions",
+        ),
+        other => malformed(other.to_string()),
+    })?;
+    let spec = reader.spec();
+    let float = spec.sample_format == hound::SampleFormat::Float;
+    let supported = if float {
+        spec.bits_per_sample == 32
+    } else {
+        matches!(spec.bits_per_sample, 8 | 16 | 24 | 32)
+    };
+    if !supported {
+        return Err(malformed(format!(
+            "{}-bit {} samples are not supported",
+            spec.bits_per_sample,
+            if float { "float" } else { "integer" }
+        )));
+    }
+    if spec.channels == 0 || spec.sample_rate == 0 {
+        return Err(malformed("zero channels or zero sample rate".into()));
+    }
+    let samples = u64::from(reader.len());
+    if samples % u64::from(spec.channels) != 0 {
+        return Err(malformed(format!(
+            "{samples} samples is not a whole number of {}-channel frames",
+            spec.channels
+        )));
+    }
+    // hound trusts the data chunk's declared length; a truncated file would fail mid-replay.
+    if let Some(start) = data_start(path) {
+        let bytes = samples * u64::from(spec.bits_per_sample.div_ceil(8));
+        if start.saturating_add(bytes) > file_len {
+            return Err(malformed(format!(
+                "truncated: its header promises {bytes} bytes of samples but only {} follow",
+                file_len.saturating_sub(start)
+            )));
+        }
+    }
+    let info = WavInfo {
+        rate: spec.sample_rate,
+        channels: spec.channels,
+        frames: samples / u64::from(spec.channels),
+        bits: spec.bits_per_sample,
+        float,
+    };
+    Ok((reader, info))
+}
+
+/// Where the sample data of the WAV file at `path` starts (`None` if that cannot be told):
+/// walks the RIFF chunks to the `data` chunk, as hound does.
+fn data_start(path: &Path) -> Option<u64> {
+    use std::io::{Read, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let mut riff = [0u8; 12];
+    f.read_exact(&mut riff).ok()?;
+    if &riff[..4] != b"RIFF" || &riff[8..] != b"WAVE" {
+        return None;
+    }
+    let mut offset = 12u64;
+    // Real files have a handful of chunks; the bound only stops a pathological one.
+    for _ in 0..10_000 {
+        let mut header = [0u8; 8];
+        f.read_exact(&mut header).ok()?;
+        let size = u64::from(u32::from_le_bytes([
+            header[4], header[5], header[6], header[7],
+        ]));
+        if &header[..4] == b"data" {
+            return Some(offset + 8);
+        }
+        offset = offset.checked_add(8 + size + (size & 1))?;
+        f.seek(SeekFrom::Start(offset)).ok()?;
+    }
+    None
+}
