@@ -20,9 +20,9 @@
 
 mod fake;
 
-use core::cell::RefCell;
+use core::cell::{RefCell, UnsafeCell};
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cortex_m::interrupt::{self, Mutex};
 use cortex_m::peripheral::syst::SystClkSource;
@@ -60,16 +60,46 @@ const LOG_END: &str = "--- w4l scenario transitions: end ---";
 type Adc = Mcp3202<FakeMcp3202, &'static VirtualClock>;
 type AudioRing = Ring<&'static mut [i16]>;
 
-// The two big buffers, caller-supplied storage of the ring and the window. Named so that
-// the footprint report can leave them out.
-static mut W4L_RING_STORAGE: [i16; RING_LEN] = [0; RING_LEN];
-static mut W4L_WINDOW_STORAGE: [i16; WINDOW_LEN] = [0; WINDOW_LEN];
+/// A statically allocated buffer handed out once as `&'static mut`.
+struct StaticBuffer<T> {
+    taken: AtomicBool,
+    cell: UnsafeCell<T>,
+}
+
+// SAFETY: the contents are reachable only through the one `&'static mut` that `take`
+// hands out (guarded by `taken`), so sharing the wrapper between contexts is sound.
+unsafe impl<T: Send> Sync for StaticBuffer<T> {}
+
+impl<T> StaticBuffer<T> {
+    const fn new(value: T) -> Self {
+        StaticBuffer {
+            taken: AtomicBool::new(false),
+            cell: UnsafeCell::new(value),
+        }
+    }
+
+    /// The buffer, the first time; `None` afterwards.
+    #[allow(clippy::mut_from_ref)] // guarded by `taken`: handed out once
+    fn take(&'static self) -> Option<&'static mut T> {
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: `taken` was false, so no other reference to the contents exists, and
+        // none will be made again.
+        Some(unsafe { &mut *self.cell.get() })
+    }
+}
+
+// The two big buffers, caller-supplied storage of the ring and the window (zeroed: .bss).
+// Named so that the footprint report can leave them out.
+static W4L_RING_STORAGE: StaticBuffer<[i16; RING_LEN]> = StaticBuffer::new([0; RING_LEN]);
+static W4L_WINDOW_STORAGE: StaticBuffer<[i16; WINDOW_LEN]> = StaticBuffer::new([0; WINDOW_LEN]);
 
 static CLOCK: VirtualClock = VirtualClock::new();
 
 /// What the interrupt owns while streaming: the ADC driver and the ring's producer half.
-static AUDIO_SIDE: Mutex<RefCell<Option<(Adc, Producer<&'static AudioRing>)>>> =
-    Mutex::new(RefCell::new(None));
+type AudioSide = (Adc, Producer<&'static AudioRing>);
+static AUDIO_SIDE: Mutex<RefCell<Option<AudioSide>>> = Mutex::new(RefCell::new(None));
 static PRODUCED: AtomicUsize = AtomicUsize::new(0);
 static OVERRUNS: AtomicUsize = AtomicUsize::new(0);
 static ADC_ERRORS: AtomicUsize = AtomicUsize::new(0);
@@ -148,13 +178,10 @@ fn main() -> ! {
     let Some(mut cp) = cortex_m::Peripherals::take() else {
         fatal("core peripherals taken twice")
     };
-    // SAFETY: `main` runs once and these are the only references ever made to the two
-    // buffers; the `static mut`s are not touched anywhere else.
-    let (ring_storage, window_storage) = unsafe {
-        (
-            &mut *(&raw mut W4L_RING_STORAGE),
-            &mut *(&raw mut W4L_WINDOW_STORAGE),
-        )
+    let (Some(ring_storage), Some(window_storage)) =
+        (W4L_RING_STORAGE.take(), W4L_WINDOW_STORAGE.take())
+    else {
+        fatal("buffers taken twice")
     };
     let ring = match Ring::new(&mut ring_storage[..], Overflow::RejectNewest) {
         Ok(ring) => ring,
