@@ -222,83 +222,138 @@ impl Trend {
         };
         let t0 = *self.t_ms.get(start)?;
         let recent_from = self.len.saturating_sub(MIN_SAMPLES);
-        let mut all = Sums::default();
-        let mut recent = Sums::default();
+        // Fast path in i64 (typical windows: x ≤ minutes, y ≤ 2·10⁶); any overflow falls back
+        // to i128. Both paths compute the same exact integer results.
+        let fits = self
+            .fit_with::<Sums64>(start, t0, recent_from)
+            .or_else(|| self.fit_with::<Sums128>(start, t0, recent_from))?;
+        let ((slope, fitted, eta), recent) = fits;
+        Some(Forecast {
+            slope_ppm_per_s: slope,
+            fitted_ppm: fitted,
+            eta_ms: eta,
+            recent_eta_ms: recent,
+        })
+    }
+
+    fn fit_with<S: LeastSquares>(
+        &self,
+        start: usize,
+        t0: u64,
+        recent_from: usize,
+    ) -> Option<(Fit, Option<u64>)> {
+        let mut all = S::default();
+        let mut recent = S::default();
         for k in 0..self.len {
             let i = (start + k) % HISTORY_LEN;
-            let x = i128::from(self.t_ms.get(i)?.saturating_sub(t0));
-            let y = i128::from(*self.ppm.get(i)?);
+            let x = self.t_ms.get(i)?.saturating_sub(t0);
+            let y = *self.ppm.get(i)?;
             all.add(x, y)?;
             if k >= recent_from {
                 recent.add(x, y)?;
             }
         }
-        let (slope, fitted, eta) = all.fit()?;
-        let recent_eta_ms = recent.fit().and_then(|(_, _, e)| e);
-        Some(Forecast {
-            slope_ppm_per_s: i64::try_from(slope).unwrap_or(if slope < 0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            }),
-            fitted_ppm: u32::try_from(fitted.max(0)).unwrap_or(u32::MAX),
-            eta_ms: eta,
-            recent_eta_ms,
-        })
+        let all = all.fit()?;
+        Some((all, recent.eta_only()))
     }
 }
 
-/// Running sums of a least-squares fit.
-#[derive(Clone, Copy, Default)]
-struct Sums {
-    n: i128,
-    sx: i128,
-    sy: i128,
-    sxx: i128,
-    sxy: i128,
-    x_last: i128,
+/// `(slope ppm/s, fitted ppm at the newest sample, eta ms)`.
+type Fit = (i64, u32, Option<u64>);
+
+/// Running least-squares sums in some integer width; every operation checked.
+trait LeastSquares: Default {
+    fn add(&mut self, x: u64, y: u32) -> Option<()>;
+    fn fit(&self) -> Option<Fit>;
+    /// Only the eta of the fit (one division instead of three).
+    fn eta_only(&self) -> Option<u64>;
 }
 
-impl Sums {
-    fn add(&mut self, x: i128, y: i128) -> Option<()> {
-        self.n = self.n.checked_add(1)?;
-        self.sx = self.sx.checked_add(x)?;
-        self.sy = self.sy.checked_add(y)?;
-        self.sxx = self.sxx.checked_add(x.checked_mul(x)?)?;
-        self.sxy = self.sxy.checked_add(x.checked_mul(y)?)?;
-        self.x_last = x;
-        Some(())
-    }
-
-    /// `(slope ppm/s, fitted ppm at x_last, eta ms)`.
-    fn fit(&self) -> Option<(i128, i128, Option<u64>)> {
-        let n = self.n;
-        let num = n
-            .checked_mul(self.sxy)?
-            .checked_sub(self.sx.checked_mul(self.sy)?)?;
-        let den = n
-            .checked_mul(self.sxx)?
-            .checked_sub(self.sx.checked_mul(self.sx)?)?;
-        if den <= 0 {
-            return None;
+macro_rules! sums {
+    ($name:ident, $t:ty) => {
+        #[derive(Clone, Copy, Default)]
+        struct $name {
+            n: $t,
+            sx: $t,
+            sy: $t,
+            sxx: $t,
+            sxy: $t,
+            x_last: $t,
         }
-        // ŷ = (Σy·den + num·(n·x_last − Σx)) / (n·den)
-        let fitted = self
-            .sy
-            .checked_mul(den)?
-            .checked_add(num.checked_mul(n.checked_mul(self.x_last)?.checked_sub(self.sx)?)?)?
-            .checked_div(n.checked_mul(den)?)?;
-        let slope = num.checked_mul(1000)?.checked_div(den)?;
-        let eta = if num > 0 {
-            let remaining = i128::from(LIMIT_PPM).saturating_sub(fitted).max(0);
-            let eta = remaining.checked_mul(den)?.checked_div(num)?;
-            Some(u64::try_from(eta).unwrap_or(u64::MAX))
-        } else {
-            None
-        };
-        Some((slope, fitted, eta))
-    }
+
+        impl LeastSquares for $name {
+            fn add(&mut self, x: u64, y: u32) -> Option<()> {
+                let x = <$t>::try_from(x).ok()?;
+                let y = <$t>::from(y);
+                self.n = self.n.checked_add(1)?;
+                self.sx = self.sx.checked_add(x)?;
+                self.sy = self.sy.checked_add(y)?;
+                self.sxx = self.sxx.checked_add(x.checked_mul(x)?)?;
+                self.sxy = self.sxy.checked_add(x.checked_mul(y)?)?;
+                self.x_last = x;
+                Some(())
+            }
+
+            fn fit(&self) -> Option<Fit> {
+                let (num, den, nden, fitted_num) = self.terms()?;
+                let fitted = fitted_num.checked_div(nden)?;
+                let slope = num.checked_mul(1000)?.checked_div(den)?;
+                let eta = self.eta(num, nden, fitted_num)?;
+                let slope =
+                    i64::try_from(slope).unwrap_or(if slope < 0 { i64::MIN } else { i64::MAX });
+                let fitted = u32::try_from(fitted.max(0)).unwrap_or(u32::MAX);
+                Some((slope, fitted, eta))
+            }
+
+            fn eta_only(&self) -> Option<u64> {
+                let (num, _, nden, fitted_num) = self.terms()?;
+                self.eta(num, nden, fitted_num)?
+            }
+        }
+
+        impl $name {
+            /// `(num, den, n·den, ŷ·n·den)` with slope = num/den (ppm/ms) and
+            /// ŷ·n·den = Σy·den + num·(n·x_last − Σx).
+            fn terms(&self) -> Option<($t, $t, $t, $t)> {
+                let n = self.n;
+                let num = n
+                    .checked_mul(self.sxy)?
+                    .checked_sub(self.sx.checked_mul(self.sy)?)?;
+                let den = n
+                    .checked_mul(self.sxx)?
+                    .checked_sub(self.sx.checked_mul(self.sx)?)?;
+                if den <= 0 {
+                    return None;
+                }
+                let nden = n.checked_mul(den)?;
+                let fitted_num = self.sy.checked_mul(den)?.checked_add(
+                    num.checked_mul(n.checked_mul(self.x_last)?.checked_sub(self.sx)?)?,
+                )?;
+                Some((num, den, nden, fitted_num))
+            }
+
+            /// `(LIMIT − ŷ) / slope` = `(LIMIT·n·den − ŷ·n·den) / (n·num)`, exact then floored;
+            /// `Some(None)` when not growing, `None` on overflow.
+            #[allow(clippy::option_option)]
+            fn eta(&self, num: $t, nden: $t, fitted_num: $t) -> Option<Option<u64>> {
+                if num <= 0 {
+                    return Some(None);
+                }
+                let remaining = <$t>::from(LIMIT_PPM)
+                    .checked_mul(nden)?
+                    .checked_sub(fitted_num)?;
+                if remaining <= 0 {
+                    return Some(Some(0));
+                }
+                let eta = remaining.checked_div(self.n.checked_mul(num)?)?;
+                Some(Some(u64::try_from(eta).unwrap_or(u64::MAX)))
+            }
+        }
+    };
 }
+
+sums!(Sums64, i64);
+sums!(Sums128, i128);
 
 #[cfg(test)]
 mod tests {
