@@ -53,7 +53,8 @@
 //!
 //! The producer computes its room from `head`'s position (busy or not). When the ring is
 //! too full for the incoming samples and the consumer is *not* busy, it advances `head`
-//! with a compare-exchange (`h -> h + need`, expecting the busy flag clear), discarding the
+//! with a compare-exchange (`h -> h + need`, expecting the busy flag clear; acquire-release,
+//! so a consumer claiming from `h + need` also sees a `tail` at or past it), discarding the
 //! `need` oldest samples, then writes. The compare-exchange fails exactly when the
 //! consumer claimed in between; the producer reloads and retries (a bounded number of
 //! times). If the consumer is busy copying, no room can be made without racing with that
@@ -883,13 +884,16 @@ impl<R: RingRef> Producer<R> {
                 break;
             }
             // need <= len (because want <= cap), so the new head stays at or behind tail.
+            // Release on success: a consumer whose claim reads `new_head` must also see a
+            // `tail` at least as new as ours, or `tail - new_head` could underflow and it would
+            // read slots being written (Miri and loom both catch that with `Acquire` here).
             let need = want - free;
             let new_head = ring.advance(pos, need);
             if ring
                 .consumer
                 .0
                 .head
-                .compare_exchange(word, new_head, Ordering::Acquire, Ordering::Acquire)
+                .compare_exchange(word, new_head, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 self.head_cache = new_head;
