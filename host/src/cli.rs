@@ -100,7 +100,7 @@ pub struct RecordArgs {
 
     /// Stop after exactly this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Without it,
     /// record until Ctrl-C (or until the end of the --input file).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration)]
     pub seconds: Option<Duration>,
 
     /// Keep the take in memory (stream) or in a temporary file (file).
@@ -108,11 +108,11 @@ pub struct RecordArgs {
     pub mode: Mode,
 
     /// Length of the rolling "latest audio" window (e.g. 30s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub window: Duration,
 
     /// Memory budget for the take (e.g. 512MiB, 100MB, 64k). Default: the --model's budget.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
     pub budget: Option<u64>,
 
     /// The Whisper model the take is for; sets the default budget.
@@ -132,11 +132,11 @@ pub struct RecordArgs {
     pub realtime: bool,
 
     /// Sample rate in Hz. Default: 16000 for a device; the file's own rate with --input.
-    #[arg(long, value_name = "HZ", value_parser = parse_rate)]
+    #[arg(long, allow_hyphen_values = true, value_name = "HZ", value_parser = parse_rate)]
     pub rate: Option<u32>,
 
     /// Number of channels. Default: 1 for a device; the file's own count with --input.
-    #[arg(long, value_name = "N", value_parser = parse_channels)]
+    #[arg(long, allow_hyphen_values = true, value_name = "N", value_parser = parse_channels)]
     pub channels: Option<u16>,
 
     /// Print the summary as one JSON object.
@@ -148,15 +148,15 @@ pub struct RecordArgs {
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
     /// Time between two readings (e.g. 1s, 250ms).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub interval: Duration,
 
     /// Stop after this many readings. Without it, run until Ctrl-C.
-    #[arg(long, value_name = "N", value_parser = parse_count)]
+    #[arg(long, allow_hyphen_values = true, value_name = "N", value_parser = parse_count)]
     pub count: Option<u64>,
 
     /// Memory budget the policy level is computed against (e.g. 512MiB). Default: the --model's.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
     pub budget: Option<u64>,
 
     /// The Whisper model whose budget applies.
@@ -172,11 +172,11 @@ pub struct MonitorArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Length of the synthetic take (e.g. 90s, 2m).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     pub seconds: Duration,
 
     /// The deliberately small memory budget (e.g. 1MiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "1MiB")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size, default_value = "1MiB")]
     pub budget: u64,
 
     /// Print the timeline and the final figures as one JSON object.

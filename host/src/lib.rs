@@ -6,6 +6,7 @@
 //! [`monitor::MemoryMonitor`].
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod monitor;
 pub mod progress;

@@ -1,1 +1,418 @@
-fn main() {}
+//! The `w4l` command line. See `w4l --help`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use w4l::cli::{Cli, Command, DemoArgs, DevicesArgs, MonitorArgs, RecordArgs, format_bytes};
+use w4l::error::{Error, Result};
+use w4l::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::progress::{LiveLine, LiveStatus};
+use w4l::recorder::{Recorder, RecorderConfig};
+use w4l::source::{Source, WavReplay};
+use w4l_core::accountant::Accountant;
+use w4l_core::budget::{Budget, Model};
+
+/// Set once the panic hook has printed its line, so `main` prints nothing more.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
+    init_logging(&cli.command);
+    let interrupted = match install_interrupt() {
+        Ok(flag) => flag,
+        Err(e) => return report(&e),
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(cli.command, &interrupted)
+    }));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => report(&e),
+        // The hook printed the line; the unwinding dropped (and so cleaned up) everything.
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn report(e: &Error) -> ExitCode {
+    if !PANICKED.load(Ordering::Acquire) {
+        let _ = std::io::stdout().flush();
+        eprintln!("error: {e}");
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+}
+
+/// clap's errors, as one line `error: …; …` (exit code 2), and its help / version output as is.
+fn clap_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            // `w4l` alone prints the help but is still a usage error.
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            // clap's message: a first line (maybe continued by indented lines, e.g. the missing
+            // arguments), then `Usage:`, `tip:` and `For more information` lines.
+            let mut what = Vec::new();
+            let mut tip = None;
+            for l in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if let Some(t) = l.strip_prefix("tip: ") {
+                    tip.get_or_insert_with(|| t.to_owned());
+                } else if l.starts_with("Usage:") || l.starts_with("For more") {
+                    break;
+                } else {
+                    what.push(l.strip_prefix("error: ").unwrap_or(l).to_owned());
+                }
+            }
+            let first = if what.is_empty() {
+                "invalid command line".to_owned()
+            } else {
+                what.join(" ")
+            };
+            let line = if first.contains("; ") {
+                first
+            } else if let Some(tip) = tip {
+                format!("{first}; {tip}")
+            } else {
+                format!("{first}; see 'w4l --help'")
+            };
+            eprintln!("error: {line}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// One line for a panic, no backtrace; the unwinding still runs every destructor (the
+/// recorder's cleanup, temporary files).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let msg = msg.replace(['\n', '\r'], " ");
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if !PANICKED.swap(true, Ordering::AcqRel) {
+            eprintln!("error: internal error: {msg}{place}; please report this bug");
+        }
+    }));
+}
+
+/// `RUST_LOG` decides; without it, warnings (errors only for `demo`, whose timeline already
+/// shows what the warnings would say). Always to stderr.
+fn init_logging(command: &Command) {
+    use tracing_subscriber::EnvFilter;
+    let default = match command {
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM raise the returned flag; the commands stop cleanly on it.
+fn install_interrupt() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, flag.clone()).map_err(|e| {
+            Error::runtime(
+                format!("cannot install the Ctrl-C handler ({e})"),
+                "run w4l in a normal terminal or service environment",
+            )
+        })?;
+    }
+    Ok(flag)
+}
+
+fn run(command: Command, interrupted: &AtomicBool) -> Result<()> {
+    match command {
+        Command::Devices(args) => devices(&args),
+        Command::Record(args) => record(&args, interrupted),
+        Command::Monitor(args) => monitor(&args, interrupted),
+        Command::Demo(args) => demo(&args),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| Error::runtime(format!("cannot format JSON ({e})"), "report this bug"))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn core_model(model: w4l::cli::Model) -> Model {
+    match model {
+        w4l::cli::Model::Tiny => Model::Tiny,
+        w4l::cli::Model::Base => Model::Base,
+        w4l::cli::Model::Small => Model::Small,
+        w4l::cli::Model::Medium => Model::Medium,
+        w4l::cli::Model::Large => Model::Large,
+    }
+}
+
+/// The accountant for `--budget` / `--model`: an explicit budget is the whole memory budget and
+/// the audio limit; without one, the model's table entry applies.
+fn accountant_for(budget: Option<u64>, model: w4l::cli::Model) -> (Accountant, u64) {
+    let model = core_model(model);
+    let rss_limit = model.total_limit() as u64;
+    match budget {
+        Some(bytes) => {
+            let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+            let b = Budget {
+                memory: bytes,
+                audio_limit: bytes,
+                model_limit: None,
+                ..Budget::for_model(model)
+            };
+            (b.accountant(), rss_limit.max(bytes as u64))
+        }
+        None => (Budget::for_model(model).accountant(), rss_limit),
+    }
+}
+
+fn devices(args: &DevicesArgs) -> Result<()> {
+    let _ = args;
+    Err(Error::runtime(
+        "listing audio devices is not available in this build yet",
+        "use `w4l record --input FILE.wav` to replay a file",
+    ))
+}
+
+fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
+    if let Some(input) = &args.input {
+        let replay = WavReplay::open(input, args.realtime)?;
+        let info = replay.info();
+        if let Some(rate) = args.rate
+            && rate != info.rate
+        {
+            return Err(Error::usage(
+                format!(
+                    "--rate {rate} does not match {}'s {} Hz (w4l does not resample)",
+                    input.display(),
+                    info.rate
+                ),
+                "drop --rate to use the file's rate",
+            ));
+        }
+        if let Some(channels) = args.channels
+            && channels != info.channels
+        {
+            return Err(Error::usage(
+                format!(
+                    "--channels {channels} does not match {}'s {} channel(s) (w4l does not remix)",
+                    input.display(),
+                    info.channels
+                ),
+                "drop --channels to use the file's channels",
+            ));
+        }
+        return Ok(Box::new(replay));
+    }
+    Err(Error::runtime(
+        "recording from an audio device is not available in this build yet",
+        "use --input FILE.wav to replay a file",
+    ))
+}
+
+fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
+    // Every check that can fail happens before anything is recorded.
+    w4l::wav::check_output_path(&args.output)?;
+    if args.mode == w4l::cli::Mode::File {
+        return Err(Error::usage(
+            "--mode file is not yet supported (the temporary-file store is a later issue)",
+            "use --mode stream (the default)",
+        ));
+    }
+    let source = open_source(args)?;
+    let rate = source.rate();
+    let (accountant, rss_limit) = accountant_for(args.budget, args.model);
+    let monitor = Arc::new(MemoryMonitor::new(
+        Arc::new(accountant),
+        MonitorConfig {
+            rss_limit,
+            ..MonitorConfig::default()
+        },
+    )?);
+    let config = RecorderConfig {
+        mode: args.mode,
+        window: args.window,
+        limit_frames: args
+            .seconds
+            .map(|d| (d.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64),
+        ..RecorderConfig::default()
+    };
+    let mut recorder = Recorder::new(source, monitor, config)?;
+    let live = LiveLine::for_stdout();
+    let started = Instant::now();
+    recorder.start()?;
+    while !recorder.wait(Duration::from_millis(100)) {
+        if interrupted.load(Ordering::Acquire) {
+            break;
+        }
+        if live.is_visible() {
+            let info = recorder.info();
+            live.update(&LiveStatus {
+                elapsed: Duration::from_secs_f64(info.seconds_captured),
+                peak_dbfs: info.peak_dbfs,
+                used: info.memory_used,
+                budget: info.memory_budget,
+                level: info.policy_level,
+                overruns: info.overruns,
+                dropped_blocks: info.dropped_blocks,
+            });
+        }
+    }
+    let stopped = recorder.stop();
+    live.finish();
+    stopped?;
+    let summary = recorder.write_wav(&args.output)?;
+    let info = recorder.info();
+    let wall = started.elapsed().as_secs_f64();
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            output: &'a Path,
+            frames_written: u64,
+            frames_dropped: u64,
+            interrupted: bool,
+            wall_seconds: f64,
+            #[serde(flatten)]
+            info: &'a w4l::recorder::RecorderInfo,
+        }
+        print_json(&Report {
+            output: &args.output,
+            frames_written: summary.frames,
+            frames_dropped: summary.frames_dropped,
+            interrupted: interrupted.load(Ordering::Acquire),
+            wall_seconds: wall,
+            info: &info,
+        })?;
+    } else {
+        println!(
+            "recorded {:.3} s ({} frames, {} Hz, {} ch) from {} to {}",
+            info.seconds_captured,
+            info.frames_captured,
+            info.rate,
+            info.channels,
+            info.source,
+            args.output.display()
+        );
+        println!(
+            "memory: peak {} of a {} budget; policy {}; overruns {}; dropped {} blocks ({} frames)",
+            format_bytes(info.memory_peak),
+            format_bytes(info.memory_budget),
+            info.policy_level,
+            info.overruns,
+            info.dropped_blocks,
+            summary.frames_dropped
+        );
+    }
+    if summary.frames_dropped > 0 {
+        tracing::warn!(
+            "{} frames at the start of the take were dropped to stay in budget; raise --budget to keep them",
+            summary.frames_dropped
+        );
+    }
+    Ok(())
+}
+
+fn monitor(args: &MonitorArgs, interrupted: &AtomicBool) -> Result<()> {
+    let (accountant, rss_limit) = accountant_for(args.budget, args.model);
+    let monitor = MemoryMonitor::new(
+        Arc::new(accountant),
+        MonitorConfig {
+            interval: args.interval,
+            rss_limit,
+            ..MonitorConfig::default()
+        },
+    )?;
+    let started = Instant::now();
+    let mut n = 0u64;
+    loop {
+        let step = monitor.step_at(monitor.now_ms());
+        let u = monitor.usage();
+        let t = started.elapsed().as_secs_f64();
+        if args.json {
+            #[derive(serde::Serialize)]
+            struct Line<'a> {
+                t: f64,
+                #[serde(flatten)]
+                usage: &'a w4l::monitor::MemoryUsage,
+                actions: Vec<String>,
+            }
+            print_json(&Line {
+                t,
+                usage: &u,
+                actions: step.actions.iter().map(|a| a.to_string()).collect(),
+            })?;
+        } else {
+            println!(
+                "{t:7.1}s  rss {:>10}  available {:>10}  accounted {:>10} / {:>10}  pressure {:4}‰ {:<9}  level {}",
+                format_bytes(u.rss),
+                format_bytes(u.available),
+                format_bytes(u.accounted),
+                format_bytes(u.budget),
+                u.pressure_permille,
+                u.pressure_source,
+                u.level.name(),
+            );
+        }
+        let _ = std::io::stdout().flush();
+        n += 1;
+        if args.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        let due = started + args.interval.mul_f64(n as f64);
+        while Instant::now() < due {
+            if interrupted.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
+        }
+        if interrupted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+    }
+}
+
+fn demo(args: &DemoArgs) -> Result<()> {
+    let report = w4l::demo::run(&w4l::demo::DemoConfig {
+        duration: args.seconds,
+        budget: args.budget,
+        ..w4l::demo::DemoConfig::default()
+    })?;
+    if args.json {
+        print_json(&report)
+    } else {
+        print!("{}", report.render());
+        Ok(())
+    }
+}

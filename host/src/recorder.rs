@@ -1,9 +1,47 @@
-//! The recorder (the earlier design's `AudioBufferManager`).
+//! The recorder (the earlier design's `AudioBufferManager`): a source, the core ring, a worker
+//! thread that drains it into a rolling window and a block store charged to the budget, and the
+//! memory monitor whose policy decides what to give up when memory runs short.
+//!
+//! ```text
+//!  source ──push──▶ core ring (bounded, lock-free) ──pop──▶ worker ─┬─▶ window (latest N s)
+//!  (cpal callback,                                                  └─▶ block store (whole take,
+//!   WAV replay,                                                         fixed-size blocks,
+//!   synthetic)                                   MemoryMonitor ◀─step─    each reserved from
+//!                                                (core policy)  ─drop─▶   the accountant)
+//! ```
+//!
+//! # Defects of the earlier design that cannot come back
+//!
+//! * **Lost tail at stop.** [`Recorder::stop`] stops the source first (after that nothing more
+//!   is pushed), then lets the worker drain *everything* in the ring, then joins it. Nothing
+//!   captured before `stop` is discarded.
+//! * **Unbounded queue.** The ring is bounded. A consumer too slow for a real-time source shows
+//!   up as counted overruns ([`RecorderInfo::overruns`]), never as growing memory or silent
+//!   loss. The non-real-time sources (replay, synthetic) wait for room instead.
+//! * **Empty recording without error.** [`Recorder::start`] returns only once the source runs
+//!   (or with its error), and [`Recorder::stop`] fails if nothing at all was captured.
+//! * **Wrap-around conversion.** `f32` → `i16` is the core's saturating conversion.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use w4l_core::accountant::{Accountant, Category, Reservation, ReserveError};
+use w4l_core::level::LevelMeter;
+use w4l_core::policy::{Action, Level};
+use w4l_core::ring::Overflow;
+use w4l_core::sample::convert;
+use w4l_core::window::Window;
+
+use crate::cli::{Mode, format_bytes};
+use crate::error::{Error, Result};
+use crate::monitor::{CallbackId, MemoryMonitor};
+use crate::ring::{AudioConsumer, AudioRing};
+use crate::source::{Source, SourceStatus};
+use crate::wav::WavOutput;
 
 /// One fixed-size block of the take: interleaved 16-bit samples, charged to the audio
 /// category of the accountant for as long as it lives.
@@ -169,5 +207,811 @@ impl BlockStore {
     /// Releases every block.
     pub fn clear(&mut self) {
         self.blocks.clear();
+    }
+}
+
+/// How a [`Recorder`] keeps the take.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    /// Stream (in memory) or file (not yet supported).
+    pub mode: Mode,
+    /// Length of the rolling window behind [`Recorder::latest`].
+    pub window: Duration,
+    /// Bytes per block of the take (16-bit samples). Default 64 KiB: 2 s of 16 kHz mono.
+    pub block_bytes: usize,
+    /// Capacity of the ring between the source and the worker, as audio time. Default 500 ms:
+    /// the worker can stall that long before a real-time source overruns.
+    pub ring: Duration,
+    /// Stop consuming after exactly this many frames (`--seconds`).
+    pub limit_frames: Option<u64>,
+    /// Captured audio between two policy steps. Default 1 s (see [`crate::monitor`]).
+    pub step: Duration,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Stream,
+            window: Duration::from_secs(30),
+            block_bytes: 64 << 10,
+            ring: Duration::from_millis(500),
+            limit_frames: None,
+            step: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where a recorder is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecorderState {
+    /// Created, not started.
+    Idle,
+    /// Started, not stopped.
+    Recording,
+    /// Stopped; the take can be read and written.
+    Stopped,
+}
+
+/// Every figure of a recorder, as `w4l record --json` prints it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecorderInfo {
+    /// `stream` or `file`.
+    pub mode: &'static str,
+    /// Idle, recording or stopped.
+    pub state: RecorderState,
+    /// What the samples come from.
+    pub source: String,
+    /// Frames per second.
+    pub rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+    /// Frames taken from the ring into the take.
+    pub frames_captured: u64,
+    /// Samples (all channels) taken from the ring into the take.
+    pub samples_captured: u64,
+    /// `frames_captured` as seconds.
+    pub seconds_captured: f64,
+    /// Frames of the take still held (captured minus dropped).
+    pub frames_held: u64,
+    /// Blocks of the take held in memory.
+    pub blocks_held: u64,
+    /// Bytes per block.
+    pub block_bytes: u64,
+    /// Samples waiting in the ring now.
+    pub ring_samples: u64,
+    /// Capacity of the ring, samples.
+    pub ring_capacity: u64,
+    /// Ring fill level, 0.0 to 1.0.
+    pub ring_fill: f64,
+    /// Frames in the rolling window / its capacity.
+    pub window_frames: u64,
+    /// Capacity of the rolling window, frames.
+    pub window_capacity_frames: u64,
+    /// Audio bytes reserved from the accountant now (blocks, ring, window).
+    pub memory_used: u64,
+    /// Highest `memory_used` seen.
+    pub memory_peak: u64,
+    /// The accountant's memory budget.
+    pub memory_budget: u64,
+    /// The policy's level: `Normal`, `Elevated`, `High` or `Critical`.
+    pub policy_level: &'static str,
+    /// Pressure, per mille of the most pressed limit, at the last step.
+    pub pressure_permille: u16,
+    /// Samples a real-time source could not push because the ring was full.
+    pub overruns: u64,
+    /// Blocks dropped to stay in budget.
+    pub dropped_blocks: u64,
+    /// Samples in those blocks.
+    pub dropped_samples: u64,
+    /// Samples that could not be stored at all (not even by dropping older blocks).
+    pub lost_samples: u64,
+    /// Level changes of the policy so far.
+    pub transitions: u64,
+    /// Peak level of the latest audio, dBFS.
+    pub peak_dbfs: f32,
+}
+
+/// What [`Recorder::write_wav`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WavSummary {
+    /// Frames written.
+    pub frames: u64,
+    /// Frames of the take missing from the start of the file (dropped blocks).
+    pub frames_dropped: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// State shared by the recorder, its worker and its cleanup callback.
+struct Shared {
+    store: Mutex<BlockStore>,
+    window: Mutex<Window<i16, Box<[i16]>>>,
+    /// Samples taken into the take.
+    samples: AtomicU64,
+    lost_samples: AtomicU64,
+    /// Latest peak, dBFS, as `f32` bits.
+    peak_bits: AtomicU32,
+    pressure_permille: AtomicU32,
+    /// Set by `stop` after the source stopped: drain and exit.
+    stop: AtomicBool,
+    /// Set by the worker when the take is complete (limit reached or source finished).
+    done: Mutex<bool>,
+    done_cv: Condvar,
+}
+
+impl Shared {
+    fn signal_done(&self) {
+        *lock(&self.done) = true;
+        self.done_cv.notify_all();
+    }
+}
+
+/// Records from a [`Source`] into memory within a budget (see the module docs).
+pub struct Recorder {
+    config: RecorderConfig,
+    source: Box<dyn Source>,
+    rate: u32,
+    channels: u16,
+    accountant: Arc<Accountant>,
+    monitor: Arc<MemoryMonitor>,
+    shared: Arc<Shared>,
+    state: RecorderState,
+    status: Arc<SourceStatus>,
+    ring: Option<AudioRing>,
+    worker: Option<JoinHandle<()>>,
+    callback: Option<CallbackId>,
+    /// Ring and window reservations.
+    fixed: Vec<Reservation<Arc<Accountant>>>,
+    ring_samples: usize,
+    overruns_at_stop: u64,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("source", &self.source.describe())
+            .field("state", &self.state)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The smallest budget a recorder with these settings can run in: its ring, its window and one
+/// block.
+pub fn minimum_budget(config: &RecorderConfig, rate: u32, channels: u16) -> u64 {
+    let (ring, window, block) = fixed_sizes(config, rate, channels);
+    (ring * size_of::<f32>() + window * size_of::<i16>() + block) as u64
+}
+
+/// Ring samples, window samples, block bytes.
+fn fixed_sizes(config: &RecorderConfig, rate: u32, channels: u16) -> (usize, usize, usize) {
+    let per_second = f64::from(rate) * f64::from(channels);
+    let ring = ((config.ring.as_secs_f64() * per_second).ceil() as usize)
+        .max(1024)
+        .next_power_of_two();
+    let frames = (config.window.as_secs_f64() * f64::from(rate))
+        .ceil()
+        .max(1.0) as usize;
+    let window = frames.saturating_mul(usize::from(channels));
+    // Whole frames per block, at least one.
+    let frame_bytes = usize::from(channels.max(1)) * size_of::<i16>();
+    let block = (config.block_bytes / frame_bytes).max(1) * frame_bytes;
+    (ring, window, block)
+}
+
+impl Recorder {
+    /// A recorder of `source` whose memory is charged to `monitor`'s accountant.
+    ///
+    /// # Errors
+    ///
+    /// Usage errors for `--mode file` (not yet supported) and for a budget too small for the
+    /// ring, the window and one block.
+    pub fn new(
+        source: Box<dyn Source>,
+        monitor: Arc<MemoryMonitor>,
+        config: RecorderConfig,
+    ) -> Result<Self> {
+        if config.mode == Mode::File {
+            return Err(Error::usage(
+                "--mode file is not yet supported (the temporary-file store is a later issue)",
+                "use --mode stream",
+            ));
+        }
+        let rate = source.rate();
+        let channels = source.channels().max(1);
+        let accountant = monitor.accountant().clone();
+        let need = minimum_budget(&config, rate, channels);
+        let available = accountant.available(Category::Audio) as u64;
+        if need > available {
+            let (ring, window, block) = fixed_sizes(&config, rate, channels);
+            return Err(Error::usage(
+                format!(
+                    "the budget ({} available for audio) is smaller than one block of the take \
+                     ({}) plus the ring ({}) and the {:.0} s window ({})",
+                    format_bytes(available),
+                    format_bytes(block as u64),
+                    format_bytes((ring * 4) as u64),
+                    config.window.as_secs_f64(),
+                    format_bytes((window * 2) as u64),
+                ),
+                format!(
+                    "raise --budget to at least {} or shorten --window",
+                    format_bytes(need)
+                ),
+            ));
+        }
+        let (_, window_samples, block_bytes) = fixed_sizes(&config, rate, channels);
+        let window = Window::new(
+            vec![0i16; window_samples].into_boxed_slice(),
+            usize::from(channels),
+        )
+        .map_err(|e| Error::usage(format!("invalid window ({e})"), "pass a longer --window"))?;
+        let shared = Arc::new(Shared {
+            store: Mutex::new(BlockStore::new(
+                accountant.clone(),
+                block_bytes / size_of::<i16>(),
+            )),
+            window: Mutex::new(window),
+            samples: AtomicU64::new(0),
+            lost_samples: AtomicU64::new(0),
+            peak_bits: AtomicU32::new(f32::NEG_INFINITY.to_bits()),
+            pressure_permille: AtomicU32::new(0),
+            stop: AtomicBool::new(false),
+            done: Mutex::new(false),
+            done_cv: Condvar::new(),
+        });
+        let mut recorder = Self {
+            config,
+            source,
+            rate,
+            channels,
+            accountant,
+            monitor,
+            shared,
+            state: RecorderState::Idle,
+            status: SourceStatus::new(),
+            ring: None,
+            worker: None,
+            callback: None,
+            fixed: Vec::new(),
+            ring_samples: 0,
+            overruns_at_stop: 0,
+        };
+        recorder.callback = Some(recorder.register_cleanup());
+        Ok(recorder)
+    }
+
+    /// Registers the recorder's part of the cleanup: `SpillOldestAudio` (until spilling exists:
+    /// dropping, with a warning) and `DropOldestAudio` give up the oldest blocks until the
+    /// wanted bytes are freed, always keeping the newest block.
+    fn register_cleanup(&self) -> CallbackId {
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        let monitor: Weak<MemoryMonitor> = Arc::downgrade(&self.monitor);
+        let rate = self.rate;
+        let channels = self.channels;
+        self.monitor.add_cleanup_callback(move |req| {
+            let spill = req.wants(Action::SpillOldestAudio);
+            if !(spill || req.wants(Action::DropOldestAudio)) {
+                return 0;
+            }
+            let Some(shared) = shared.upgrade() else {
+                return 0;
+            };
+            let (blocks, samples, freed) = {
+                let mut store = lock(&shared.store);
+                let (mut blocks, mut samples, mut freed) = (0u64, 0u64, 0u64);
+                while freed < req.wanted.max(1) && store.len() > 1 {
+                    let bytes = store.block_bytes() as u64;
+                    match store.drop_oldest() {
+                        Some(n) => {
+                            blocks += 1;
+                            samples += n as u64;
+                            freed += bytes;
+                        }
+                        None => break,
+                    }
+                }
+                (blocks, samples, freed)
+            };
+            if blocks > 0 {
+                let text = format!(
+                    "dropped {blocks} oldest block{} ({:.1} s of audio, {}){}",
+                    if blocks == 1 { "" } else { "s" },
+                    samples as f64 / (f64::from(rate) * f64::from(channels)),
+                    format_bytes(freed),
+                    if req.wants(Action::DropOldestAudio) {
+                        ""
+                    } else {
+                        " instead of spilling (spill to disk is not available yet)"
+                    }
+                );
+                tracing::warn!("memory pressure {}: {text}", req.level);
+                if let Some(m) = monitor.upgrade() {
+                    m.note(req.at_ms, text);
+                }
+            }
+            freed
+        })
+    }
+
+    /// Starts recording. Synchronous: when it returns `Ok`, the source runs and the worker
+    /// drains it.
+    ///
+    /// # Errors
+    ///
+    /// Already started; the policy refuses new recordings (`Critical`); the ring or the window
+    /// does not fit the budget; the source cannot start.
+    pub fn start(&mut self) -> Result<()> {
+        if self.state != RecorderState::Idle {
+            return Err(Error::usage(
+                "the recorder was already started",
+                "create a new recorder for a new take",
+            ));
+        }
+        if self.monitor.level() >= Level::Critical {
+            return Err(Error::runtime(
+                "memory pressure is critical: new recordings are refused",
+                "free memory (close other programs) and retry",
+            ));
+        }
+        let (ring_samples, window_samples, _) = fixed_sizes(&self.config, self.rate, self.channels);
+        let budget_error = |e: ReserveError| {
+            Error::usage(
+                format!("the budget cannot hold the recorder's buffers ({e})"),
+                "raise --budget",
+            )
+        };
+        self.fixed.push(
+            Accountant::try_reserve_in(
+                self.accountant.clone(),
+                Category::Audio,
+                ring_samples * size_of::<f32>(),
+            )
+            .map_err(budget_error)?,
+        );
+        self.fixed.push(
+            Accountant::try_reserve_in(
+                self.accountant.clone(),
+                Category::Audio,
+                window_samples * size_of::<i16>(),
+            )
+            .map_err(budget_error)?,
+        );
+        let ring = AudioRing::with_capacity(ring_samples, Overflow::RejectNewest).map_err(|e| {
+            Error::runtime(
+                format!("cannot build the ring ({e})"),
+                "lower --rate or --channels",
+            )
+        })?;
+        let (producer, consumer) = ring.split().map_err(|e| {
+            Error::runtime(format!("cannot split the ring ({e})"), "report this bug")
+        })?;
+        self.ring_samples = ring_samples;
+        self.ring = Some(ring);
+
+        let worker = Worker {
+            consumer,
+            shared: self.shared.clone(),
+            monitor: self.monitor.clone(),
+            status: self.status.clone(),
+            rate: self.rate,
+            channels: self.channels,
+            limit_samples: self
+                .config
+                .limit_frames
+                .map(|f| f.saturating_mul(u64::from(self.channels))),
+            step_frames: ((self.config.step.as_secs_f64() * f64::from(self.rate)).round() as u64)
+                .max(1),
+        };
+        let handle = std::thread::Builder::new()
+            .name("w4l-worker".into())
+            .spawn(move || worker.run())
+            .map_err(|e| {
+                Error::runtime(
+                    format!("cannot start the recorder's worker thread ({e})"),
+                    "free some system resources and retry",
+                )
+            })?;
+        self.worker = Some(handle);
+        self.state = RecorderState::Recording;
+        if let Err(e) = self.source.start(producer, self.status.clone()) {
+            self.finish_worker();
+            self.state = RecorderState::Stopped;
+            self.fixed.clear();
+            return Err(e);
+        }
+        tracing::debug!("recording from {}", self.source.describe());
+        Ok(())
+    }
+
+    /// Waits until the take is complete — the `limit_frames` were captured, or the source ran
+    /// out (end of file) or failed — or `timeout` passed. Returns whether it is complete.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let done = lock(&self.shared.done);
+        if *done {
+            return true;
+        }
+        let (done, _) = self
+            .shared
+            .done_cv
+            .wait_timeout_while(done, timeout, |d| !*d)
+            .unwrap_or_else(PoisonError::into_inner);
+        *done
+    }
+
+    /// Whether the take is complete (see [`wait`](Self::wait)).
+    pub fn is_complete(&self) -> bool {
+        *lock(&self.shared.done)
+    }
+
+    fn finish_worker(&mut self) {
+        self.source.stop();
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(worker) = self.worker.take() {
+            worker.thread().unpark();
+            if worker.join().is_err() {
+                tracing::error!("the recorder's worker thread panicked");
+            }
+        }
+        if let Some(ring) = &self.ring {
+            self.overruns_at_stop = ring.stats().dropped as u64;
+        }
+    }
+
+    /// Stops recording: stops the source first, then drains everything it captured up to that
+    /// moment into the take, then joins the worker and frees the ring.
+    ///
+    /// # Errors
+    ///
+    /// The source's failure, if it failed; a runtime error if nothing at all was captured.
+    /// The take (whatever was captured) stays readable in both cases.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.state != RecorderState::Recording {
+            return Ok(());
+        }
+        self.finish_worker();
+        self.state = RecorderState::Stopped;
+        self.ring = None;
+        // The ring is gone: give its bytes back; the window stays for `latest`.
+        if !self.fixed.is_empty() {
+            self.fixed.remove(0);
+        }
+        let frames = self.frames_captured();
+        self.monitor.note(
+            self.now_ms(),
+            format!(
+                "stopped after {frames} frames ({:.1} s)",
+                frames as f64 / f64::from(self.rate)
+            ),
+        );
+        if let Some(e) = self.status.take_error() {
+            return Err(e);
+        }
+        if frames == 0 {
+            return Err(Error::runtime(
+                format!("nothing was captured from {}", self.source.describe()),
+                "check that the device is not muted or used exclusively by another program \
+                 (see `w4l devices`), then retry",
+            ));
+        }
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.frames_captured() * 1000 / u64::from(self.rate.max(1))
+    }
+
+    /// Frames taken into the take so far.
+    pub fn frames_captured(&self) -> u64 {
+        self.shared.samples.load(Ordering::Acquire) / u64::from(self.channels)
+    }
+
+    /// The latest `seconds` of audio (or as much as there is), interleaved `f32` — what live
+    /// transcription feeds to Whisper.
+    pub fn latest(&self, seconds: f32) -> Vec<f32> {
+        let window = lock(&self.shared.window);
+        let frames = if seconds.is_finite() && seconds > 0.0 {
+            ((f64::from(seconds) * f64::from(self.rate)).round() as usize)
+                .min(window.capacity_frames())
+        } else {
+            0
+        };
+        let mut i16s = vec![0i16; frames * usize::from(self.channels)];
+        let got = window.latest(frames, &mut i16s);
+        drop(window);
+        let mut out = vec![0.0f32; got * usize::from(self.channels)];
+        convert(&i16s[..out.len()], &mut out);
+        out
+    }
+
+    /// Every figure of the recorder.
+    pub fn info(&self) -> RecorderInfo {
+        let (blocks_held, held_samples, dropped_blocks, dropped_samples, block_bytes) = {
+            let store = lock(&self.shared.store);
+            (
+                store.len() as u64,
+                store.held_samples(),
+                store.dropped_blocks(),
+                store.dropped_samples(),
+                store.block_bytes() as u64,
+            )
+        };
+        let (window_frames, window_capacity) = {
+            let w = lock(&self.shared.window);
+            (w.frames_available() as u64, w.capacity_frames() as u64)
+        };
+        let (ring_samples, overruns) = match &self.ring {
+            Some(r) => (r.len() as u64, r.stats().dropped as u64),
+            None => (0, self.overruns_at_stop),
+        };
+        let samples = self.shared.samples.load(Ordering::Acquire);
+        let figures = self.accountant.figures();
+        let audio = figures.category(Category::Audio);
+        let (timeline, _) = self.monitor.timeline();
+        let transitions = timeline
+            .iter()
+            .filter(|e| matches!(e, crate::monitor::Event::Transition(t) if t.is_level_change()))
+            .count() as u64;
+        let channels = u64::from(self.channels);
+        RecorderInfo {
+            mode: self.config.mode.as_str(),
+            state: self.state,
+            source: self.source.describe(),
+            rate: self.rate,
+            channels: self.channels,
+            frames_captured: samples / channels,
+            samples_captured: samples,
+            seconds_captured: (samples / channels) as f64 / f64::from(self.rate),
+            frames_held: held_samples / channels,
+            blocks_held,
+            block_bytes,
+            ring_samples,
+            ring_capacity: self.ring_samples as u64,
+            ring_fill: if self.ring_samples == 0 {
+                0.0
+            } else {
+                ring_samples as f64 / self.ring_samples as f64
+            },
+            window_frames,
+            window_capacity_frames: window_capacity,
+            memory_used: audio.used as u64,
+            memory_peak: audio.peak as u64,
+            memory_budget: figures.memory_budget as u64,
+            policy_level: self.monitor.level().name(),
+            pressure_permille: u16::try_from(self.shared.pressure_permille.load(Ordering::Relaxed))
+                .unwrap_or(u16::MAX),
+            overruns,
+            dropped_blocks,
+            dropped_samples,
+            lost_samples: self.shared.lost_samples.load(Ordering::Relaxed),
+            transitions,
+            peak_dbfs: f32::from_bits(self.shared.peak_bits.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The monitor deciding for this recorder.
+    pub fn monitor(&self) -> &Arc<MemoryMonitor> {
+        &self.monitor
+    }
+
+    /// Frames per second.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Interleaved channels.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// A copy of the take held in memory (interleaved 16-bit samples, oldest first).
+    pub fn take_i16(&self) -> Vec<i16> {
+        let store = lock(&self.shared.store);
+        let mut out = Vec::with_capacity(usize::try_from(store.held_samples()).unwrap_or(0));
+        for b in store.blocks() {
+            out.extend_from_slice(b.samples());
+        }
+        out
+    }
+
+    /// Writes the take held in memory to `path` as a 16-bit WAV file (through a temporary file
+    /// renamed into place, so a failure leaves nothing behind).
+    ///
+    /// # Errors
+    ///
+    /// Runtime errors of the file system.
+    pub fn write_wav(&self, path: &Path) -> Result<WavSummary> {
+        let mut out = WavOutput::create(path, self.rate, self.channels)?;
+        let store = lock(&self.shared.store);
+        for b in store.blocks() {
+            out.write(b.samples())?;
+        }
+        let frames = out.len() / u64::from(self.channels);
+        let frames_dropped = store.dropped_samples() / u64::from(self.channels);
+        drop(store);
+        out.finish()?;
+        Ok(WavSummary {
+            frames,
+            frames_dropped,
+        })
+    }
+
+    /// Stops (if recording) and releases every buffer: blocks, window, ring. The figures of
+    /// [`info`](Self::info) stay; the take is gone.
+    pub fn cleanup(&mut self) {
+        if self.state == RecorderState::Recording {
+            let _ = self.stop();
+        }
+        lock(&self.shared.store).clear();
+        lock(&self.shared.window).clear();
+        self.fixed.clear();
+        self.ring = None;
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.cleanup();
+        if let Some(id) = self.callback.take() {
+            self.monitor.remove_cleanup_callback(id);
+        }
+    }
+}
+
+/// The worker thread: drains the ring into the window and the block store.
+struct Worker {
+    consumer: AudioConsumer,
+    shared: Arc<Shared>,
+    monitor: Arc<MemoryMonitor>,
+    status: Arc<SourceStatus>,
+    rate: u32,
+    channels: u16,
+    limit_samples: Option<u64>,
+    step_frames: u64,
+}
+
+/// Samples the worker takes from the ring at once.
+const DRAIN_CHUNK: usize = 8192;
+/// How long the worker sleeps when the ring is empty (a real-time source needs no wake-up
+/// call from its callback this way).
+const IDLE_WAIT: Duration = Duration::from_millis(2);
+
+impl Worker {
+    fn run(mut self) {
+        let mut buf = vec![0.0f32; DRAIN_CHUNK];
+        let mut i16s = vec![0i16; DRAIN_CHUNK];
+        let mut meter = LevelMeter::new();
+        let channels = u64::from(self.channels);
+        let meter_samples = (u64::from(self.rate) / 20).max(1) * channels;
+        let mut metered = 0u64;
+        let mut taken = 0u64;
+        let mut next_step = self.step_frames;
+        let mut refusal_warned = false;
+        loop {
+            // Read the stop flag *before* popping: if it was set, everything the source pushed
+            // is already visible, so an empty pop after it means the ring is drained.
+            let stopping = self.shared.stop.load(Ordering::Acquire);
+            let n = self.consumer.pop_slice(&mut buf);
+            if n == 0 {
+                if stopping {
+                    break;
+                }
+                if self.status.is_finished() && !self.consumer.ring().is_empty() {
+                    continue;
+                }
+                if self.status.is_finished() {
+                    self.shared.signal_done();
+                }
+                std::thread::park_timeout(IDLE_WAIT);
+                continue;
+            }
+            let mut chunk = &buf[..n];
+            if let Some(limit) = self.limit_samples {
+                let left = limit.saturating_sub(taken);
+                if left == 0 {
+                    // The take is complete; what arrives until `stop` is not part of it.
+                    continue;
+                }
+                chunk = &chunk[..chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX))];
+            }
+            meter.feed(chunk);
+            metered += chunk.len() as u64;
+            if metered >= meter_samples {
+                metered = 0;
+                let peak = meter.take().peak_dbfs();
+                self.shared
+                    .peak_bits
+                    .store(peak.to_bits(), Ordering::Relaxed);
+            }
+            let out = &mut i16s[..chunk.len()];
+            convert(chunk, out);
+            lock(&self.shared.window).write(out);
+            // Policy steps fall exactly on step boundaries of the sample stream, however the
+            // ring happened to chunk it: every decision is a function of the audio alone.
+            let mut rest: &[i16] = out;
+            while !rest.is_empty() {
+                let to_step = (next_step * channels).saturating_sub(taken);
+                let n = rest
+                    .len()
+                    .min(usize::try_from(to_step).unwrap_or(usize::MAX));
+                self.store(&rest[..n], taken, &mut refusal_warned);
+                taken += n as u64;
+                rest = &rest[n..];
+                self.shared.samples.store(taken, Ordering::Release);
+                if taken == next_step * channels {
+                    let report = self
+                        .monitor
+                        .step_at(next_step * 1000 / u64::from(self.rate));
+                    self.shared
+                        .pressure_permille
+                        .store(u32::from(report.pressure.permille), Ordering::Relaxed);
+                    next_step += self.step_frames;
+                }
+            }
+            if self.limit_samples.is_some_and(|l| taken >= l) {
+                self.shared.signal_done();
+            }
+        }
+        self.shared.signal_done();
+    }
+
+    /// Appends `samples` to the block store, asking the policy (and, failing that, dropping the
+    /// oldest block) when the budget refuses a new block.
+    fn store(&self, mut samples: &[i16], taken: u64, warned: &mut bool) {
+        let total = samples.len() as u64;
+        while !samples.is_empty() {
+            // Position of the first sample not yet stored: the time of any decision below.
+            let position = taken + total - samples.len() as u64;
+            let refusal = {
+                let mut store = lock(&self.shared.store);
+                let n = store.write(samples);
+                samples = &samples[n..];
+                if samples.is_empty() {
+                    return;
+                }
+                match store.grow() {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                }
+            };
+            // Budget exhausted: the policy's actions first (without the store locked: the
+            // recorder's own callback takes it).
+            let now_ms = position / u64::from(self.channels) * 1000 / u64::from(self.rate);
+            tracing::debug!("budget refused a block: {refusal}");
+            self.monitor.step_forced(now_ms, true);
+            let mut store = lock(&self.shared.store);
+            if store.grow().is_ok() {
+                continue;
+            }
+            if !store.is_empty() {
+                let bytes = store.block_bytes();
+                if let Some(n) = store.drop_oldest() {
+                    drop(store);
+                    let text = format!(
+                        "budget exhausted: dropped the oldest block ({:.1} s of audio, {}); \
+                         spill to disk is not available yet",
+                        n as f64 / (f64::from(self.rate) * f64::from(self.channels)),
+                        format_bytes(bytes as u64)
+                    );
+                    tracing::warn!("{text}");
+                    self.monitor.note(now_ms, text);
+                }
+                continue;
+            }
+            // Not even one block fits (other categories hold the budget): the samples are lost.
+            self.shared
+                .lost_samples
+                .fetch_add(samples.len() as u64, Ordering::Relaxed);
+            if !*warned {
+                *warned = true;
+                tracing::warn!(
+                    "budget exhausted and no block to give up: losing audio ({refusal})"
+                );
+            }
+            return;
+        }
     }
 }

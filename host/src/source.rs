@@ -1,10 +1,363 @@
-//! Where samples come from: a cpal device ([`crate::capture`]), a WAV file replayed through the
+//! Where samples come from: a cpal device (the `capture` module), a WAV file replayed through the
 //! same ring ([`WavReplay`]), or the built-in synthetic voice of `w4l demo` ([`Synthetic`]).
 //!
 //! Every source pushes interleaved `f32` samples into the producer half of the core ring. The
 //! device source is a real-time callback: when the ring is full it drops and the ring counts an
 //! overrun. The file and synthetic sources are not real-time: when the ring is full they wait
 //! for the worker, so a replay never loses a sample however slow the consumer is.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use w4l_core::sample::Sample;
+
+use crate::error::{Error, Result};
+use crate::ring::AudioProducer;
+use crate::wav::{self, WavInfo};
+
+/// What a source reports to the recorder while it runs: the end of its input, or a failure.
+#[derive(Debug, Default)]
+pub struct SourceStatus {
+    finished: AtomicBool,
+    error: Mutex<Option<Error>>,
+}
+
+impl SourceStatus {
+    /// A fresh status: running, no error.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The source has delivered everything it will (end of file, end of the synthetic take).
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// The source failed; it delivers nothing more. The first error is kept.
+    pub fn fail(&self, error: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.finish();
+    }
+
+    /// Whether the source is done (finished or failed).
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// The failure, if any (taken: reported once).
+    pub fn take_error(&self) -> Option<Error> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// A producer of interleaved `f32` samples.
+pub trait Source: Send {
+    /// What it is, for messages (`"device 'USB Mic'"`, `"take.wav"`).
+    fn describe(&self) -> String;
+    /// Frames per second.
+    fn rate(&self) -> u32;
+    /// Interleaved channels.
+    fn channels(&self) -> u16;
+    /// Starts pushing into `producer`. Synchronous: when it returns `Ok`, the source runs.
+    ///
+    /// # Errors
+    ///
+    /// The source could not be started; nothing was pushed.
+    fn start(&mut self, producer: AudioProducer, status: Arc<SourceStatus>) -> Result<()>;
+    /// Stops pushing. When it returns, nothing more will be pushed (a thread is joined, a
+    /// stream is stopped), so everything pushed before is in the ring for the worker to drain.
+    fn stop(&mut self);
+}
+
+/// How long a non-real-time source waits for room in a full ring before it looks again.
+const FULL_RING_WAIT: Duration = Duration::from_micros(500);
+
+/// Pushes all of `samples` (waiting while the ring is full) unless `stop` is raised; returns
+/// whether everything was pushed.
+fn push_all(producer: &mut AudioProducer, mut samples: &[f32], stop: &AtomicBool) -> bool {
+    let mut idle = 0u32;
+    while !samples.is_empty() {
+        let n = producer.push_slice_partial(samples);
+        samples = &samples[n..];
+        if n == 0 {
+            if stop.load(Ordering::Acquire) {
+                return false;
+            }
+            idle += 1;
+            if idle < 16 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(FULL_RING_WAIT);
+            }
+        } else {
+            idle = 0;
+        }
+    }
+    true
+}
+
+/// Waits until `frames` frames' worth of real time has passed since `started`, or `stop`.
+fn pace(started: Instant, frames: u64, rate: u32, stop: &AtomicBool) {
+    let due = started + Duration::from_secs_f64(frames as f64 / f64::from(rate.max(1)));
+    while !stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        std::thread::sleep((due - now).min(Duration::from_millis(20)));
+    }
+}
+
+/// A thread pushing into the ring, with its stop flag.
+#[derive(Debug, Default)]
+struct Pusher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Pusher {
+    fn spawn(&mut self, name: &str, body: impl FnOnce(&AtomicBool) + Send + 'static) -> Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(&stop))
+            .map_err(|e| {
+                Error::runtime(
+                    format!("cannot start the {name} thread ({e})"),
+                    "free some system resources and retry",
+                )
+            })?;
+        self.thread = Some(handle);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Frames pushed per chunk by the non-real-time sources.
+const CHUNK_FRAMES: usize = 1024;
+
+/// Replays a WAV file through the ring, as fast as the worker takes it (or at the file's real
+/// speed with `realtime`), never losing a sample.
+#[derive(Debug)]
+pub struct WavReplay {
+    path: PathBuf,
+    info: WavInfo,
+    realtime: bool,
+    pusher: Pusher,
+}
+
+impl WavReplay {
+    /// Opens and checks `path` (see [`wav::probe_input`]).
+    ///
+    /// # Errors
+    ///
+    /// A usage error naming what is wrong with the file.
+    pub fn open(path: &Path, realtime: bool) -> Result<Self> {
+        let info = wav::probe_input(path)?;
+        if info.frames == 0 {
+            return Err(Error::usage(
+                format!("--input {} holds no samples", path.display()),
+                "pass a WAV file with audio in it",
+            ));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            info,
+            realtime,
+            pusher: Pusher::default(),
+        })
+    }
+
+    /// The file's format.
+    pub fn info(&self) -> WavInfo {
+        self.info
+    }
+}
+
+impl Source for WavReplay {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn rate(&self) -> u32 {
+        self.info.rate
+    }
+
+    fn channels(&self) -> u16 {
+        self.info.channels
+    }
+
+    fn start(&mut self, mut producer: AudioProducer, status: Arc<SourceStatus>) -> Result<()> {
+        let (reader, info) = wav::open_input(&self.path)?;
+        let realtime = self.realtime;
+        let shown = self.path.display().to_string();
+        self.pusher.spawn("w4l-replay", move |stop| {
+            let started = Instant::now();
+            let chunk_len = CHUNK_FRAMES * usize::from(info.channels);
+            let mut chunk = Vec::with_capacity(chunk_len);
+            let mut frames = 0u64;
+            let mut samples = Samples::new(reader, info);
+            loop {
+                chunk.clear();
+                if let Err(e) = samples.fill(&mut chunk, chunk_len) {
+                    status.fail(Error::runtime(
+                        format!("reading {shown} failed mid-way ({e})"),
+                        "check that the file is not being changed while it is replayed",
+                    ));
+                    return;
+                }
+                if chunk.is_empty() {
+                    status.finish();
+                    return;
+                }
+                if !push_all(&mut producer, &chunk, stop) {
+                    return;
+                }
+                frames += (chunk.len() / usize::from(info.channels)) as u64;
+                if realtime {
+                    pace(started, frames, info.rate, stop);
+                }
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+        })
+    }
+
+    fn stop(&mut self) {
+        self.pusher.stop();
+    }
+}
+
+/// The samples of a WAV file as `f32`, whatever their stored format.
+struct Samples {
+    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    info: WavInfo,
+}
+
+impl Samples {
+    fn new(reader: hound::WavReader<std::io::BufReader<std::fs::File>>, info: WavInfo) -> Self {
+        Self { reader, info }
+    }
+
+    /// Appends up to `max` samples to `out`; fewer only at the end of the file.
+    fn fill(&mut self, out: &mut Vec<f32>, max: usize) -> std::result::Result<(), hound::Error> {
+        if self.info.float {
+            for s in self.reader.samples::<f32>().take(max) {
+                out.push(s?);
+            }
+        } else {
+            match self.info.bits {
+                8 => {
+                    for s in self.reader.samples::<i8>().take(max) {
+                        out.push(s?.to_f32());
+                    }
+                }
+                16 => {
+                    for s in self.reader.samples::<i16>().take(max) {
+                        out.push(s?.to_f32());
+                    }
+                }
+                bits => {
+                    // 24- and 32-bit integers, scaled up to the full i32 range.
+                    let shift = 32 - u32::from(bits);
+                    for s in self.reader.samples::<i32>().take(max) {
+                        out.push((s? << shift).to_f32());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The synthetic voice of `w4l demo` as a source: deterministic samples, pushed as fast as the
+/// worker takes them (or in real time), for a given number of frames.
+#[derive(Debug)]
+pub struct Synthetic {
+    rate: u32,
+    channels: u16,
+    seed: u64,
+    frames: u64,
+    realtime: bool,
+    pusher: Pusher,
+}
+
+impl Synthetic {
+    /// `frames` frames of [`SyntheticVoice`] at `rate` Hz on `channels` channels.
+    pub fn new(rate: u32, channels: u16, seed: u64, frames: u64, realtime: bool) -> Self {
+        Self {
+            rate: rate.max(1),
+            channels: channels.max(1),
+            seed,
+            frames,
+            realtime,
+            pusher: Pusher::default(),
+        }
+    }
+}
+
+impl Source for Synthetic {
+    fn describe(&self) -> String {
+        "the built-in synthetic voice".into()
+    }
+
+    fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    fn start(&mut self, mut producer: AudioProducer, status: Arc<SourceStatus>) -> Result<()> {
+        let (rate, channels, total, realtime) =
+            (self.rate, self.channels, self.frames, self.realtime);
+        let mut voice = SyntheticVoice::new(rate, channels, self.seed);
+        self.pusher.spawn("w4l-synthetic", move |stop| {
+            let started = Instant::now();
+            let mut chunk = vec![0.0f32; CHUNK_FRAMES * usize::from(channels)];
+            let mut done = 0u64;
+            while done < total {
+                let frames = (total - done).min(CHUNK_FRAMES as u64) as usize;
+                let buf = &mut chunk[..frames * usize::from(channels)];
+                voice.fill(buf);
+                if !push_all(&mut producer, buf, stop) {
+                    return;
+                }
+                done += frames as u64;
+                if realtime {
+                    pace(started, done, rate, stop);
+                }
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+            }
+            status.finish();
+        })
+    }
+
+    fn stop(&mut self) {
+        self.pusher.stop();
+    }
+}
 
 /// A deterministic, speech-like test signal: voiced "syllables" (a gliding fundamental with a
 /// few harmonics shaped like vowel formants) under raised-cosine envelopes, separated by short

@@ -242,14 +242,12 @@ pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Wav
             "pass a PCM WAV file, e.g. one made with `arecord -f S16_LE` or `sox in -b 16 out.wav`",
         )
     };
+    // The file opened, so a failure while parsing its header means the header is bad.
     let reader = hound::WavReader::new(BufReader::new(file)).map_err(|e| match e {
         hound::Error::IoError(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
             malformed("it ends inside its header".into())
         }
-        hound::Error::IoError(io) => Error::usage(
-            format!("cannot read --input {shown} ({})", io_reason(&io)),
-            "check the path and its permissions",
-        ),
+        hound::Error::IoError(io) => malformed(io_reason(&io)),
         other => malformed(other.to_string()),
     })?;
     let spec = reader.spec();

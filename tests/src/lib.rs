@@ -3,6 +3,28 @@
 pub use bin::{Run, w4l, w4l_bin, w4l_with};
 pub use wavs::{read_wav_i16, test_signal, write_wav_i16};
 
+/// The raw value of `"key":` in a one-line JSON object (numbers, `true`/`false`, or a string
+/// with its quotes), good enough for the flat reports `w4l --json` prints.
+pub fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let pattern = format!("\"{key}\":");
+    let start = json.find(&pattern)? + pattern.len();
+    let rest = &json[start..];
+    let end = if let Some(quoted) = rest.strip_prefix('"') {
+        quoted.find('"').map(|i| i + 2)?
+    } else {
+        rest.find([',', '}']).unwrap_or(rest.len())
+    };
+    Some(&rest[..end])
+}
+
+/// `json_field` parsed as a `u64`; panics with the JSON when missing.
+#[track_caller]
+pub fn json_u64(json: &str, key: &str) -> u64 {
+    json_field(json, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no integer {key:?} in {json}"))
+}
+
 /// Locating and running the `w4l` binary.
 pub mod bin {
     use std::path::{Path, PathBuf};

@@ -1,0 +1,413 @@
+//! `w4l demo`: the whole pipeline on the built-in synthetic voice, faster than real time, with
+//! a deliberately small budget, so the cleanup policy visibly escalates and recovers.
+//!
+//! Everything the demo prints is deterministic: the voice is a seeded generator, the policy is
+//! stepped on the audio's clock (one step per second of audio), and system memory (RSS,
+//! available) is left out of the readings, so the only pressure is the accountant's — the
+//! same on every machine and every run.
+//!
+//! The story: a dictation app has a speech model loaded (here a small stand-in reservation in
+//! the model category) and records a long monologue into a small budget. As the take grows the
+//! policy escalates; at `High` it unloads the model (a cleanup callback frees the stand-in)
+//! and, since spilling to disk is not available yet, drops the oldest audio blocks; when the
+//! take ends its memory is released and the policy steps back down to `Normal`.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use w4l_core::accountant::{Accountant, Category};
+use w4l_core::policy::{Action, Level};
+
+use crate::cli::format_bytes;
+use crate::error::{Error, Result};
+use crate::monitor::{Event, MemoryMonitor, MonitorConfig};
+use crate::recorder::{Recorder, RecorderConfig, RecorderInfo, minimum_budget};
+use crate::source::Synthetic;
+
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Length of the synthetic take.
+    pub duration: Duration,
+    /// The memory budget.
+    pub budget: u64,
+    /// Sample rate.
+    pub rate: u32,
+    /// Seed of the synthetic voice.
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(60),
+            budget: 1 << 20,
+            rate: 16_000,
+            seed: 0x00C0_FFEE,
+        }
+    }
+}
+
+/// What the demo did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DemoReport {
+    /// The budget, bytes.
+    pub budget: u64,
+    /// The stand-in model reservation, bytes.
+    pub model_bytes: u64,
+    /// Ring, window and block sizes, bytes.
+    pub ring_bytes: u64,
+    /// Window bytes.
+    pub window_bytes: u64,
+    /// Block bytes.
+    pub block_bytes: u64,
+    /// The timeline, one line per event, in order (audio time).
+    pub timeline: Vec<String>,
+    /// The timeline as printed: a cleanup merged with what it did, runs of identical cleanups
+    /// collapsed into one line.
+    #[serde(skip)]
+    pub display: Vec<String>,
+    /// Level changes of the policy.
+    pub level_changes: u64,
+    /// The recorder's figures when the take ended.
+    pub at_stop: RecorderInfo,
+    /// The policy level at the end, after the take's memory was released.
+    pub final_level: &'static str,
+    /// Highest level reached.
+    pub highest_level: &'static str,
+    /// Accounted bytes at the end.
+    pub final_accounted: u64,
+}
+
+/// Settings of the recorder inside the demo: a 5 s window, 1 s blocks.
+fn recorder_config(duration: Duration, rate: u32) -> RecorderConfig {
+    RecorderConfig {
+        window: Duration::from_secs(5),
+        block_bytes: rate as usize * 2,
+        limit_frames: Some((duration.as_secs_f64() * f64::from(rate)).round() as u64),
+        ..RecorderConfig::default()
+    }
+}
+
+/// Runs the demo.
+///
+/// # Errors
+///
+/// A usage error if the budget cannot hold the recorder's buffers; runtime errors of thread
+/// creation.
+pub fn run(config: &DemoConfig) -> Result<DemoReport> {
+    let rate = config.rate;
+    let rec_config = recorder_config(config.duration, rate);
+    let fixed = minimum_budget(&rec_config, rate, 1);
+    // The model stand-in: an eighth of the budget, so unloading it is worth something.
+    let model_bytes = config.budget / 8;
+    if config.budget < fixed + model_bytes {
+        return Err(Error::usage(
+            format!(
+                "a demo budget of {} cannot hold the recorder's ring, window and one block ({}) \
+                 plus the stand-in model",
+                format_bytes(config.budget),
+                format_bytes(fixed)
+            ),
+            format!(
+                "pass --budget {} or more",
+                format_bytes((fixed + model_bytes) * 8 / 7 + 1)
+            ),
+        ));
+    }
+    let budget = usize::try_from(config.budget).unwrap_or(usize::MAX);
+    let accountant = Arc::new(Accountant::new(budget, 0));
+    let monitor = Arc::new(MemoryMonitor::new(
+        accountant.clone(),
+        MonitorConfig {
+            observe_system: false,
+            ..MonitorConfig::default()
+        },
+    )?);
+
+    // The "speech model" of the story, and the callback that unloads it.
+    let model = Arc::new(Mutex::new(Some(
+        Accountant::try_reserve_in(
+            accountant.clone(),
+            Category::Model,
+            usize::try_from(model_bytes).unwrap_or(usize::MAX),
+        )
+        .map_err(|e| Error::usage(format!("demo budget too small ({e})"), "raise --budget"))?,
+    )));
+    let weak_monitor = Arc::downgrade(&monitor);
+    let slot = model.clone();
+    let unload = monitor.add_cleanup_callback(move |req| {
+        if !req.wants(Action::UnloadModel) {
+            return 0;
+        }
+        let freed = slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .map_or(0, |r| r.bytes() as u64);
+        if freed > 0
+            && let Some(m) = weak_monitor.upgrade()
+        {
+            m.note(
+                req.at_ms,
+                format!("unloaded the speech model ({})", format_bytes(freed)),
+            );
+        }
+        freed
+    });
+
+    let frames = rec_config.limit_frames.unwrap_or(0);
+    let source = Synthetic::new(rate, 1, config.seed, frames, false);
+    monitor.note(
+        0,
+        format!(
+            "recording {:.0} s of synthetic speech; model loaded ({})",
+            config.duration.as_secs_f64(),
+            format_bytes(model_bytes)
+        ),
+    );
+    let mut recorder = Recorder::new(Box::new(source), monitor.clone(), rec_config.clone())?;
+    recorder.start()?;
+    while !recorder.wait(Duration::from_millis(100)) {}
+    recorder.stop()?;
+    let at_stop = recorder.info();
+    let end_ms = at_stop.frames_captured * 1000 / u64::from(rate);
+    let held = at_stop.memory_used;
+    recorder.cleanup();
+    monitor.note(
+        end_ms,
+        format!(
+            "take handed over for transcription: released {}",
+            format_bytes(held)
+        ),
+    );
+    // Keep reading once a second of (virtual) time until the policy is back to Normal.
+    let mut t = end_ms;
+    for _ in 0..120 {
+        if monitor.level() == Level::Normal {
+            break;
+        }
+        t += 1000;
+        monitor.step_at(t);
+    }
+    monitor.remove_cleanup_callback(unload);
+    drop(recorder);
+
+    let (events, _) = monitor.timeline();
+    let highest = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transition(t) => Some(t.to),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(Level::Normal);
+    let (ring, window, block) = {
+        let ring = (rec_config.ring.as_secs_f64() * f64::from(rate)).ceil() as u64;
+        let ring = ring.max(1024).next_power_of_two() * 4;
+        let window = (rec_config.window.as_secs_f64() * f64::from(rate)).ceil() as u64 * 2;
+        (ring, window, rec_config.block_bytes as u64)
+    };
+    Ok(DemoReport {
+        budget: config.budget,
+        model_bytes,
+        ring_bytes: ring,
+        window_bytes: window,
+        block_bytes: block,
+        timeline: events.iter().map(render_event).collect(),
+        display: summarize(&events),
+        level_changes: events
+            .iter()
+            .filter(|e| matches!(e, Event::Transition(t) if t.is_level_change()))
+            .count() as u64,
+        at_stop,
+        final_level: monitor.level().name(),
+        highest_level: highest.name(),
+        final_accounted: accountant.memory_used() as u64,
+    })
+}
+
+/// `  12.000 s`: a time column.
+fn time_column(ms: u64) -> String {
+    format!("{:4}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// One timeline line: `  12.000 s  Normal->Elevated pressure=612‰ accounted`.
+fn render_event(e: &Event) -> String {
+    let text = e.to_string();
+    // Every event renders as `t=<ms>ms <rest>`; show the time as seconds in a column.
+    let rest = text
+        .split_once(' ')
+        .map(|(_, r)| r.to_owned())
+        .unwrap_or(text);
+    format!("{}  {rest}", time_column(e.at_ms()))
+}
+
+/// The printed timeline: each cleanup on one line with what the callbacks did (their notes at
+/// the same time), and a run of cleanups that only differ in time collapsed into one line.
+fn summarize(events: &[Event]) -> Vec<String> {
+    // (time, text) items first.
+    let mut items: Vec<(u64, String)> = Vec::new();
+    let mut pending_notes: Vec<(u64, String)> = Vec::new();
+    for e in events {
+        match e {
+            Event::Note { at_ms, text } => pending_notes.push((*at_ms, text.clone())),
+            Event::Cleanup {
+                at_ms,
+                level,
+                actions,
+                freed,
+                forced,
+            } => {
+                let (mine, others): (Vec<_>, Vec<_>) =
+                    pending_notes.drain(..).partition(|(t, _)| t == at_ms);
+                items.extend(others);
+                let names: Vec<String> = actions
+                    .iter()
+                    .filter(|a| a.level() == *level)
+                    .map(|a| a.to_string())
+                    .collect();
+                let did = if mine.is_empty() {
+                    "nothing to free".to_owned()
+                } else {
+                    mine.into_iter()
+                        .map(|(_, t)| t)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                items.push((
+                    *at_ms,
+                    format!(
+                        "{}cleanup at {level} (+{}): {did} -> freed {}",
+                        if *forced { "forced " } else { "" },
+                        names.join(", "),
+                        format_bytes(*freed)
+                    ),
+                ));
+            }
+            Event::Transition(_) => {
+                items.append(&mut pending_notes);
+                let text = e.to_string();
+                let text = text
+                    .split_once(' ')
+                    .map_or(text.clone(), |(_, r)| r.to_owned());
+                items.push((e.at_ms(), text));
+            }
+        }
+    }
+    items.append(&mut pending_notes);
+    // Collapse runs of identical texts.
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        let (t, text) = &items[i];
+        let mut j = i + 1;
+        while j < items.len() && items[j].1 == *text {
+            j += 1;
+        }
+        out.push(format!("{}  {text}", time_column(*t)));
+        let repeats = j - i - 1;
+        if repeats > 0 {
+            let last = items[j - 1].0;
+            let every = (last - t) / repeats as u64;
+            out.push(format!(
+                "{}  ... the same {repeats} more time{}, every {}.{:03} s, until {}.{:03} s",
+                " ".repeat(time_column(0).len()),
+                if repeats == 1 { "" } else { "s" },
+                every / 1000,
+                every % 1000,
+                last / 1000,
+                last % 1000
+            ));
+        }
+        i = j;
+    }
+    out
+}
+
+impl DemoReport {
+    /// The human-readable report.
+    pub fn render(&self) -> String {
+        let s = &self.at_stop;
+        let mut out = String::new();
+        out.push_str(&format!(
+            "w4l demo: synthetic speech, {} Hz mono, through a {} budget\n",
+            s.rate,
+            format_bytes(self.budget)
+        ));
+        out.push_str(&format!(
+            "  fixed: ring {}, window 5 s {}; blocks of {} ({:.1} s); stand-in model {}\n",
+            format_bytes(self.ring_bytes),
+            format_bytes(self.window_bytes),
+            format_bytes(self.block_bytes),
+            self.block_bytes as f64 / 2.0 / f64::from(s.rate),
+            format_bytes(self.model_bytes),
+        ));
+        out.push_str("\ntimeline (audio time):\n");
+        for line in &self.display {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str("\nfinal figures:\n");
+        out.push_str(&format!(
+            "  captured        {:.3} s ({} frames), overruns {}\n",
+            s.seconds_captured, s.frames_captured, s.overruns
+        ));
+        out.push_str(&format!(
+            "  kept            {:.3} s in {} blocks; dropped {} blocks ({:.3} s), lost {} samples\n",
+            s.frames_held as f64 / f64::from(s.rate),
+            s.blocks_held,
+            s.dropped_blocks,
+            s.dropped_samples as f64 / f64::from(s.rate),
+            s.lost_samples
+        ));
+        out.push_str(&format!(
+            "  memory          peak {} of {} (audio), never over budget\n",
+            format_bytes(s.memory_peak),
+            format_bytes(self.budget)
+        ));
+        out.push_str(&format!(
+            "  policy          highest {}, {} level changes; now {}, {} accounted\n",
+            self.highest_level,
+            self.level_changes,
+            self.final_level,
+            format_bytes(self.final_accounted)
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_escalates_recovers_and_is_deterministic() {
+        let config = DemoConfig {
+            duration: Duration::from_secs(40),
+            ..DemoConfig::default()
+        };
+        let a = run(&config).expect("demo");
+        let b = run(&config).expect("demo again");
+        assert_eq!(a.render(), b.render());
+        assert_eq!(a.at_stop.frames_captured, 40 * 16_000);
+        assert_eq!(a.at_stop.overruns, 0);
+        assert!(a.at_stop.dropped_blocks > 0, "{}", a.render());
+        assert!(a.highest_level != "Normal", "{}", a.render());
+        assert_eq!(a.final_level, "Normal", "{}", a.render());
+        assert_eq!(a.final_accounted, 0);
+        assert!(a.at_stop.memory_peak <= a.budget);
+    }
+
+    #[test]
+    fn too_small_budget_is_a_usage_error() {
+        let e = run(&DemoConfig {
+            budget: 64 << 10,
+            ..DemoConfig::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--budget"), "{e}");
+    }
+}

@@ -1,0 +1,282 @@
+//! Bad input to `w4l`: every case is refused before anything is recorded, with one line
+//! `error: <what>; <fix>` on stderr, exit code 2 (usage) or 1 (runtime), no panic, no
+//! backtrace, and no file left behind.
+
+use std::path::{Path, PathBuf};
+
+use w4l_tests::{test_signal, w4l, write_wav_i16};
+
+/// A temp dir with a valid 1 s 16 kHz mono input WAV in it.
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.wav");
+    write_wav_i16(&input, 16_000, 1, &test_signal(16_000, 1, 1));
+    (dir, input)
+}
+
+/// The directory holds exactly `expected` (file names), nothing else (no partial output, no
+/// temporary file).
+#[track_caller]
+fn only(dir: &Path, expected: &[&str]) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+    want.sort();
+    assert_eq!(names, want, "files left in {}", dir.display());
+}
+
+/// `w4l record --input in.wav -o out.wav <extra>`: must fail with `code` mentioning `needles`,
+/// leaving only in.wav.
+#[track_caller]
+fn record_fails(extra: &[&str], code: i32, needles: &[&str]) -> String {
+    let (dir, input) = setup();
+    let out = dir.path().join("out.wav");
+    let mut args = vec![
+        "record".to_owned(),
+        "--input".to_owned(),
+        input.display().to_string(),
+        "-o".to_owned(),
+        out.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let line = w4l(&args).fails(code, needles);
+    only(dir.path(), &["in.wav"]);
+    line
+}
+
+#[test]
+fn zero_negative_and_unparsable_budgets() {
+    record_fails(
+        &["--budget", "0"],
+        2,
+        &["--budget", "greater than zero", "512MiB"],
+    );
+    record_fails(&["--budget", "0MiB"], 2, &["--budget", "greater than zero"]);
+    record_fails(&["--budget=-5MiB"], 2, &["--budget", "negative"]);
+    record_fails(&["--budget", "-5MiB"], 2, &["--budget"]);
+    record_fails(&["--budget", "lots"], 2, &["--budget", "not a size"]);
+    record_fails(
+        &["--budget", "5parsecs"],
+        2,
+        &["--budget", "unknown size unit"],
+    );
+}
+
+#[test]
+fn zero_negative_and_unparsable_durations() {
+    record_fails(
+        &["--seconds", "0"],
+        2,
+        &["--seconds", "greater than zero", "10s"],
+    );
+    record_fails(&["--seconds=-3"], 2, &["--seconds", "negative"]);
+    record_fails(&["--seconds", "soon"], 2, &["--seconds", "not a duration"]);
+    record_fails(
+        &["--seconds", "3 fortnights"],
+        2,
+        &["--seconds", "unknown duration unit"],
+    );
+    record_fails(&["--window", "0s"], 2, &["--window", "greater than zero"]);
+    let r = w4l(["monitor", "--interval", "0ms"]);
+    r.fails(2, &["--interval", "greater than zero"]);
+    w4l(["monitor", "--count", "0"]).fails(2, &["--count", "at least 1"]);
+    w4l(["demo", "--seconds", "never"]).fails(2, &["--seconds", "not a duration"]);
+}
+
+#[test]
+fn budget_smaller_than_one_block() {
+    let line = record_fails(
+        &["--budget", "16k"],
+        2,
+        &["budget", "smaller than one block"],
+    );
+    assert!(line.contains("raise --budget to at least"), "{line}");
+    // Small enough for a block only with a short window: the remedy says so.
+    record_fails(
+        &["--budget", "512k"],
+        2,
+        &["smaller than one block", "--window"],
+    );
+    w4l(["demo", "--budget", "64k"]).fails(2, &["budget", "--budget"]);
+}
+
+#[test]
+fn unreadable_and_malformed_input() {
+    let (dir, _) = setup();
+    let out = dir.path().join("out.wav");
+    let o = out.display().to_string();
+
+    let missing = dir.path().join("missing.wav");
+    w4l([
+        "record",
+        "--input",
+        &missing.display().to_string(),
+        "-o",
+        &o,
+    ])
+    .fails(2, &["cannot read --input", "missing.wav", "check the path"]);
+
+    let garbage = dir.path().join("garbage.wav");
+    std::fs::write(&garbage, b"this is not a RIFF file at all, just text").expect("write");
+    w4l([
+        "record",
+        "--input",
+        &garbage.display().to_string(),
+        "-o",
+        &o,
+    ])
+    .fails(2, &["garbage.wav", "not a usable WAV file", "PCM WAV"]);
+
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, b"").expect("write");
+    w4l(["record", "--input", &empty.display().to_string(), "-o", &o])
+        .fails(2, &["empty.wav", "not a usable WAV file"]);
+
+    // A valid header promising more samples than the file holds.
+    let good = dir.path().join("in.wav");
+    let bytes = std::fs::read(&good).expect("read");
+    let truncated = dir.path().join("truncated.wav");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    w4l([
+        "record",
+        "--input",
+        &truncated.display().to_string(),
+        "-o",
+        &o,
+    ])
+    .fails(2, &["truncated.wav", "truncated"]);
+
+    // A header with no samples.
+    let silent = dir.path().join("nothing.wav");
+    write_wav_i16(&silent, 16_000, 1, &[]);
+    w4l(["record", "--input", &silent.display().to_string(), "-o", &o])
+        .fails(2, &["nothing.wav", "no samples"]);
+
+    // A directory.
+    w4l([
+        "record",
+        "--input",
+        &dir.path().display().to_string(),
+        "-o",
+        &o,
+    ])
+    .fails(2, &["--input"]);
+
+    only(
+        dir.path(),
+        &[
+            "in.wav",
+            "garbage.wav",
+            "empty.wav",
+            "truncated.wav",
+            "nothing.wav",
+        ],
+    );
+}
+
+#[test]
+fn output_in_missing_or_read_only_directory() {
+    let (dir, input) = setup();
+    let i = input.display().to_string();
+    let missing = dir.path().join("no/such/dir/out.wav");
+    w4l([
+        "record",
+        "--input",
+        &i,
+        "-o",
+        &missing.display().to_string(),
+    ])
+    .fails(2, &["output directory", "does not exist", "-o"]);
+
+    w4l([
+        "record",
+        "--input",
+        &i,
+        "-o",
+        &dir.path().display().to_string(),
+    ])
+    .fails(2, &["is a directory", "-o"]);
+
+    // A read-only directory. root ignores mode bits, so fall back to sysfs, which refuses
+    // new files even to root.
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).expect("mkdir");
+    let mut perms = std::fs::metadata(&ro).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&ro, perms).expect("chmod");
+    let ro_dir = if std::fs::write(ro.join("probe"), b"x").is_ok() {
+        std::fs::remove_file(ro.join("probe")).expect("rm probe");
+        PathBuf::from("/sys")
+    } else {
+        ro.clone()
+    };
+    w4l([
+        "record",
+        "--input",
+        &i,
+        "-o",
+        &ro_dir.join("out.wav").display().to_string(),
+    ])
+    .fails(2, &["cannot create files in", "writable directory"]);
+    assert!(!ro_dir.join("out.wav").exists());
+    let mut perms = std::fs::metadata(&ro).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&ro, perms).expect("chmod back");
+    only(dir.path(), &["in.wav", "ro"]);
+    only(&ro, &[]);
+}
+
+#[test]
+fn unsupported_rate_and_channels() {
+    record_fails(
+        &["--rate", "12"],
+        2,
+        &["--rate", "not a supported sample rate"],
+    );
+    record_fails(&["--rate", "fast"], 2, &["--rate", "not a sample rate"]);
+    record_fails(&["--channels", "0"], 2, &["--channels", "not supported"]);
+    record_fails(&["--channels", "64"], 2, &["--channels", "not supported"]);
+    // Valid values that do not match the file: no resampling.
+    record_fails(
+        &["--rate", "44100"],
+        2,
+        &["--rate 44100", "16000 Hz", "drop --rate"],
+    );
+    record_fails(
+        &["--channels", "2"],
+        2,
+        &["--channels 2", "drop --channels"],
+    );
+}
+
+#[test]
+fn file_mode_is_parsed_but_not_yet_supported() {
+    record_fails(
+        &["--mode", "file"],
+        2,
+        &["--mode file", "not yet supported", "--mode stream"],
+    );
+    record_fails(&["--mode", "tape"], 2, &["--mode"]);
+}
+
+#[test]
+fn clap_errors_are_one_line_with_exit_code_2() {
+    w4l(["record", "--no-such-flag"]).fails(2, &["--no-such-flag"]);
+    w4l(["frobnicate"]).fails(2, &["frobnicate"]);
+    w4l(["record", "--realtime"]).fails(2, &["--input"]);
+    w4l(["record", "--model", "huge"]).fails(2, &["--model", "huge"]);
+    w4l(["devices", "--json", "extra"]).fails(2, &["extra"]);
+}
+
+#[test]
+fn no_subcommand_prints_help_and_exits_2() {
+    let r = w4l(Vec::<String>::new());
+    assert_eq!(r.code, Some(2), "{r:#?}");
+    assert!(
+        r.stderr.contains("Usage:") || r.stdout.contains("Usage:"),
+        "{r:#?}"
+    );
+}
