@@ -7,7 +7,11 @@
 //!    device answering a deterministic waveform) and pushes them into the lock-free ring.
 //!    The main loop is the worker: it pops what arrived, feeds the rolling window and the
 //!    level meter, and checks every sample against the waveform.
-//! 2. **Memory scenario.** Runs the scripted one-hour scenario of [`w4l_core::scenario`]
+//! 2. **Memory bookkeeping.** The ring's and the window's storage are reserved from a static
+//!    accountant and tracked; every 250 ms the worker keeps a 50 ms clip of the window in a
+//!    static pool, reserving its bytes first. The audio budget holds two clips: when it
+//!    refuses the next one, the tracker picks the oldest clip to release (see `clips.rs`).
+//! 3. **Memory scenario.** Runs the scripted one-hour scenario of [`w4l_core::scenario`]
 //!    (the one the host's `core/tests/simulation.rs` checks) and writes every policy
 //!    transition with its `Display` form, one per line, verbatim on semihosting **stderr**
 //!    between two marker lines; `scripts/firmware` compares that block byte for byte with
@@ -18,6 +22,7 @@
 #![no_std]
 #![no_main]
 
+mod clips;
 mod fake;
 
 use core::cell::{RefCell, UnsafeCell};
@@ -31,13 +36,16 @@ use cortex_m_semihosting::{debug, hio};
 use defmt_semihosting as _;
 use panic_semihosting as _;
 
+use w4l_core::accountant::Accountant;
 use w4l_core::adc::{AdcError, Channel, Config, Mcp3202, code_to_sample};
 use w4l_core::level::LevelMeter;
 use w4l_core::policy::Level;
 use w4l_core::ring::{Consumer, Overflow, Producer, Ring};
 use w4l_core::scenario::{self, Run};
+use w4l_core::tracker::Tracker;
 use w4l_core::window::Window;
 
+use clips::{CLIP_BYTES, CLIP_LEN, CLIP_SLOTS, Clips, Payload, Pool, TRACKED};
 use fake::{FakeMcp3202, VirtualClock, waveform};
 
 /// Sample rate of the simulated microphone.
@@ -52,6 +60,13 @@ const RING_LEN: usize = 1_024;
 const WINDOW_LEN: usize = 8_000;
 /// SysTick reload: 12 000 cycles of the 12 MHz core clock, 1 ms.
 const TICK_CYCLES: u32 = 12_000;
+/// Bytes of the two streaming buffers.
+const RING_BYTES: usize = RING_LEN * core::mem::size_of::<i16>();
+const WINDOW_BYTES: usize = WINDOW_LEN * core::mem::size_of::<i16>();
+/// The audio memory budget: the ring, the window and two and a half clips.
+const AUDIO_BUDGET: usize = RING_BYTES + WINDOW_BYTES + 2 * CLIP_BYTES + CLIP_BYTES / 2;
+/// A clip every 250 ms of audio.
+const CLIP_EVERY: usize = 4_000;
 
 /// Marker lines around the transition log on stderr.
 const LOG_BEGIN: &str = "--- w4l scenario transitions: begin ---";
@@ -94,6 +109,10 @@ impl<T> StaticBuffer<T> {
 // Named so that the footprint report can leave them out.
 static W4L_RING_STORAGE: StaticBuffer<[i16; RING_LEN]> = StaticBuffer::new([0; RING_LEN]);
 static W4L_WINDOW_STORAGE: StaticBuffer<[i16; WINDOW_LEN]> = StaticBuffer::new([0; WINDOW_LEN]);
+
+static W4L_CLIP_POOL: StaticBuffer<Pool> = StaticBuffer::new([[0; CLIP_LEN]; CLIP_SLOTS]);
+static TRACKER: StaticBuffer<Tracker<Payload, TRACKED>> = StaticBuffer::new(Tracker::new());
+static ACCOUNTANT: Accountant = Accountant::new(AUDIO_BUDGET, 0);
 
 static CLOCK: VirtualClock = VirtualClock::new();
 
@@ -200,6 +219,14 @@ fn main() -> ! {
     let Ok(mut window) = Window::new(window_storage, 1) else {
         fatal("window")
     };
+    let (Some(pool), Some(tracker)) = (W4L_CLIP_POOL.take(), TRACKER.take()) else {
+        fatal("clip pool taken twice")
+    };
+    let mut clips = Clips::new(&ACCOUNTANT, tracker, pool);
+    checks.check(
+        clips.track_buffer(1, RING_BYTES) && clips.track_buffer(2, WINDOW_BYTES),
+        "ring and window storage reserved and tracked",
+    );
     let Ok(config) = Config::new(Channel::Single0, SAMPLE_RATE_HZ) else {
         fatal("adc config")
     };
@@ -215,7 +242,8 @@ fn main() -> ! {
     cp.SYST.enable_interrupt();
 
     let mut meter = LevelMeter::new();
-    let (consumed, mismatches, expected_peak) = consume(&mut consumer, &mut window, &mut meter);
+    let (consumed, mismatches, expected_peak) =
+        consume(&mut consumer, &mut window, &mut meter, &mut clips);
 
     cp.SYST.disable_interrupt();
     cp.SYST.disable_counter();
@@ -265,6 +293,26 @@ fn main() -> ! {
         "pacing: one gap per conversion",
     );
 
+    let (tracked, tracked_bytes) = clips.tracked();
+    defmt::info!(
+        "memory: {=usize}/{=usize} B reserved (peak {=usize}), {=usize} buffers tracked holding {=usize} B",
+        ACCOUNTANT.memory_used(),
+        ACCOUNTANT.memory_budget(),
+        ACCOUNTANT.figures().memory_peak,
+        tracked,
+        tracked_bytes
+    );
+    checks.check(
+        clips.taken == 4 && clips.refused == 2 && clips.evicted == 2 && clips.errors == 0,
+        "clips: budget refused two, the oldest were evicted, contents intact",
+    );
+    checks.check(
+        ACCOUNTANT.memory_used() == RING_BYTES + WINDOW_BYTES + 2 * CLIP_BYTES
+            && tracked == 4
+            && tracked_bytes == ACCOUNTANT.memory_used(),
+        "accountant and tracker agree",
+    );
+
     // 2. Back-pressure: with nobody consuming, the ring fills and the driver reports it.
     let before = ring.stats();
     let overrun = adc.fill_ring(&mut producer, RING_LEN + 1);
@@ -305,11 +353,13 @@ fn main() -> ! {
 
 /// The worker loop: pops what the interrupt pushed until `TOTAL` samples arrived (sleeping
 /// in between), writes them into the window, meters them and compares each with the
-/// waveform. Returns (samples consumed, mismatches, expected peak).
+/// waveform; keeps a clip every `CLIP_EVERY` samples. Returns (samples consumed,
+/// mismatches, expected peak).
 fn consume(
     consumer: &mut Consumer<&'static AudioRing>,
     window: &mut Window<i16, &'static mut [i16; WINDOW_LEN]>,
     meter: &mut LevelMeter,
+    clips: &mut Clips,
 ) -> (usize, usize, f32) {
     let mut block = [0i16; 256];
     let mut consumed = 0usize;
@@ -339,12 +389,17 @@ fn consume(
         meter.feed(got);
         let before = consumed;
         consumed += n;
-        if consumed / 4_000 != before / 4_000 {
+        if consumed / CLIP_EVERY != before / CLIP_EVERY {
             defmt::info!(
                 "worker: {=usize} samples, window {=u16}‰ full",
                 consumed,
                 window.fill_permille()
             );
+            let now_ms = (consumed as u64) * 1_000 / u64::from(SAMPLE_RATE_HZ);
+            let first = consumed - CLIP_LEN;
+            clips.take(window, now_ms, |i| {
+                code_to_sample(waveform((first + i) as u32))
+            });
         }
     }
     (consumed, mismatches, expected_peak)
