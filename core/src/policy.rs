@@ -89,7 +89,8 @@
 //! Stepping **down** is deliberately slower than stepping up: one level at a time, only after
 //! the level has been held for `dwell` (10 s) *and* pressure has stayed below the level's exit
 //! threshold for `calm` (3 s, the same 1/10-scaled oomd window), with no prediction holding
-//! the level. The 100 ‰ hysteresis band is wider than typical RSS jitter (allocator arenas,
+//! the level and no upward trend that would bring pressure back to the level's enter
+//! threshold within the `horizon` (no stepping down in the middle of a leak). The 100 ‰ hysteresis band is wider than typical RSS jitter (allocator arenas,
 //! page-cache attribution: a few percent), so noise alone cannot flap the level.
 //!
 //! # Feedback
@@ -106,8 +107,12 @@
 //!
 //! # Prediction
 //!
-//! The last [`trend::HISTORY_LEN`] pressures feed a least-squares [`trend::Trend`]. When the
-//! fitted line reaches 100 % within `horizon` (default 60 s), the policy escalates to one
+//! The last [`trend::HISTORY_LEN`] pressures feed a least-squares [`trend::Trend`] (slope in
+//! ppm of the limit per second, fitted over time in ms; see the module for the estimator).
+//! Growth counts as sustained when both the full 16-sample fit and the fit over its newest 8
+//! samples reach 100 % (the limit) — the later of the two etas is used, so a one-off step
+//! (idle → plateau) stops looking like growth once it is 8 samples old. When that eta is
+//! within `horizon` (default 60 s), the policy escalates to one
 //! level above the level the current pressure alone indicates (capped at `predict_max`,
 //! default `Critical`), after the same confirmation time as a measured escalation
 //! ([`Reason::Predicted`]). Noise with zero trend does not trigger it: over 16 s the slope
@@ -794,18 +799,10 @@ impl Default for PolicyParams {
 /// let bad = PolicyParams { dwell_ms: 0, ..PolicyParams::default() };
 /// assert!(PolicyConfig::new(bad).is_err());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PolicyConfig {
     params: PolicyParams,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            params: PolicyParams::default(),
-        }
-    }
 }
 
 impl PolicyConfig {

@@ -189,7 +189,7 @@ impl Run {
     ///
     /// ```
     /// let mut run = w4l_core::scenario::transitions();
-    /// run.by_ref().for_each(drop);
+    /// let _ = run.by_ref().count();
     /// assert_eq!(run.policy().level(), w4l_core::policy::Level::Normal);
     /// ```
     pub fn policy(&self) -> &Policy {

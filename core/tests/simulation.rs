@@ -44,7 +44,7 @@ fn scenario_log_matches_golden() {
 fn scenario_is_deterministic_and_ends_normal() {
     assert_eq!(rendered(), rendered());
     let mut run = scenario::transitions();
-    run.by_ref().for_each(drop);
+    let _ = run.by_ref().count();
     assert_eq!(run.policy().level(), Level::Normal);
     assert_eq!(
         run.policy().log().dropped() + run.policy().log().len() as u64,
