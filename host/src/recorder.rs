@@ -1015,3 +1015,283 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::MonitorConfig;
+    use crate::ring::AudioProducer;
+    use crate::source::Synthetic;
+    use std::time::Instant;
+
+    /// A real-time-style source: pushes with `push_slice` (what does not fit is dropped and
+    /// counted), either everything inside `start` or from a thread at real-time pace.
+    struct Script {
+        samples: Arc<Vec<f32>>,
+        paced: bool,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Script {
+        fn new(samples: Vec<f32>, paced: bool) -> Self {
+            Self {
+                samples: Arc::new(samples),
+                paced,
+                stop: Arc::new(AtomicBool::new(false)),
+                thread: None,
+            }
+        }
+    }
+
+    impl Source for Script {
+        fn describe(&self) -> String {
+            "script".into()
+        }
+        fn rate(&self) -> u32 {
+            16_000
+        }
+        fn channels(&self) -> u16 {
+            1
+        }
+        fn start(&mut self, mut producer: AudioProducer, status: Arc<SourceStatus>) -> Result<()> {
+            if !self.paced {
+                producer.push_slice(&self.samples);
+                status.finish();
+                return Ok(());
+            }
+            let samples = self.samples.clone();
+            let stop = self.stop.clone();
+            self.thread = Some(std::thread::spawn(move || {
+                let started = Instant::now();
+                for (i, chunk) in samples.chunks(160).enumerate() {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    producer.push_slice(chunk);
+                    let due = started + Duration::from_millis(10 * (i as u64 + 1));
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                status.finish();
+            }));
+            Ok(())
+        }
+        fn stop(&mut self) {
+            self.stop.store(true, Ordering::Release);
+            if let Some(t) = self.thread.take() {
+                t.join().expect("script thread");
+            }
+        }
+    }
+
+    fn monitor(budget: usize) -> Arc<MemoryMonitor> {
+        Arc::new(
+            MemoryMonitor::new(
+                Arc::new(Accountant::new(budget, 0)),
+                MonitorConfig {
+                    observe_system: false,
+                    ..MonitorConfig::default()
+                },
+            )
+            .expect("monitor"),
+        )
+    }
+
+    fn ramp(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i % 2000) as f32 - 1000.0) / 1024.0)
+            .collect()
+    }
+
+    fn config() -> RecorderConfig {
+        RecorderConfig {
+            window: Duration::from_secs(1),
+            ..RecorderConfig::default()
+        }
+    }
+
+    #[test]
+    fn stop_drains_everything_pushed_before_stop() {
+        for round in 0..20 {
+            let n = 6_000 + round * 97;
+            let samples = ramp(n);
+            let mut rec = Recorder::new(
+                Box::new(Script::new(samples.clone(), false)),
+                monitor(8 << 20),
+                config(),
+            )
+            .expect("recorder");
+            rec.start().expect("start");
+            // Stop at once: the earlier design lost its queue here.
+            rec.stop().expect("stop");
+            let take = rec.take_i16();
+            assert_eq!(take.len(), n, "round {round}");
+            let expected: Vec<i16> = samples.iter().map(|&x| i16::from_f32(x)).collect();
+            assert_eq!(take, expected);
+            assert_eq!(rec.info().overruns, 0);
+        }
+    }
+
+    use w4l_core::sample::Sample;
+
+    #[test]
+    fn nothing_captured_is_an_error_not_an_empty_take() {
+        let mut rec = Recorder::new(
+            Box::new(Script::new(Vec::new(), false)),
+            monitor(8 << 20),
+            config(),
+        )
+        .expect("recorder");
+        rec.start().expect("start");
+        let e = rec.stop().unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string().contains("nothing was captured from script"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_burst_larger_than_the_ring_is_counted_not_buffered() {
+        let m = monitor(8 << 20);
+        let acc = m.accountant().clone();
+        let n = 200_000;
+        let mut rec =
+            Recorder::new(Box::new(Script::new(ramp(n), false)), m, config()).expect("recorder");
+        rec.start().expect("start");
+        rec.stop().expect("stop");
+        let info = rec.info();
+        assert_eq!(info.ring_capacity, 8192);
+        // One push of 200 000 samples: the ring takes at most its capacity, the rest is counted.
+        assert!(info.overruns >= (n - 8192) as u64, "{info:?}");
+        assert_eq!(info.samples_captured + info.overruns, n as u64, "{info:?}");
+        assert!(acc.figures().memory_peak <= 8 << 20);
+    }
+
+    #[test]
+    fn a_slow_consumer_shows_up_as_counted_overruns() {
+        // Budget: ring 32 KiB + window 31.25 KiB + one block 64 KiB is already > 60 %, so the
+        // first policy step (after 1 s of audio) asks for cleanup, and this callback stalls the
+        // worker for longer than the ring can hold (500 ms).
+        let m = monitor(200 << 10);
+        let stalled = Arc::new(AtomicBool::new(false));
+        let s = stalled.clone();
+        m.add_cleanup_callback(move |_| {
+            if !s.swap(true, Ordering::AcqRel) {
+                std::thread::sleep(Duration::from_millis(900));
+            }
+            0
+        });
+        let n = 3 * 16_000;
+        let mut rec = Recorder::new(Box::new(Script::new(ramp(n), true)), m.clone(), config())
+            .expect("recorder");
+        rec.start().expect("start");
+        assert!(rec.wait(Duration::from_secs(20)), "source never finished");
+        rec.stop().expect("stop");
+        let info = rec.info();
+        assert!(stalled.load(Ordering::Acquire));
+        assert!(info.overruns > 0, "{info:?}");
+        assert_eq!(info.samples_captured + info.overruns, n as u64, "{info:?}");
+        assert!(info.memory_peak <= 200 << 10, "{info:?}");
+    }
+
+    #[test]
+    fn latest_info_cleanup_and_drop() {
+        let m = monitor(8 << 20);
+        let acc = m.accountant().clone();
+        let frames = 3 * 16_000;
+        let mut rec = Recorder::new(
+            Box::new(Synthetic::new(16_000, 1, 7, frames, false)),
+            m.clone(),
+            config(),
+        )
+        .expect("recorder");
+        assert_eq!(rec.info().state, RecorderState::Idle);
+        rec.start().expect("start");
+        assert!(rec.start().is_err(), "second start must fail");
+        assert!(rec.wait(Duration::from_secs(20)));
+        rec.stop().expect("stop");
+        let info = rec.info();
+        assert_eq!(info.state, RecorderState::Stopped);
+        assert_eq!(info.frames_captured, frames);
+        assert_eq!(info.window_frames, 16_000);
+        assert!(info.memory_used > 0);
+        let take = rec.take_i16();
+        let latest = rec.latest(0.5);
+        assert_eq!(latest.len(), 8_000);
+        let tail: Vec<f32> = take[take.len() - 8_000..]
+            .iter()
+            .map(|s| s.to_f32())
+            .collect();
+        assert_eq!(latest, tail);
+        assert!(rec.latest(-1.0).is_empty());
+        assert!(rec.latest(f32::NAN).is_empty());
+        assert_eq!(rec.latest(100.0).len(), 16_000);
+        rec.cleanup();
+        assert_eq!(acc.memory_used(), 0, "cleanup must give every byte back");
+        assert!(rec.take_i16().is_empty());
+        drop(rec);
+        assert_eq!(acc.memory_used(), 0);
+    }
+
+    #[test]
+    fn refusals_before_recording() {
+        let e = Recorder::new(
+            Box::new(Script::new(vec![0.0], false)),
+            monitor(8 << 20),
+            RecorderConfig {
+                mode: Mode::File,
+                ..config()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not yet supported"));
+        let e = Recorder::new(
+            Box::new(Script::new(vec![0.0], false)),
+            monitor(64 << 10),
+            config(),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("smaller than one block"), "{e}");
+    }
+
+    #[test]
+    fn block_store_drops_only_from_the_front() {
+        let acc = Arc::new(Accountant::new(100, 0));
+        let mut s = BlockStore::new(acc.clone(), 10);
+        assert!(s.needs_block());
+        assert_eq!(s.write(&[1; 5]), 0);
+        s.grow().expect("grow");
+        let data: Vec<i16> = (0..50).collect();
+        let mut rest = &data[..];
+        loop {
+            let n = s.write(rest);
+            rest = &rest[n..];
+            if rest.is_empty() {
+                break;
+            }
+            if s.grow().is_err() {
+                s.drop_oldest();
+                s.grow().expect("room after a drop");
+            }
+        }
+        // 100 bytes = 5 blocks of 10 samples: all 50 fit exactly.
+        assert_eq!((s.len(), s.dropped_blocks()), (5, 0));
+        s.grow().unwrap_err();
+        assert_eq!(s.drop_oldest(), Some(10));
+        s.grow().expect("grow");
+        assert_eq!(s.write(&[99; 3]), 3);
+        let kept: Vec<i16> = s.blocks().flat_map(|b| b.samples().to_vec()).collect();
+        let mut expected: Vec<i16> = (10..50).collect();
+        expected.extend([99; 3]);
+        assert_eq!(kept, expected);
+        assert_eq!(s.blocks().next().map(Block::first_sample), Some(10));
+        assert_eq!((s.dropped_samples(), s.written()), (10, 53));
+        s.clear();
+        assert_eq!(acc.memory_used(), 0);
+    }
+}
