@@ -115,7 +115,9 @@ pub struct RecordArgs {
     #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
     pub budget: Option<u64>,
 
-    /// The Whisper model the take is for; sets the default budget.
+    /// The Whisper model the take is for. Its memory budget (footprint + 512 MiB: tiny 662 MiB,
+    /// base 762 MiB, small 1012 MiB, medium 2012 MiB, large 3012 MiB; audio at most 100 MiB) is
+    /// the default --budget, and the process's RSS limit.
     #[arg(long, value_enum, default_value_t = Model::Base)]
     pub model: Model,
 

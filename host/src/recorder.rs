@@ -340,6 +340,20 @@ struct Shared {
     /// Set by the worker when the take is complete (limit reached or source finished).
     done: Mutex<bool>,
     done_cv: Condvar,
+    /// Set if the worker thread panicked.
+    worker_failed: AtomicBool,
+}
+
+/// Marks the take complete when the worker ends, even by a panic (so nobody waits forever).
+struct DoneGuard(Arc<Shared>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.worker_failed.store(true, Ordering::Release);
+        }
+        self.0.signal_done();
+    }
 }
 
 impl Shared {
@@ -462,6 +476,7 @@ impl Recorder {
             stop: AtomicBool::new(false),
             done: Mutex::new(false),
             done_cv: Condvar::new(),
+            worker_failed: AtomicBool::new(false),
         });
         let mut recorder = Self {
             config,
@@ -653,7 +668,7 @@ impl Recorder {
         if let Some(worker) = self.worker.take() {
             worker.thread().unpark();
             if worker.join().is_err() {
-                tracing::error!("the recorder's worker thread panicked");
+                self.shared.worker_failed.store(true, Ordering::Release);
             }
         }
         if let Some(ring) = &self.ring {
@@ -687,6 +702,12 @@ impl Recorder {
                 frames as f64 / f64::from(self.rate)
             ),
         );
+        if self.shared.worker_failed.load(Ordering::Acquire) {
+            return Err(Error::runtime(
+                "the recorder's worker thread failed; the take is incomplete",
+                "please report this bug",
+            ));
+        }
         if let Some(e) = self.status.take_error() {
             return Err(e);
         }
@@ -881,6 +902,7 @@ const IDLE_WAIT: Duration = Duration::from_millis(2);
 
 impl Worker {
     fn run(mut self) {
+        let _done = DoneGuard(self.shared.clone());
         let mut buf = vec![0.0f32; DRAIN_CHUNK];
         let mut i16s = vec![0i16; DRAIN_CHUNK];
         let mut meter = LevelMeter::new();
@@ -955,7 +977,6 @@ impl Worker {
                 self.shared.signal_done();
             }
         }
-        self.shared.signal_done();
     }
 
     /// Appends `samples` to the block store, asking the policy (and, failing that, dropping the
