@@ -19,6 +19,12 @@
 //!
 //! Everything else is logged with `defmt` over semihosting **stdout** (decode it with
 //! `defmt-print`). Ends with a semihosting exit: success if every self-check passed.
+//!
+//! `scripts/firmware` builds, runs and checks all of it. By hand, from `tests/firmware`:
+//!
+//! ```text
+//! cargo run --release | defmt-print -e target/thumbv7m-none-eabi/release/w4l-firmware
+//! ```
 #![no_std]
 #![no_main]
 
