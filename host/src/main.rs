@@ -161,11 +161,24 @@ fn run(command: Command, interrupted: &AtomicBool) -> Result<()> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
+/// Writes `text` to stdout. A closed pipe (`w4l monitor | head -3`) is not an error: it returns
+/// `Ok(false)` and the command ends quietly; other write errors are runtime errors.
+fn emit(text: &str) -> Result<bool> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Error::runtime(
+            format!("cannot write to standard output ({e})"),
+            "check where the output is redirected",
+        )),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<bool> {
     let text = serde_json::to_string(value)
         .map_err(|e| Error::runtime(format!("cannot format JSON ({e})"), "report this bug"))?;
-    println!("{text}");
-    Ok(())
+    emit(&format!("{text}\n"))
 }
 
 fn core_model(model: w4l::cli::Model) -> Model {
@@ -316,24 +329,22 @@ fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
             info: &info,
         })?;
     } else {
-        println!(
-            "recorded {:.3} s ({} frames, {} Hz, {} ch) from {} to {}",
+        emit(&format!(
+            "recorded {:.3} s ({} frames, {} Hz, {} ch) from {} to {}\n\
+             memory: peak {} of a {} budget; policy {}; overruns {}; dropped {} blocks ({} frames)\n",
             info.seconds_captured,
             info.frames_captured,
             info.rate,
             info.channels,
             info.source,
-            args.output.display()
-        );
-        println!(
-            "memory: peak {} of a {} budget; policy {}; overruns {}; dropped {} blocks ({} frames)",
+            args.output.display(),
             format_bytes(info.memory_peak),
             format_bytes(info.memory_budget),
             info.policy_level,
             info.overruns,
             info.dropped_blocks,
             summary.frames_dropped
-        );
+        ))?;
     }
     if summary.frames_dropped > 0 {
         tracing::warn!(
@@ -360,7 +371,7 @@ fn monitor(args: &MonitorArgs, interrupted: &AtomicBool) -> Result<()> {
         let step = monitor.step_at(monitor.now_ms());
         let u = monitor.usage();
         let t = started.elapsed().as_secs_f64();
-        if args.json {
+        let written = if args.json {
             #[derive(serde::Serialize)]
             struct Line<'a> {
                 t: f64,
@@ -372,10 +383,10 @@ fn monitor(args: &MonitorArgs, interrupted: &AtomicBool) -> Result<()> {
                 t,
                 usage: &u,
                 actions: step.actions.iter().map(|a| a.to_string()).collect(),
-            })?;
+            })?
         } else {
-            println!(
-                "{t:7.1}s  rss {:>10}  available {:>10}  accounted {:>10} / {:>10}  pressure {:4}‰ {:<9}  level {}",
+            emit(&format!(
+                "{t:7.1}s  rss {:>10}  available {:>10}  accounted {:>10} / {:>10}  pressure {:4}‰ {:<9}  level {}\n",
                 format_bytes(u.rss),
                 format_bytes(u.available),
                 format_bytes(u.accounted),
@@ -383,9 +394,11 @@ fn monitor(args: &MonitorArgs, interrupted: &AtomicBool) -> Result<()> {
                 u.pressure_permille,
                 u.pressure_source,
                 u.level.name(),
-            );
+            ))?
+        };
+        if !written {
+            return Ok(());
         }
-        let _ = std::io::stdout().flush();
         n += 1;
         if args.count.is_some_and(|c| n >= c) {
             return Ok(());
@@ -410,9 +423,9 @@ fn demo(args: &DemoArgs) -> Result<()> {
         ..w4l::demo::DemoConfig::default()
     })?;
     if args.json {
-        print_json(&report)
+        print_json(&report)?;
     } else {
-        print!("{}", report.render());
-        Ok(())
+        emit(&report.render())?;
     }
+    Ok(())
 }

@@ -49,3 +49,26 @@ fn monitor_json_lines_carry_every_figure() {
         assert!(json_field(l, "actions").is_some(), "{l}");
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_monitor_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(w4l_tests::w4l_bin())
+        .args(["monitor", "--interval", "20ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    assert!(lines.next().is_some_and(|l| l.is_ok()));
+    drop(lines); // like `| head -1`
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
