@@ -120,7 +120,7 @@ impl Model {
                 (c, self.used[c.index()], n)
             })
             .collect();
-        h.sort_by(|a, b| b.1.cmp(&a.1)); // stable: ties stay in category order
+        h.sort_by_key(|h| std::cmp::Reverse(h.1)); // stable: ties stay in category order
         h
     }
 }
