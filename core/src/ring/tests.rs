@@ -113,9 +113,10 @@ fn max_capacity_of_zero_sized_items_works() {
 fn split_only_once() {
     let mut storage = [0u32; 4];
     let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    let halves = ring.split().unwrap();
-    assert_eq!(ring.split().unwrap_err(), RingError::AlreadySplit);
-    drop(halves);
+    {
+        let _halves = ring.split().unwrap();
+        assert_eq!(ring.split().unwrap_err(), RingError::AlreadySplit);
+    }
     // Still refused after the halves are gone: there is only ever one pair.
     assert_eq!(split(&ring).unwrap_err(), RingError::AlreadySplit);
 
@@ -294,8 +295,6 @@ fn ring_can_move_after_construction() {
     let (mut p, mut c) = moved.split().unwrap();
     p.push_slice(&[1, 2, 3, 4, 5]);
     assert_eq!(c.pop(), Some(2));
-    drop((p, c));
-    drop(moved);
 }
 
 #[test]
@@ -319,13 +318,18 @@ fn stats_debug_and_display() {
     assert_eq!(ring.free(), 0);
 }
 
-/// Producer thread sends `0..THREAD_SAMPLES` in chunks; returns what the consumer saw.
+/// Producer thread sends `0..THREAD_SAMPLES` in chunks, then raises `done`; the consumer
+/// drains until `done` is up and the ring is empty. (An end-of-stream *sample* would not do:
+/// under `OverwriteOldest` it may itself be discarded by the busy race.) Returns what the
+/// consumer saw and how many samples it was told it missed.
 fn run_threads<R>(ring: R, cap_chunk: usize) -> (Vec<u32>, usize)
 where
     R: RingRef<Storage = HeapStorage> + Send + 'static,
 {
     let (mut p, mut c) = split(ring).unwrap();
     let overflow = p.ring().overflow();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer_done = done.clone();
     let producer = std::thread::spawn(move || {
         let mut next = 0u32;
         while next < THREAD_SAMPLES {
@@ -340,24 +344,21 @@ where
             }
             next += len as u32;
         }
-        // End marker so the consumer knows when to stop, even if samples were lost.
-        while p.push_slice_partial(&[u32::MAX]) == 0 {
-            std::thread::yield_now();
-        }
+        producer_done.store(true, std::sync::atomic::Ordering::Release);
     });
     let mut seen = Vec::new();
     let mut missed = 0;
     let mut out = [0u32; 7];
-    'outer: loop {
+    loop {
+        // Read `done` before popping: once it is up, an empty pop means the end.
+        let finished = done.load(std::sync::atomic::Ordering::Acquire);
         let n = c.pop_slice(&mut out[..(seen.len() % 7) + 1]);
         missed += c.take_missed();
-        for &v in &out[..n] {
-            if v == u32::MAX {
-                break 'outer;
-            }
-            seen.push(v);
-        }
+        seen.extend_from_slice(&out[..n]);
         if n == 0 {
+            if finished {
+                break;
+            }
             std::thread::yield_now();
         }
     }
@@ -375,8 +376,8 @@ fn two_threads_reject_newest_in_order() {
     assert_eq!(seen.len(), THREAD_SAMPLES as usize);
     assert!(seen.iter().enumerate().all(|(i, &v)| v == i as u32));
     let s = ring.stats();
-    assert_eq!(s.pushed, THREAD_SAMPLES as usize + 1);
-    assert_eq!(s.popped, THREAD_SAMPLES as usize + 1);
+    assert_eq!(s.pushed, THREAD_SAMPLES as usize);
+    assert_eq!(s.popped, THREAD_SAMPLES as usize);
 }
 
 #[test]
@@ -386,8 +387,8 @@ fn two_threads_overwrite_oldest_no_dups_exact_counts() {
     // Strictly increasing: in order, nothing duplicated.
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
     let s = ring.stats();
-    assert_eq!(s.pushed, THREAD_SAMPLES as usize + 1);
-    assert_eq!(s.popped, seen.len() + 1);
+    assert_eq!(s.pushed, THREAD_SAMPLES as usize);
+    assert_eq!(s.popped, seen.len());
     assert_eq!(s.overwritten, missed);
     assert_eq!(seen.len() + missed, THREAD_SAMPLES as usize);
     assert_eq!(s.dropped, 0);
@@ -401,30 +402,34 @@ fn two_threads_borrowed_ring_single_items() {
         let ring = Ring::new(&mut storage[..], overflow).unwrap();
         let (mut p, mut c) = ring.split().unwrap();
         let total = THREAD_SAMPLES.min(2000);
+        let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(move || {
+            s.spawn(|| {
                 for v in 0..total {
                     while p.push_slice_partial(&[v]) == 0 {
                         std::thread::yield_now();
                     }
                 }
+                done.store(true, std::sync::atomic::Ordering::Release);
             });
             let mut last = None;
             let mut count = 0u32;
             loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
                 match c.pop() {
                     Some(v) => {
                         assert!(last.is_none_or(|l| v > l));
                         last = Some(v);
                         count += 1;
-                        if v == total - 1 {
-                            break;
-                        }
                     }
+                    None if finished => break,
                     None => std::thread::yield_now(),
                 }
             }
             assert_eq!(count as usize + c.take_missed(), total as usize);
+            if overflow == Overflow::RejectNewest {
+                assert_eq!(count, total);
+            }
         });
         check_invariant(&ring);
     }
