@@ -181,7 +181,7 @@ fn ctrl_c_stops_and_keeps_everything_captured_until_then() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2000));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
