@@ -39,10 +39,11 @@
 //!
 //! # Disk accounting
 //!
-//! Temporary files may live on a tmpfs (`$XDG_RUNTIME_DIR` usually is), i.e. in RAM, so
-//! their bytes are charged to the memory accountant's `Disk` category through the
-//! [`DiskLedger`] seam: one [`DiskHold`] per file, resized as the file grows, released when
-//! the file is removed or persisted.
+//! The bytes of temporary files count against the accountant's disk budget
+//! ([`Category::Disk`]) through the [`DiskLedger`] seam: one [`DiskHold`] (a
+//! [`Reservation`] for an [`Accountant`]) per file, resized as the file grows, released
+//! when the file is removed or persisted. [`ResourceManager::set_accountant`] plugs the core
+//! accountant in; writing past the budget fails with the accountant's refusal.
 //!
 //! ```
 //! use std::io::Write;
@@ -71,11 +72,14 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Deref;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::time::Duration;
+
+use w4l_core::accountant::{Accountant, Category, Reservation};
 
 /// Environment variable naming the temporary directory itself (overrides the default).
 pub const DIR_ENV: &str = "W4L_TEMP_DIR";
@@ -324,7 +328,7 @@ impl fmt::Display for DiskRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "temporary files may not grow to {} bytes: {}; raise the memory budget or record shorter takes",
+            "a temporary file may not grow to {} bytes: {}",
             self.requested, self.reason
         )
     }
@@ -346,6 +350,47 @@ pub trait DiskHold: Send {
     /// Sets the charge to `bytes` in total (the file's current size). On refusal the previous
     /// charge stays.
     fn resize(&mut self, bytes: u64) -> Result<(), DiskRefused>;
+}
+
+/// The core accountant as a ledger: each file holds a [`Category::Disk`] reservation.
+/// Implemented for any shared handle of an [`Accountant`] (`Arc<Accountant>`,
+/// `&'static Accountant`).
+impl<A> DiskLedger for A
+where
+    A: Deref<Target = Accountant> + Clone + Send + Sync + 'static,
+{
+    fn hold(&self) -> Box<dyn DiskHold> {
+        Box::new(AccountantHold {
+            handle: self.clone(),
+            reservation: None,
+        })
+    }
+}
+
+/// A file's [`Category::Disk`] reservation, taken at its first growth.
+struct AccountantHold<A: Deref<Target = Accountant>> {
+    handle: A,
+    reservation: Option<Reservation<A>>,
+}
+
+impl<A> DiskHold for AccountantHold<A>
+where
+    A: Deref<Target = Accountant> + Clone + Send,
+{
+    fn resize(&mut self, bytes: u64) -> Result<(), DiskRefused> {
+        let refused = |reason: String| DiskRefused {
+            requested: bytes,
+            reason,
+        };
+        let want = usize::try_from(bytes)
+            .map_err(|_| refused("more bytes than this machine can address".into()))?;
+        let result = match self.reservation.as_mut() {
+            Some(reservation) => reservation.resize(want),
+            None => Accountant::try_reserve_in(self.handle.clone(), Category::Disk, want)
+                .map(|r| self.reservation = Some(r)),
+        };
+        result.map_err(|e| refused(e.to_string()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -833,6 +878,12 @@ impl ResourceManager {
         }
     }
 
+    /// Charges every file, present and future, to `accountant`'s [`Category::Disk`] (see
+    /// [`ResourceManager::set_ledger`]).
+    pub fn set_accountant(&self, accountant: Arc<Accountant>) -> Result<(), TempError> {
+        self.set_ledger(Arc::new(accountant))
+    }
+
     /// Creates a new temporary file `w4l-<pid>-<purpose>-<random>.wav` (mode 0600), registered
     /// and [`FileState::InProgress`]. `purpose` is 1 to [`MAX_PURPOSE_LEN`] characters of
     /// `a-z`, `0-9`, `_` (e.g. `take`, `spill`).
@@ -1069,8 +1120,9 @@ impl TempFile {
         &self.file
     }
 
-    /// The size last accounted.
-    pub fn bytes(&self) -> u64 {
+    /// The file's size as last accounted (by a write past the end, [`TempFile::account`] or
+    /// [`TempFile::finish`]).
+    pub fn size(&self) -> u64 {
         self.accounted.load(Ordering::Relaxed)
     }
 
