@@ -569,6 +569,17 @@ mod tests {
     }
 
     #[test]
+    fn consistent_file_with_a_chunk_after_the_data_is_left_alone() {
+        let mut h = pcm16_header(1);
+        h[40..44].copy_from_slice(&8u32.to_le_bytes());
+        let file_len = 44 + 8 + 8 + 4; // samples, then a LIST chunk of 4 bytes
+        h[4..8].copy_from_slice(&(file_len as u32 - 8).to_le_bytes());
+        let plan = plan_repair(&h, file_len).unwrap();
+        assert!(!plan.needed());
+        assert_eq!(plan.data_size, 8);
+    }
+
+    #[test]
     fn empty_data_is_fine() {
         let plan = plan_repair(&pcm16_header(1), 44).unwrap();
         assert_eq!(plan.data_size, 0);
