@@ -229,6 +229,19 @@ impl std::error::Error for RecoverError {
     }
 }
 
+impl From<RecoverError> for crate::error::Error {
+    fn from(e: RecoverError) -> Self {
+        let message = e.to_string();
+        let (what, fix) = crate::tempfiles::what_and_fix(&message);
+        match e {
+            // The machine failed, not the request.
+            RecoverError::Io { .. } => crate::error::Error::runtime(what, fix),
+            // The file given cannot be a recording w4l can repair.
+            _ => crate::error::Error::usage(what, fix),
+        }
+    }
+}
+
 /// Reads a little-endian `u16` at `at`, if the bytes are there.
 fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
     let b = bytes.get(at..at.checked_add(2)?)?;

@@ -225,6 +225,22 @@ impl std::error::Error for TempError {
     }
 }
 
+/// Splits a one-line `what; fix` message at its last `; `.
+pub(crate) fn what_and_fix(message: &str) -> (&str, &str) {
+    message.rsplit_once("; ").unwrap_or((message, ""))
+}
+
+impl From<TempError> for crate::error::Error {
+    fn from(e: TempError) -> Self {
+        let message = e.to_string();
+        let (what, fix) = what_and_fix(&message);
+        match e {
+            TempError::InvalidPurpose { .. } => crate::error::Error::usage(what, fix),
+            _ => crate::error::Error::runtime(what, fix),
+        }
+    }
+}
+
 /// A [`TempFile::persist`] that failed.
 #[derive(Debug)]
 pub struct PersistError {
@@ -249,7 +265,7 @@ impl std::error::Error for PersistError {
 }
 
 /// A file a reap could not remove.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReapFailure {
     /// The file.
     pub path: PathBuf,
@@ -258,7 +274,7 @@ pub struct ReapFailure {
 }
 
 /// What a cleanup or a reap removed (or, for a dry run, would remove).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReapReport {
     /// The temporary files removed (lock files are not listed).
     pub files: Vec<PathBuf>,
@@ -969,53 +985,24 @@ impl ResourceManager {
         self.shared.remove_all(&mut registry, false)
     }
 
-    /// Removes the temporary files of dead processes (orphans): `w4l clean`. With `dry_run`,
-    /// removes nothing and reports what it would remove. Never touches a live process's
-    /// files, this process's registered files, or anything it did not create.
+    /// Removes the temporary files of dead processes (orphans). With `dry_run`, removes
+    /// nothing and reports what it would remove. Never touches a live process's files, this
+    /// process's registered files, or anything it did not create.
     pub fn reap(&self, dry_run: bool) -> ReapReport {
         let shared = &self.shared;
-        let mut report = ReapReport {
+        let registered = || -> BTreeSet<PathBuf> {
+            lock(&shared.registry)
+                .entries
+                .values()
+                .map(|e| e.path.clone())
+                .collect()
+        };
+        reap_in(
+            &shared.dir,
+            shared.uid,
+            Some((shared.pid, &registered)),
             dry_run,
-            ..ReapReport::default()
-        };
-        let groups = match scan(&shared.dir) {
-            Ok(groups) => groups,
-            Err(e) => {
-                report.failed(shared.dir.clone(), &e);
-                return report;
-            }
-        };
-        for (pid, files) in groups {
-            if pid == shared.pid {
-                // Our own lock is held: unregistered files with our pid are a previous
-                // process's with the same pid.
-                let registered: BTreeSet<PathBuf> = lock(&shared.registry)
-                    .entries
-                    .values()
-                    .map(|e| e.path.clone())
-                    .collect();
-                for name in files {
-                    let path = shared.dir.join(name);
-                    if !registered.contains(&path) {
-                        reap_one(&mut report, path, shared.uid, dry_run);
-                    }
-                }
-                continue;
-            }
-            match probe_owner(&shared.dir, pid, shared.uid, dry_run) {
-                Ok(Liveness::Live) => {}
-                Ok(Liveness::Dead(lock)) => {
-                    for name in files {
-                        reap_one(&mut report, shared.dir.join(name), shared.uid, dry_run);
-                    }
-                    if let Some(lock) = lock {
-                        lock.release();
-                    }
-                }
-                Err(e) => report.failed(shared.dir.join(lock_name(pid)), &e),
-            }
-        }
-        report
+        )
     }
 
     /// Memory-pressure reap (the cleanup policy's `ReapTempFiles`): removes this process's
@@ -1055,6 +1042,82 @@ impl Drop for ResourceManager {
         let mut registry = lock(&self.shared.registry);
         self.shared.remove_all(&mut registry, true);
     }
+}
+
+/// `w4l clean [--dry-run]`: removes (or only reports) the temporary files that dead
+/// processes left in `dir`, without opening a manager. A missing `dir` has nothing to clean
+/// (and is not created); an unsafe one is refused like [`ResourceManager::with_dir`] does.
+pub fn reap_dir(dir: &Path, dry_run: bool) -> Result<ReapReport, TempError> {
+    let uid = current_uid();
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(ReapReport {
+                dry_run,
+                ..ReapReport::default()
+            });
+        }
+        Err(source) => {
+            return Err(TempError::Dir {
+                dir: dir.to_path_buf(),
+                source,
+            });
+        }
+        Ok(_) => {}
+    }
+    ensure_private_dir(dir, uid)?;
+    Ok(reap_in(dir, uid, None, dry_run))
+}
+
+/// The reaper. `own` is this process's pid and its registered files when it holds its own
+/// lock in `dir` (a manager); files with that pid that are not registered are a previous
+/// process's. Without `own`, every pid is judged by its lock.
+fn reap_in(
+    dir: &Path,
+    uid: u32,
+    own: Option<(u32, &dyn Fn() -> BTreeSet<PathBuf>)>,
+    dry_run: bool,
+) -> ReapReport {
+    let mut report = ReapReport {
+        dry_run,
+        ..ReapReport::default()
+    };
+    let groups = match scan(dir) {
+        Ok(groups) => groups,
+        Err(e) => {
+            report.failed(dir.to_path_buf(), &e);
+            return report;
+        }
+    };
+    for (pid, files) in groups {
+        if let Some((own_pid, registered)) = own
+            && pid == own_pid
+        {
+            // Our own lock is held: unregistered files with our pid are a previous
+            // process's with the same pid. (Listed after the scan: a file created since is
+            // not in `files`.)
+            let registered = registered();
+            for name in files {
+                let path = dir.join(name);
+                if !registered.contains(&path) {
+                    reap_one(&mut report, path, uid, dry_run);
+                }
+            }
+            continue;
+        }
+        match probe_owner(dir, pid, uid, dry_run) {
+            Ok(Liveness::Live) => {}
+            Ok(Liveness::Dead(lock)) => {
+                for name in files {
+                    reap_one(&mut report, dir.join(name), uid, dry_run);
+                }
+                if let Some(lock) = lock {
+                    lock.release();
+                }
+            }
+            Err(e) => report.failed(dir.join(lock_name(pid)), &e),
+        }
+    }
+    report
 }
 
 /// Reaps one orphan into `report`.

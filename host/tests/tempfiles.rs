@@ -788,3 +788,33 @@ fn the_panic_path_removes_leaked_files() {
     assert!(!files[0].exists());
     assert!(names(&dir).is_empty(), "{:?}", names(&dir));
 }
+
+#[test]
+fn reap_dir_cleans_without_a_manager_and_respects_live_ones() {
+    let base = base();
+    let dir = base.path().join("w4l");
+    let report = w4l::tempfiles::reap_dir(&dir, true).expect("missing dir");
+    assert!(report.files.is_empty());
+    assert!(
+        !dir.exists(),
+        "a dry run on a missing directory creates nothing"
+    );
+
+    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let mut take = manager.create("take").expect("create");
+    take.write_all(&[0; 10]).unwrap();
+    let orphan = dir.join("w4l-99994-take-FFFFFFFFFF.wav");
+    fs::write(&orphan, [0u8; 32]).unwrap();
+
+    let dry = w4l::tempfiles::reap_dir(&dir, true).expect("dry run");
+    assert_eq!(dry.files, vec![orphan.clone()]);
+    assert_eq!(dry.bytes, 32);
+    assert!(orphan.exists());
+
+    // This process's own manager holds its lock through another open file: still live.
+    let real = w4l::tempfiles::reap_dir(&dir, false).expect("reap");
+    assert_eq!(real.files, vec![orphan.clone()]);
+    assert!(!orphan.exists());
+    assert!(take.path().exists());
+    take.write_all(&[0; 10]).expect("the take goes on");
+}
