@@ -80,7 +80,7 @@
 //!
 //! # Cache lines
 //!
-//! The producer's and the consumer's shared words live in separate [`CachePadded`]-style
+//! The producer's and the consumer's shared words live in separate cache-line-aligned
 //! blocks so that the two cores do not fight over one line (false sharing). The padding
 //! is 128 bytes on x86_64 (Intel's spatial prefetcher pulls lines in pairs), aarch64
 //! (Apple cores have 128-byte lines) and powerpc64; 32 bytes on 32-bit Arm, RISC-V and
