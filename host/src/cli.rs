@@ -32,6 +32,12 @@ pub enum Command {
     /// Run the whole pipeline on a built-in synthetic voice with a deliberately small budget,
     /// and print how the cleanup policy escalates and recovers. No microphone needed.
     Demo(DemoArgs),
+    /// Remove the temporary files that killed or crashed w4l processes left behind (never a
+    /// running w4l's files).
+    Clean(CleanArgs),
+    /// Repair WAV files whose header a crash left stale (cut to whole frames, sizes rewritten),
+    /// in place, so every sample that reached the disk can be read.
+    Recover(RecoverArgs),
 }
 
 /// `w4l devices`.
@@ -182,6 +188,30 @@ pub struct DemoArgs {
     pub budget: u64,
 
     /// Print the timeline and the final figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `w4l clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `w4l recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The WAV files to repair in place.
+    #[arg(required = true, value_name = "FILE.wav")]
+    pub files: Vec<PathBuf>,
+
+    /// One JSON object per file (JSON lines) instead of text.
     #[arg(long)]
     pub json: bool,
 }

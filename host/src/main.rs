@@ -158,6 +158,88 @@ fn run(command: Command, interrupted: &AtomicBool) -> Result<()> {
         Command::Record(args) => record(&args, interrupted),
         Command::Monitor(args) => monitor(&args, interrupted),
         Command::Demo(args) => demo(&args),
+        Command::Clean(args) => clean(&args),
+        Command::Recover(args) => recover(&args),
+    }
+}
+
+/// `w4l clean [--dry-run]`: the orphans of dead processes in the temporary directory.
+fn clean(args: &w4l::cli::CleanArgs) -> Result<()> {
+    let dir = w4l::tempfiles::default_dir();
+    let report = w4l::tempfiles::reap_dir(&dir, args.dry_run)?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        let mut text = String::new();
+        for file in &report.files {
+            text.push_str(&format!("{}\n", file.display()));
+        }
+        text.push_str(&format!("{report} in {}\n", dir.display()));
+        emit(&text)?;
+    }
+    match report.failures.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::runtime(
+            format!(
+                "could not remove {} file(s), first {}: {}",
+                report.failures.len(),
+                first.path.display(),
+                first.reason
+            ),
+            "check the permissions of the temporary directory",
+        )),
+    }
+}
+
+/// `w4l recover FILE...`: repairs each file; the first failure is the exit status.
+fn recover(args: &w4l::cli::RecoverArgs) -> Result<()> {
+    let mut first_error: Option<Error> = None;
+    let mut failed = 0usize;
+    for path in &args.files {
+        match w4l::recover::recover(path) {
+            Ok(report) => {
+                if args.json {
+                    #[derive(serde::Serialize)]
+                    struct Line<'a> {
+                        path: &'a Path,
+                        repaired: bool,
+                        frames: u64,
+                        seconds: f64,
+                        dropped_bytes: u64,
+                    }
+                    print_json(&Line {
+                        path,
+                        repaired: report.repaired,
+                        frames: report.repair.frames(),
+                        seconds: report.repair.frames() as f64
+                            / f64::from(report.repair.format.sample_rate),
+                        dropped_bytes: report.repair.dropped_bytes(),
+                    })?;
+                } else {
+                    emit(&format!("{report}\n"))?;
+                }
+            }
+            Err(e) if args.files.len() == 1 => return Err(e.into()),
+            Err(e) => {
+                let e = Error::from(e);
+                eprintln!("error: {e}");
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        None => Ok(()),
+        Some(first) => {
+            let what = format!(
+                "{failed} of {} files could not be repaired (errors above)",
+                args.files.len()
+            );
+            Err(match first.kind() {
+                w4l::error::ErrorKind::Usage => Error::usage(what, first.fix()),
+                w4l::error::ErrorKind::Runtime => Error::runtime(what, first.fix()),
+            })
+        }
     }
 }
 

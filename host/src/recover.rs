@@ -41,7 +41,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// How many bytes of the file [`recover`] reads to find the `data` chunk.
@@ -480,29 +480,11 @@ pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                RecoverError::NotRegularFile {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                io_err("open")(e)
-            }
-        })?;
-    let meta = file.metadata().map_err(io_err("inspect"))?;
-    if !meta.is_file() {
-        return Err(RecoverError::NotRegularFile {
-            path: path.to_path_buf(),
-        });
-    }
-    let file_len = meta.len();
+    // Read-only first: a file that is not a WAV, or already consistent, is never opened for
+    // writing.
+    let (mut file, meta) = open_regular(path, false)?;
     let header = read_header(&mut file).map_err(io_err("read"))?;
-    let repair = plan_repair(&header, file_len)?;
+    let repair = plan_repair(&header, meta.len())?;
     if !repair.needed() {
         return Ok(RecoverReport {
             path: path.to_path_buf(),
@@ -510,19 +492,61 @@ pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
             repaired: false,
         });
     }
-    // Cut first, then write the sizes that describe the cut file: an interruption between the
-    // two leaves a file the next run repairs the same way.
-    file.set_len(repair.new_file_len)
-        .map_err(io_err("truncate"))?;
-    write_at(&mut file, 4, repair.riff_size).map_err(io_err("write the header of"))?;
-    write_at(&mut file, repair.data_size_offset, repair.data_size)
-        .map_err(io_err("write the header of"))?;
-    file.sync_all().map_err(io_err("sync"))?;
+    // The same file again for writing (the path could have been replaced meanwhile), planned
+    // again from what it holds now.
+    let (mut file, write_meta) = open_regular(path, true)?;
+    if (write_meta.dev(), write_meta.ino()) != (meta.dev(), meta.ino()) {
+        return Err(io_err("repair")(io::Error::other(
+            "the file was replaced while it was being inspected",
+        )));
+    }
+    let header = read_header(&mut file).map_err(io_err("read"))?;
+    let repair = plan_repair(&header, write_meta.len())?;
+    if repair.needed() {
+        // Cut first, then write the sizes that describe the cut file: an interruption
+        // between the two leaves a file the next run repairs the same way.
+        file.set_len(repair.new_file_len)
+            .map_err(io_err("truncate"))?;
+        write_at(&mut file, 4, repair.riff_size).map_err(io_err("write the header of"))?;
+        write_at(&mut file, repair.data_size_offset, repair.data_size)
+            .map_err(io_err("write the header of"))?;
+        file.sync_all().map_err(io_err("sync"))?;
+    }
     Ok(RecoverReport {
         path: path.to_path_buf(),
+        repaired: repair.needed(),
         repair,
-        repaired: true,
     })
+}
+
+/// Opens `path` without following a symbolic link; it must be a regular file.
+fn open_regular(path: &Path, write: bool) -> Result<(File, std::fs::Metadata), RecoverError> {
+    let not_regular = || RecoverError::NotRegularFile {
+        path: path.to_path_buf(),
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => not_regular(),
+            Some(libc::EISDIR) => not_regular(),
+            _ => RecoverError::Io {
+                op: "open",
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+    let meta = file.metadata().map_err(|source| RecoverError::Io {
+        op: "inspect",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    Ok((file, meta))
 }
 
 /// Reads up to [`HEADER_READ_LIMIT`] bytes from the start of `file`.
