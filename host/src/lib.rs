@@ -5,8 +5,10 @@
 //! threads, the command line. A dictation GUI embeds it through [`recorder::Recorder`] and
 //! [`monitor::MemoryMonitor`].
 
+pub mod capture;
 pub mod cli;
 pub mod demo;
+pub mod devices;
 pub mod error;
 pub mod monitor;
 pub mod progress;
