@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::capture::Backend;
+
 /// Capture audio for speech-to-text inside a memory budget, leaving no temporary files behind.
 ///
 /// Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=w4l=debug) for more than warnings.
@@ -43,9 +45,13 @@ pub enum Command {
 /// `w4l devices`.
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
-    /// Print one JSON array instead of a table.
+    /// Print one JSON object (the backend and its devices) instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Audio backend: auto (PulseAudio if a server answers, else ALSA), pulseaudio or alsa.
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = parse_backend)]
+    pub backend: Backend,
 }
 
 /// Where a take is kept while it is being recorded.
@@ -127,9 +133,14 @@ pub struct RecordArgs {
     #[arg(long, value_enum, default_value_t = Model::Base)]
     pub model: Model,
 
-    /// The input device, by name or by a part of its name (see `w4l devices`).
+    /// The input device: its exact name or id, or a unique part of its name (see `w4l devices`).
+    /// Default: the backend's default input.
     #[arg(long, value_name = "NAME", conflicts_with = "input")]
     pub device: Option<String>,
+
+    /// Audio backend: auto (PulseAudio if a server answers, else ALSA), pulseaudio or alsa.
+    #[arg(long, value_name = "NAME", default_value = "auto", value_parser = parse_backend, conflicts_with = "input")]
+    pub backend: Backend,
 
     /// Replay this WAV file through the same pipeline instead of capturing from a device.
     #[arg(long, value_name = "FILE.wav")]
@@ -139,11 +150,12 @@ pub struct RecordArgs {
     #[arg(long, requires = "input")]
     pub realtime: bool,
 
-    /// Sample rate in Hz. Default: 16000 for a device; the file's own rate with --input.
+    /// Sample rate in Hz. Default: 48000 if the device supports it, else 16000, else its own
+    /// default; the file's own rate with --input.
     #[arg(long, allow_hyphen_values = true, value_name = "HZ", value_parser = parse_rate)]
     pub rate: Option<u32>,
 
-    /// Number of channels. Default: 1 for a device; the file's own count with --input.
+    /// Number of channels. Default: the device's own default; the file's own count with --input.
     #[arg(long, allow_hyphen_values = true, value_name = "N", value_parser = parse_channels)]
     pub channels: Option<u16>,
 
@@ -299,6 +311,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("a duration must be greater than zero; {HINT}"));
     }
     Ok(d)
+}
+
+/// Parses an audio backend name: `auto`, `pulseaudio` (or `pulse`), `alsa`.
+pub fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("unknown audio backend '{s}'; use auto, pulseaudio or alsa"))
 }
 
 /// Parses a sample rate in Hz (8000..=384000).

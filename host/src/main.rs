@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use w4l::capture::{CaptureRequest, CaptureSource};
 use w4l::cli::{Cli, Command, DemoArgs, DevicesArgs, MonitorArgs, RecordArgs, format_bytes};
 use w4l::error::{Error, Result};
 use w4l::monitor::{MemoryMonitor, MonitorConfig};
@@ -294,11 +295,13 @@ fn accountant_for(budget: Option<u64>, model: w4l::cli::Model) -> (Accountant, u
 }
 
 fn devices(args: &DevicesArgs) -> Result<()> {
-    let _ = args;
-    Err(Error::runtime(
-        "listing audio devices is not available in this build yet",
-        "use `w4l record --input FILE.wav` to replay a file",
-    ))
+    let list = w4l::devices::list_devices_for(args.backend)?;
+    if args.json {
+        print_json(&list)?;
+    } else {
+        emit(&list.to_string())?;
+    }
+    Ok(())
 }
 
 fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
@@ -331,10 +334,16 @@ fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
         }
         return Ok(Box::new(replay));
     }
-    Err(Error::runtime(
-        "recording from an audio device is not available in this build yet",
-        "use --input FILE.wav to replay a file",
-    ))
+    let request = CaptureRequest {
+        device: args.device.clone(),
+        rate: args.rate,
+        channels: args.channels,
+        backend: args.backend,
+        ..CaptureRequest::default()
+    };
+    let source = CaptureSource::open(&request)?;
+    tracing::info!("capturing from {}", source.format());
+    Ok(Box::new(source))
 }
 
 fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
