@@ -40,7 +40,7 @@ use crate::cli::{Mode, format_bytes};
 use crate::error::{Error, Result};
 use crate::monitor::{CallbackId, MemoryMonitor};
 use crate::ring::{AudioConsumer, AudioRing};
-use crate::source::{Source, SourceStatus};
+use crate::source::{Source, SourceStats, SourceStatus};
 use crate::wav::WavOutput;
 
 /// One fixed-size block of the take: interleaved 16-bit samples, charged to the audio
@@ -310,6 +310,8 @@ pub struct RecorderInfo {
     pub transitions: u64,
     /// Peak level of the latest audio, dBFS.
     pub peak_dbfs: f32,
+    /// The source's own counters (device errors, restarts, gaps).
+    pub source_stats: SourceStats,
 }
 
 /// What [`Recorder::write_wav`] wrote.
@@ -810,6 +812,7 @@ impl Recorder {
             lost_samples: self.shared.lost_samples.load(Ordering::Relaxed),
             transitions,
             peak_dbfs: f32::from_bits(self.shared.peak_bits.load(Ordering::Relaxed)),
+            source_stats: self.source.stats(),
         }
     }
 

@@ -60,6 +60,19 @@ impl SourceStatus {
     }
 }
 
+/// Counters a source may keep beyond what the ring counts (all zero by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStats {
+    /// Device errors reported while capturing (including xruns).
+    pub stream_errors: u64,
+    /// Of those, xruns the backend recovered from by itself.
+    pub xruns: u64,
+    /// Streams rebuilt after an error.
+    pub restarts: u64,
+    /// Frames missed while a stream was down.
+    pub gap_frames: u64,
+}
+
 /// A producer of interleaved `f32` samples.
 pub trait Source: Send {
     /// What it is, for messages (`"device 'USB Mic'"`, `"take.wav"`).
@@ -77,6 +90,10 @@ pub trait Source: Send {
     /// Stops pushing. When it returns, nothing more will be pushed (a thread is joined, a
     /// stream is stopped), so everything pushed before is in the ring for the worker to drain.
     fn stop(&mut self);
+    /// The source's own counters (device errors, restarts, gaps); zeros if it keeps none.
+    fn stats(&self) -> SourceStats {
+        SourceStats::default()
+    }
 }
 
 /// How long a non-real-time source waits for room in a full ring before it looks again.
