@@ -25,15 +25,25 @@ static PANICKED: AtomicBool = AtomicBool::new(false);
 
 fn main() -> ExitCode {
     install_panic_hook();
+    // Chained in front of ours: a panic that ends the process removes the temporary files.
+    w4l::signals::install_panic_cleanup();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e),
     };
     init_logging(&cli.command);
-    let interrupted = match install_interrupt() {
-        Ok(flag) => flag,
-        Err(e) => return report(&e),
+    // Ctrl-C, SIGTERM, SIGHUP: the first asks the command to stop gracefully (finish and
+    // save the take), a second removes every temporary file and exits at once.
+    let signals = match w4l::signals::SignalCleanup::install(w4l::signals::OnSignal::NotifyFirst) {
+        Ok(s) => s,
+        Err(e) => {
+            return report(&Error::runtime(
+                format!("cannot install the Ctrl-C handler ({e})"),
+                "run w4l in a normal terminal or service environment",
+            ));
+        }
     };
+    let interrupted = || signals.received().is_some();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run(cli.command, &interrupted)
     }));
@@ -139,21 +149,7 @@ fn init_logging(command: &Command) {
         .try_init();
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM raise the returned flag; the commands stop cleanly on it.
-fn install_interrupt() -> Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, flag.clone()).map_err(|e| {
-            Error::runtime(
-                format!("cannot install the Ctrl-C handler ({e})"),
-                "run w4l in a normal terminal or service environment",
-            )
-        })?;
-    }
-    Ok(flag)
-}
-
-fn run(command: Command, interrupted: &AtomicBool) -> Result<()> {
+fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<()> {
     match command {
         Command::Devices(args) => devices(&args),
         Command::Record(args) => record(&args, interrupted),
@@ -346,7 +342,7 @@ fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
     Ok(Box::new(source))
 }
 
-fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
+fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     // Every check that can fail happens before anything is recorded.
     w4l::wav::check_output_path(&args.output)?;
     if args.mode == w4l::cli::Mode::File {
@@ -378,7 +374,7 @@ fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
     let started = Instant::now();
     recorder.start()?;
     while !recorder.wait(Duration::from_millis(100)) {
-        if interrupted.load(Ordering::Acquire) {
+        if interrupted() {
             break;
         }
         if live.is_visible() {
@@ -415,7 +411,7 @@ fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
             output: &args.output,
             frames_written: summary.frames,
             frames_dropped: summary.frames_dropped,
-            interrupted: interrupted.load(Ordering::Acquire),
+            interrupted: interrupted(),
             wall_seconds: wall,
             info: &info,
         })?;
@@ -446,7 +442,7 @@ fn record(args: &RecordArgs, interrupted: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-fn monitor(args: &MonitorArgs, interrupted: &AtomicBool) -> Result<()> {
+fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     let (accountant, rss_limit) = accountant_for(args.budget, args.model);
     let monitor = MemoryMonitor::new(
         Arc::new(accountant),
@@ -496,12 +492,12 @@ fn monitor(args: &MonitorArgs, interrupted: &AtomicBool) -> Result<()> {
         }
         let due = started + args.interval.mul_f64(n as f64);
         while Instant::now() < due {
-            if interrupted.load(Ordering::Acquire) {
+            if interrupted() {
                 return Ok(());
             }
             std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
         }
-        if interrupted.load(Ordering::Acquire) {
+        if interrupted() {
             return Ok(());
         }
     }
