@@ -246,12 +246,13 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 10 attempts, 100 ms doubling up to 2 s (about 10 s in all), stall after 2 s.
+    /// 30 attempts, 50 ms doubling up to 500 ms (about 14 s in all), stall after 2 s. A local
+    /// server restart (1–2 s) is back within half a second of its return.
     fn default() -> Self {
         Self {
-            attempts: 10,
-            first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
+            attempts: 30,
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
             stall_timeout: Duration::from_secs(2),
         }
     }
@@ -1163,48 +1164,12 @@ impl Capture {
     /// rate or channel count the device cannot do (the message lists what it can), or a backend
     /// failure.
     pub fn open(request: &CaptureRequest) -> Result<Capture, CaptureError> {
-        let (host, named) = match (&request.device, request.backend) {
-            (None, backend) => {
-                let host = open_host(backend)?;
-                let d = default_device(&host)?;
-                (host, d)
-            }
-            (Some(wanted), Backend::Auto) => {
-                // The name may belong to either host: PulseAudio first, then ALSA.
-                match open_host(Backend::PulseAudio) {
-                    Ok(pulse) => match find_device(&pulse, wanted) {
-                        Ok(d) => (pulse, d),
-                        Err(CaptureError::UnknownDevice { candidates, .. }) => {
-                            let alsa = open_host(Backend::Alsa)?;
-                            match find_device(&alsa, wanted) {
-                                Ok(d) => (alsa, d),
-                                Err(CaptureError::UnknownDevice {
-                                    candidates: more, ..
-                                }) => {
-                                    let mut all = candidates;
-                                    all.extend(more.into_iter().map(|c| format!("alsa:{c}")));
-                                    return Err(CaptureError::UnknownDevice {
-                                        name: wanted.clone(),
-                                        candidates: all,
-                                    });
-                                }
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    },
-                    Err(_) => {
-                        let alsa = open_host(Backend::Alsa)?;
-                        let d = find_device(&alsa, wanted)?;
-                        (alsa, d)
-                    }
-                }
-            }
-            (Some(wanted), backend) => {
-                let host = open_host(backend)?;
-                let d = find_device(&host, wanted)?;
-                (host, d)
-            }
+        // `Auto` settles on one host first (PulseAudio when a server answers): a name is looked
+        // up there only, so that a typo does not probe every ALSA plugin (which prints to stderr).
+        let host = open_host(request.backend)?;
+        let named = match &request.device {
+            None => default_device(&host)?,
+            Some(wanted) => find_device(&host, wanted)?,
         };
         let (ranges, _) = config_ranges(&named.device).map_err(|e| CaptureError::Stream {
             device: named.label(),

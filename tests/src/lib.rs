@@ -237,3 +237,5 @@ pub mod wavs {
         out
     }
 }
+
+pub mod pulse;
