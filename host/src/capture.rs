@@ -84,7 +84,7 @@ use w4l_core::ring::{Producer, RingRef, Storage};
 use w4l_core::sample::{Sample, convert};
 
 use crate::ring::AudioProducer;
-use crate::source::{Source, SourceStatus};
+use crate::source::{Source, SourceStats, SourceStatus};
 
 /// Where captured samples go. The data callback calls [`push`](Self::push) with interleaved
 /// `f32` samples; it must not block, allocate or lock.
@@ -1696,6 +1696,16 @@ impl Source for CaptureSource {
 
     fn stop(&mut self) {
         self.stop_capture();
+    }
+
+    fn stats(&self) -> SourceStats {
+        let s = CaptureSource::stats(self);
+        SourceStats {
+            stream_errors: s.stream_errors,
+            xruns: s.xruns,
+            restarts: s.restarts,
+            gap_frames: s.gap_frames,
+        }
     }
 }
 
