@@ -2,8 +2,11 @@
 //! configuration validation, over random noisy reading sequences.
 
 use proptest::prelude::*;
+use w4l_core::policy::trend::{
+    Forecast, HISTORY_LEN, LIMIT_PPM, MAX_EXACT_SPAN_MS, MIN_SAMPLES, Trend,
+};
 use w4l_core::policy::{
-    Action, Level, Policy, PolicyConfig, PolicyParams, Reading, Step, trend::HISTORY_LEN,
+    Action, Level, MAX_PRESSURE_PPM, Policy, PolicyConfig, PolicyParams, Reading, Step,
 };
 
 /// One scripted input: time advance, rss pressure (‰ of the limit), system available
@@ -312,4 +315,133 @@ fn noisy_walk_exercises_up_and_down() {
     assert!(ts.iter().any(|t| t.to == Level::Critical));
     assert_eq!(ts.iter().filter(|t| t.to < t.from).count(), 3, "{ts:?}");
     assert_eq!(policy.level(), Level::Normal);
+}
+
+// --- The trend estimator against an exact i128 reference ---------------------------------
+
+/// The least-squares fit in exact `i128` arithmetic (the estimator's original form): x in
+/// ms relative to the oldest sample of the window, y in ppm; `None` when `den <= 0`.
+fn reference_forecast(samples: &[(u64, u32)]) -> Option<Forecast> {
+    let window = &samples[samples.len().saturating_sub(HISTORY_LEN)..];
+    if window.len() < MIN_SAMPLES {
+        return None;
+    }
+    let t0 = window[0].0;
+    // (slope ppm/s, fitted, eta) of a sub-window; None when den <= 0.
+    let fit = |pts: &[(u64, u32)]| -> Option<(i64, u32, Option<u64>)> {
+        let n = pts.len() as i128;
+        let (mut sx, mut sy, mut sxx, mut sxy) = (0i128, 0i128, 0i128, 0i128);
+        let mut x_last = 0i128;
+        for &(t, y) in pts {
+            let x = i128::from(t.saturating_sub(t0));
+            let y = i128::from(y);
+            sx += x;
+            sy += y;
+            sxx += x * x;
+            sxy += x * y;
+            x_last = x;
+        }
+        let num = n * sxy - sx * sy;
+        let den = n * sxx - sx * sx;
+        if den <= 0 {
+            return None;
+        }
+        let nden = n * den;
+        let fitted_num = sy * den + num * (n * x_last - sx);
+        let slope = i64::try_from(num * 1000 / den).unwrap();
+        let fitted = u32::try_from((fitted_num / nden).max(0)).unwrap_or(u32::MAX);
+        let eta = (num > 0).then(|| {
+            let remaining = i128::from(LIMIT_PPM) * nden - fitted_num;
+            u64::try_from((remaining / (n * num)).max(0)).unwrap()
+        });
+        Some((slope, fitted, eta))
+    };
+    let (slope, fitted, eta) = fit(window)?;
+    let recent = fit(&window[window.len() - MIN_SAMPLES..]).and_then(|(_, _, eta)| eta);
+    Some(Forecast {
+        slope_ppm_per_s: slope,
+        fitted_ppm: fitted,
+        eta_ms: eta,
+        recent_eta_ms: recent,
+    })
+}
+
+/// An offset in `0..=MAX_EXACT_SPAN_MS`, often at the extremes.
+fn offset() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        1 => Just(0u64),
+        1 => Just(MAX_EXACT_SPAN_MS),
+        3 => 0..=MAX_EXACT_SPAN_MS,
+    ]
+}
+
+/// A pressure in `0..=MAX_PRESSURE_PPM`, often at the extremes.
+fn pressure() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        1 => Just(0u32),
+        1 => Just(MAX_PRESSURE_PPM),
+        3 => 0..=MAX_PRESSURE_PPM,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Windows spanning at most `MAX_EXACT_SPAN_MS` with pressures up to
+    /// `MAX_PRESSURE_PPM` (everything the policy feeds at 1 Hz and 0.5 Hz) are fitted
+    /// exactly as in `i128`, including worst-case magnitudes and out-of-order times.
+    #[test]
+    fn trend_matches_exact_reference(
+        base in prop_oneof![Just(0u64), 0..u64::MAX / 2],
+        points in prop::collection::vec((offset(), pressure()), 1..40),
+        monotonic in any::<bool>(),
+    ) {
+        let mut points = points;
+        if monotonic {
+            let mut sorted: Vec<u64> = points.iter().map(|p| p.0).collect();
+            sorted.sort_unstable();
+            for (p, t) in points.iter_mut().zip(sorted) {
+                p.0 = t;
+            }
+        }
+        let samples: Vec<(u64, u32)> = points.iter().map(|&(x, y)| (base + x, y)).collect();
+        let mut trend = Trend::new();
+        for &(t, y) in &samples {
+            trend.push(t, y);
+        }
+        prop_assert_eq!(trend.forecast(), reference_forecast(&samples));
+    }
+
+    /// Wider windows (slow sampling, gaps) are fitted on rounded times: the slope stays
+    /// within a small relative error of the exact one, and nothing panics on any input.
+    #[test]
+    fn trend_wide_windows_stay_close(
+        gaps in prop::collection::vec(1u64..10_000_000, 15),
+        slope_ppm_per_s in 1u32..10_000,
+        extreme in prop::collection::vec((any::<u64>(), any::<u32>()), 16),
+    ) {
+        let mut trend = Trend::new();
+        let mut t = 0u64;
+        for (i, gap) in gaps.iter().enumerate() {
+            let y = 100_000 + (t / 1000) as u128 * u128::from(slope_ppm_per_s);
+            trend.push(t, u32::try_from(y.min(u128::from(MAX_PRESSURE_PPM))).unwrap());
+            if i < 15 {
+                t += gap;
+            }
+        }
+        let y = 100_000 + (t / 1000) as u128 * u128::from(slope_ppm_per_s);
+        trend.push(t, u32::try_from(y.min(u128::from(MAX_PRESSURE_PPM))).unwrap());
+        let f = trend.forecast().unwrap();
+        if t / 1000 * u64::from(slope_ppm_per_s) + 100_000 <= u64::from(MAX_PRESSURE_PPM) {
+            // A straight line (up to the 1 ms rounding of t / 1000): the slope is close.
+            let want = f64::from(slope_ppm_per_s);
+            let got = f.slope_ppm_per_s as f64;
+            prop_assert!((got - want).abs() <= want * 2e-3 + 2.0, "{} vs {}", got, want);
+        }
+        let mut trend = Trend::new();
+        for &(t, y) in &extreme {
+            trend.push(t, y);
+            let _ = trend.forecast();
+        }
+    }
 }

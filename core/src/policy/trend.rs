@@ -1,9 +1,9 @@
 //! Least-squares trend estimator over a fixed window of pressure samples.
 //!
 //! [`Trend`] keeps the last [`HISTORY_LEN`] `(time, pressure)` samples in a ring and fits a
-//! straight line through them by ordinary least squares, entirely in integer arithmetic
-//! (`i128` intermediates, every operation checked), so the result is bit-identical on every
-//! target.
+//! straight line through them by ordinary least squares, entirely in exact `i64` integer
+//! arithmetic (bounded inputs make every intermediate fit; see [`Trend::forecast`]), so the
+//! result is bit-identical on every target and cheap on a 32-bit MCU.
 //!
 //! Units:
 //! - time `x` in milliseconds, taken relative to the oldest sample in the window;
@@ -17,6 +17,8 @@
 //! A least-squares fit over 16 samples attenuates uncorrelated noise: with 1 s sampling the
 //! slope's standard deviation is σ·√(12 / (n·(n²−1))) ≈ 0.054·σ per second, so ±40 ‰ noise
 //! gives a slope jitter of about ±1.3 ‰/s.
+
+use super::MAX_PRESSURE_PPM;
 
 /// Number of samples the trend window holds (16: 16 s at the recorder's 1 Hz sampling).
 ///
@@ -200,8 +202,19 @@ impl Trend {
     }
 
     /// Least-squares fit of the window (and of its newest [`MIN_SAMPLES`] samples); `None`
-    /// with fewer than [`MIN_SAMPLES`] samples, when every sample has the same time, or if
-    /// an intermediate would overflow `i128`.
+    /// with fewer than [`MIN_SAMPLES`] samples or when every sample has the same time.
+    ///
+    /// Exact integer arithmetic in `i64` (no `i128`: small and fast on 32-bit MCUs), made
+    /// safe by bounding the inputs, documented here because it shows for extreme inputs:
+    ///
+    /// - pressures above [`MAX_PRESSURE_PPM`] (200 %, the most the policy ever feeds) count
+    ///   as [`MAX_PRESSURE_PPM`];
+    /// - times are taken relative to the oldest sample; when the window spans more than
+    ///   [`MAX_EXACT_SPAN_MS`] (15 samples 2 s apart) they are rounded down to units of
+    ///   2<sup>k</sup> ms, with the smallest `k` that brings the span within it. The fit is
+    ///   then that of the rounded times (a relative error below 2<sup>−14</sup> of the span)
+    ///   and the etas are multiples of 2<sup>k</sup> ms. A window spanning at most
+    ///   [`MAX_EXACT_SPAN_MS`] — 1 Hz sampling — is fitted exactly.
     ///
     /// ```
     /// use w4l_core::policy::trend::Trend;
@@ -209,6 +222,13 @@ impl Trend {
     /// for i in 0..8u64 { t.push(i * 500, 300_000); }
     /// let f = t.forecast().unwrap();
     /// assert_eq!((f.slope_ppm_per_s, f.fitted_ppm, f.eta_ms), (0, 300_000, None));
+    ///
+    /// // 30 s sampling: times in units of 16 ms, same slope.
+    /// let mut t = Trend::new();
+    /// for i in 0..16u64 { t.push(i * 30_000, 100_000 + i as u32 * 30_000); }
+    /// let f = t.forecast().unwrap();
+    /// assert_eq!((f.slope_ppm_per_s, f.fitted_ppm), (1_000, 550_000));
+    /// assert_eq!(f.eta_ms, Some(450_000));
     /// ```
     pub fn forecast(&self) -> Option<Forecast> {
         if self.len < MIN_SAMPLES {
@@ -221,139 +241,147 @@ impl Trend {
             0
         };
         let t0 = *self.t_ms.get(start)?;
+        let x_at = |k: usize| {
+            let t = self
+                .t_ms
+                .get((start + k) % HISTORY_LEN)
+                .copied()
+                .unwrap_or(t0);
+            t.saturating_sub(t0)
+        };
+        // The time unit 2^shift ms that brings every x below 2^X_BITS.
+        let span = (0..self.len).fold(0, |acc, k| acc | x_at(k));
+        let shift = (u64::BITS - span.leading_zeros()).saturating_sub(X_BITS);
         let recent_from = self.len.saturating_sub(MIN_SAMPLES);
-        // Fast path in i64 (typical windows: x ≤ minutes, y ≤ 2·10⁶); any overflow falls back
-        // to i128. Both paths compute the same exact integer results.
-        let fits = self
-            .fit_with::<Sums64>(start, t0, recent_from)
-            .or_else(|| self.fit_with::<Sums128>(start, t0, recent_from))?;
-        let ((slope, fitted, eta), recent) = fits;
+        let mut all = Sums::default();
+        let mut recent = Sums::default();
+        for k in 0..self.len {
+            // Both below 2^X_BITS and at most MAX_PRESSURE_PPM: see `Sums`.
+            let x = (x_at(k) >> shift) as i64;
+            let y = self
+                .ppm
+                .get((start + k) % HISTORY_LEN)
+                .map_or(0, |&y| y.min(MAX_PRESSURE_PPM));
+            all.add(x, i64::from(y));
+            if k >= recent_from {
+                recent.add(x, i64::from(y));
+            }
+        }
+        let fit = all.line()?;
+        // Slope in ppm/ms is num / (den · 2^shift); scaled to ppm/s. |num · 1000| < 2^52, so a
+        // denominator that would pass 2^62 makes the quotient 0 either way.
+        let den_ms = if shift < den_headroom(fit.den) {
+            fit.den << shift
+        } else {
+            i64::MAX
+        };
         Some(Forecast {
-            slope_ppm_per_s: slope,
-            fitted_ppm: fitted,
-            eta_ms: eta,
-            recent_eta_ms: recent,
+            slope_ppm_per_s: fit.num * 1000 / den_ms,
+            fitted_ppm: u32::try_from((fit.fitted_num / fit.nden).max(0)).unwrap_or(u32::MAX),
+            eta_ms: fit.eta(shift),
+            recent_eta_ms: recent.line().and_then(|f| f.eta(shift)),
         })
     }
+}
 
-    fn fit_with<S: LeastSquares>(
-        &self,
-        start: usize,
-        t0: u64,
-        recent_from: usize,
-    ) -> Option<(Fit, Option<u64>)> {
-        let mut all = S::default();
-        let mut recent = S::default();
-        for k in 0..self.len {
-            let i = (start + k) % HISTORY_LEN;
-            let x = self.t_ms.get(i)?.saturating_sub(t0);
-            let y = *self.ppm.get(i)?;
-            all.add(x, y)?;
-            if k >= recent_from {
-                recent.add(x, y)?;
-            }
+/// Widest window span, in ms, that [`Trend::forecast`] fits without rounding times:
+/// 2<sup>15</sup> − 1 ms.
+///
+/// ```
+/// use w4l_core::policy::trend::{HISTORY_LEN, MAX_EXACT_SPAN_MS};
+/// // 1 Hz and 0.5 Hz sampling are fitted exactly.
+/// assert!((HISTORY_LEN as u64 - 1) * 2_000 <= MAX_EXACT_SPAN_MS);
+/// ```
+pub const MAX_EXACT_SPAN_MS: u64 = (1 << X_BITS) - 1;
+
+/// Bits of a (possibly rounded) time offset: `0 <= x < 2^X_BITS`.
+const X_BITS: u32 = 15;
+
+/// Shifts `den` may take before passing 2^62.
+fn den_headroom(den: i64) -> u32 {
+    den.leading_zeros().saturating_sub(1)
+}
+
+/// Running least-squares sums over at most [`HISTORY_LEN`] = 16 points with
+/// `0 <= x < X = 2^15` and `0 <= y <= Y = 2·10^6 < 2^21`.
+///
+/// Every intermediate fits in `i64` (< 2^63 ≈ 9.2·10^18), so plain arithmetic cannot
+/// overflow (n ≤ 16):
+///
+/// - `Σx < 2^19`, `Σy ≤ 3.2·10^7 < 2^25`, `Σx² < 2^34`, `Σxy < 2^40`;
+/// - `num = nΣxy − ΣxΣy`: both products < 2^44; and `|num| ≤ n²XY/4 < 2^42` (Cauchy–Schwarz
+///   on the centred values, with each centred sum of squares at most `n²·range²/4`);
+/// - `den = nΣx² − (Σx)²`: both products < 2^38, and `0 <= den <= n²X²/4 = 2^36`;
+///   `n·den <= 2^40`;
+/// - `D = n·x_last − Σx`: `|D| < 2^19`;
+/// - `ŷ·n·den = Σy·den + num·D`: each term < 2.3·10^18, the sum < 4.6·10^18;
+/// - `LIMIT·n·den <= 10^6·2^40 < 1.1·10^18`, so `LIMIT·n·den − ŷ·n·den` is below 5.7·10^18;
+/// - `n·num < 2^46`, `num·1000 < 2^52`.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    n: i64,
+    sx: i64,
+    sy: i64,
+    sxx: i64,
+    sxy: i64,
+    x_last: i64,
+}
+
+/// A fitted line: slope = `num / den` (ppm per time unit), `ŷ = fitted_num / nden` at the
+/// newest sample.
+struct Line {
+    n: i64,
+    num: i64,
+    den: i64,
+    nden: i64,
+    fitted_num: i64,
+}
+
+impl Sums {
+    fn add(&mut self, x: i64, y: i64) {
+        self.n += 1;
+        self.sx += x;
+        self.sy += y;
+        self.sxx += x * x;
+        self.sxy += x * y;
+        self.x_last = x;
+    }
+
+    /// `None` when every x is the same (no slope).
+    fn line(&self) -> Option<Line> {
+        let n = self.n;
+        let num = n * self.sxy - self.sx * self.sy;
+        let den = n * self.sxx - self.sx * self.sx;
+        if den <= 0 {
+            return None;
         }
-        let all = all.fit()?;
-        Some((all, recent.eta_only()))
+        Some(Line {
+            n,
+            num,
+            den,
+            nden: n * den,
+            // ŷ·n·den = Σy·den + num·(n·x_last − Σx).
+            fitted_num: self.sy * den + num * (n * self.x_last - self.sx),
+        })
     }
 }
 
-/// `(slope ppm/s, fitted ppm at the newest sample, eta ms)`.
-type Fit = (i64, u32, Option<u64>);
-
-/// Running least-squares sums in some integer width; every operation checked.
-trait LeastSquares: Default {
-    fn add(&mut self, x: u64, y: u32) -> Option<()>;
-    fn fit(&self) -> Option<Fit>;
-    /// Only the eta of the fit (one division instead of three).
-    fn eta_only(&self) -> Option<u64>;
+impl Line {
+    /// `(LIMIT − ŷ) / slope` = `(LIMIT·n·den − ŷ·n·den) / (n·num)` time units, floored, in
+    /// ms (time unit 2^shift ms); `None` when not growing, `Some(0)` at or past the limit.
+    fn eta(&self, shift: u32) -> Option<u64> {
+        if self.num <= 0 {
+            return None;
+        }
+        let remaining = i64::from(LIMIT_PPM) * self.nden - self.fitted_num;
+        let units = u64::try_from(remaining / (self.n * self.num)).unwrap_or(0);
+        Some(if shift < units.leading_zeros() {
+            units << shift
+        } else {
+            u64::MAX
+        })
+    }
 }
-
-macro_rules! sums {
-    ($name:ident, $t:ty) => {
-        #[derive(Clone, Copy, Default)]
-        struct $name {
-            n: $t,
-            sx: $t,
-            sy: $t,
-            sxx: $t,
-            sxy: $t,
-            x_last: $t,
-        }
-
-        impl LeastSquares for $name {
-            fn add(&mut self, x: u64, y: u32) -> Option<()> {
-                let x = <$t>::try_from(x).ok()?;
-                let y = <$t>::from(y);
-                self.n = self.n.checked_add(1)?;
-                self.sx = self.sx.checked_add(x)?;
-                self.sy = self.sy.checked_add(y)?;
-                self.sxx = self.sxx.checked_add(x.checked_mul(x)?)?;
-                self.sxy = self.sxy.checked_add(x.checked_mul(y)?)?;
-                self.x_last = x;
-                Some(())
-            }
-
-            fn fit(&self) -> Option<Fit> {
-                let (num, den, nden, fitted_num) = self.terms()?;
-                let fitted = fitted_num.checked_div(nden)?;
-                let slope = num.checked_mul(1000)?.checked_div(den)?;
-                let eta = self.eta(num, nden, fitted_num)?;
-                let slope =
-                    i64::try_from(slope).unwrap_or(if slope < 0 { i64::MIN } else { i64::MAX });
-                let fitted = u32::try_from(fitted.max(0)).unwrap_or(u32::MAX);
-                Some((slope, fitted, eta))
-            }
-
-            fn eta_only(&self) -> Option<u64> {
-                let (num, _, nden, fitted_num) = self.terms()?;
-                self.eta(num, nden, fitted_num)?
-            }
-        }
-
-        impl $name {
-            /// `(num, den, n·den, ŷ·n·den)` with slope = num/den (ppm/ms) and
-            /// ŷ·n·den = Σy·den + num·(n·x_last − Σx).
-            fn terms(&self) -> Option<($t, $t, $t, $t)> {
-                let n = self.n;
-                let num = n
-                    .checked_mul(self.sxy)?
-                    .checked_sub(self.sx.checked_mul(self.sy)?)?;
-                let den = n
-                    .checked_mul(self.sxx)?
-                    .checked_sub(self.sx.checked_mul(self.sx)?)?;
-                if den <= 0 {
-                    return None;
-                }
-                let nden = n.checked_mul(den)?;
-                let fitted_num = self.sy.checked_mul(den)?.checked_add(
-                    num.checked_mul(n.checked_mul(self.x_last)?.checked_sub(self.sx)?)?,
-                )?;
-                Some((num, den, nden, fitted_num))
-            }
-
-            /// `(LIMIT − ŷ) / slope` = `(LIMIT·n·den − ŷ·n·den) / (n·num)`, exact then floored;
-            /// `Some(None)` when not growing, `None` on overflow.
-            #[allow(clippy::option_option)]
-            fn eta(&self, num: $t, nden: $t, fitted_num: $t) -> Option<Option<u64>> {
-                if num <= 0 {
-                    return Some(None);
-                }
-                let remaining = <$t>::from(LIMIT_PPM)
-                    .checked_mul(nden)?
-                    .checked_sub(fitted_num)?;
-                if remaining <= 0 {
-                    return Some(Some(0));
-                }
-                let eta = remaining.checked_div(self.n.checked_mul(num)?)?;
-                Some(Some(u64::try_from(eta).unwrap_or(u64::MAX)))
-            }
-        }
-    };
-}
-
-sums!(Sums64, i64);
-sums!(Sums128, i128);
 
 #[cfg(test)]
 mod tests {
