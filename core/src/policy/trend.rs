@@ -253,20 +253,21 @@ impl Trend {
         let span = (0..self.len).fold(0, |acc, k| acc | x_at(k));
         let shift = (u64::BITS - span.leading_zeros()).saturating_sub(X_BITS);
         let recent_from = self.len.saturating_sub(MIN_SAMPLES);
-        let mut all = Sums::default();
-        let mut recent = Sums::default();
+        // [the whole window, its newest MIN_SAMPLES]
+        let mut sums = [Sums::default(); 2];
         for k in 0..self.len {
-            // Both below 2^X_BITS and at most MAX_PRESSURE_PPM: see `Sums`.
-            let x = (x_at(k) >> shift) as i64;
+            // Below 2^X_BITS and at most MAX_PRESSURE_PPM (< 2^21): both fit in an i32.
+            let x = (x_at(k) >> shift) as i32;
             let y = self
                 .ppm
                 .get((start + k) % HISTORY_LEN)
-                .map_or(0, |&y| y.min(MAX_PRESSURE_PPM));
-            all.add(x, i64::from(y));
-            if k >= recent_from {
-                recent.add(x, i64::from(y));
+                .map_or(0, |&y| y.min(MAX_PRESSURE_PPM)) as i32;
+            let fits = if k >= recent_from { 2 } else { 1 };
+            for s in sums.iter_mut().take(fits) {
+                s.add(x, y);
             }
         }
+        let [all, recent] = sums;
         let fit = all.line()?;
         // Slope in ppm/ms is num / (den · 2^shift); scaled to ppm/s. |num · 1000| < 2^52, so a
         // denominator that would pass 2^62 makes the quotient 0 either way.
@@ -306,9 +307,9 @@ fn den_headroom(den: i64) -> u32 {
 /// `0 <= x < X = 2^15` and `0 <= y <= Y = 2·10^6 < 2^21`.
 ///
 /// Every intermediate fits in `i64` (< 2^63 ≈ 9.2·10^18), so plain arithmetic cannot
-/// overflow (n ≤ 16):
+/// overflow (n ≤ 16); the narrow ones are kept in `i32`, cheap on a 32-bit MCU:
 ///
-/// - `Σx < 2^19`, `Σy ≤ 3.2·10^7 < 2^25`, `Σx² < 2^34`, `Σxy < 2^40`;
+/// - `x² < 2^30`, `Σx < 2^19`, `Σy ≤ 3.2·10^7 < 2^25` (`i32`), `Σx² < 2^34`, `Σxy < 2^40`;
 /// - `num = nΣxy − ΣxΣy`: both products < 2^44; and `|num| ≤ n²XY/4 < 2^42` (Cauchy–Schwarz
 ///   on the centred values, with each centred sum of squares at most `n²·range²/4`);
 /// - `den = nΣx² − (Σx)²`: both products < 2^38, and `0 <= den <= n²X²/4 = 2^36`;
@@ -319,12 +320,12 @@ fn den_headroom(den: i64) -> u32 {
 /// - `n·num < 2^46`, `num·1000 < 2^52`.
 #[derive(Clone, Copy, Default)]
 struct Sums {
-    n: i64,
-    sx: i64,
-    sy: i64,
+    n: i32,
+    sx: i32,
+    sy: i32,
     sxx: i64,
     sxy: i64,
-    x_last: i64,
+    x_last: i32,
 }
 
 /// A fitted line: slope = `num / den` (ppm per time unit), `ŷ = fitted_num / nden` at the
@@ -338,20 +339,21 @@ struct Line {
 }
 
 impl Sums {
-    fn add(&mut self, x: i64, y: i64) {
+    fn add(&mut self, x: i32, y: i32) {
         self.n += 1;
         self.sx += x;
         self.sy += y;
-        self.sxx += x * x;
-        self.sxy += x * y;
+        self.sxx += i64::from(x * x);
+        self.sxy += i64::from(x) * i64::from(y);
         self.x_last = x;
     }
 
     /// `None` when every x is the same (no slope).
     fn line(&self) -> Option<Line> {
-        let n = self.n;
-        let num = n * self.sxy - self.sx * self.sy;
-        let den = n * self.sxx - self.sx * self.sx;
+        let n = i64::from(self.n);
+        let (sx, sy) = (i64::from(self.sx), i64::from(self.sy));
+        let num = n * self.sxy - sx * sy;
+        let den = n * self.sxx - sx * sx;
         if den <= 0 {
             return None;
         }
@@ -361,7 +363,7 @@ impl Sums {
             den,
             nden: n * den,
             // ŷ·n·den = Σy·den + num·(n·x_last − Σx).
-            fitted_num: self.sy * den + num * (n * self.x_last - self.sx),
+            fitted_num: sy * den + num * i64::from(self.n * self.x_last - self.sx),
         })
     }
 }
