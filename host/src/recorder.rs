@@ -1055,6 +1055,8 @@ mod tests {
         paced: bool,
         stop: Arc<AtomicBool>,
         thread: Option<JoinHandle<()>>,
+        /// How often `stop` was called.
+        stops: Arc<AtomicU64>,
     }
 
     impl Script {
@@ -1064,6 +1066,7 @@ mod tests {
                 paced,
                 stop: Arc::new(AtomicBool::new(false)),
                 thread: None,
+                stops: Arc::new(AtomicU64::new(0)),
             }
         }
     }
@@ -1103,11 +1106,72 @@ mod tests {
             Ok(())
         }
         fn stop(&mut self) {
+            self.stops.fetch_add(1, Ordering::AcqRel);
             self.stop.store(true, Ordering::Release);
             if let Some(t) = self.thread.take() {
                 t.join().expect("script thread");
             }
         }
+    }
+
+    /// Runs `f` on a thread; fails the test if it does not finish within `limit` (a deadlock).
+    fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(limit)
+            .expect("deadlock: did not finish in time")
+    }
+
+    #[test]
+    fn stopping_at_the_limit_neither_deadlocks_nor_leaks_the_source() {
+        // The earlier design's silence auto-stop stopped from the wrong thread, deadlocked and
+        // leaked the stream. Here the take completes on the worker's side (the limit, like any
+        // auto-stop) and the owner stops: promptly, the source stopped once, every byte back.
+        let script = Script::new(ramp(10 * 16_000), true);
+        let stops = script.stops.clone();
+        let m = monitor(8 << 20);
+        let acc = m.accountant().clone();
+        let mut rec = Recorder::new(
+            Box::new(script),
+            m,
+            RecorderConfig {
+                limit_frames: Some(8_000),
+                ..config()
+            },
+        )
+        .expect("recorder");
+        rec.start().expect("start");
+        let rec = within(Duration::from_secs(10), move || {
+            assert!(
+                rec.wait(Duration::from_secs(8)),
+                "the limit was never reached"
+            );
+            rec.stop().expect("stop");
+            rec
+        });
+        assert_eq!(stops.load(Ordering::Acquire), 1);
+        assert_eq!(rec.frames_captured(), 8_000);
+        drop(rec);
+        assert_eq!(stops.load(Ordering::Acquire), 1, "stopped twice");
+        assert_eq!(acc.memory_used(), 0);
+    }
+
+    #[test]
+    fn dropping_a_recording_recorder_stops_everything() {
+        let script = Script::new(ramp(10 * 16_000), true);
+        let stops = script.stops.clone();
+        let m = monitor(8 << 20);
+        let acc = m.accountant().clone();
+        let mut rec = Recorder::new(Box::new(script), m.clone(), config()).expect("recorder");
+        rec.start().expect("start");
+        std::thread::sleep(Duration::from_millis(200));
+        within(Duration::from_secs(10), move || drop(rec));
+        assert_eq!(stops.load(Ordering::Acquire), 1);
+        assert_eq!(acc.memory_used(), 0, "drop must give every byte back");
+        // The recorder's cleanup callback is gone with it.
+        assert!(m.cleanup(true).freed == 0);
     }
 
     fn monitor(budget: usize) -> Arc<MemoryMonitor> {
