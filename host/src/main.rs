@@ -111,6 +111,14 @@ fn clap_error(e: &clap::Error) -> ExitCode {
     }
 }
 
+/// Debug builds only: panics at `point` when `W4L_TEST_PANIC` names it, so the end-to-end tests
+/// can check that a panic prints one line and leaves no file behind. Release builds ignore it.
+fn test_panic(point: &str) {
+    if cfg!(debug_assertions) && std::env::var("W4L_TEST_PANIC").is_ok_and(|p| p == point) {
+        panic!("W4L_TEST_PANIC={point}");
+    }
+}
+
 /// One line for a panic, no backtrace; the unwinding still runs every destructor (the
 /// recorder's cleanup, temporary files).
 fn install_panic_hook() {
@@ -393,7 +401,10 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     let stopped = recorder.stop();
     live.finish();
     stopped?;
-    let summary = recorder.write_wav(&args.output)?;
+    let mut out = w4l::wav::WavOutput::create(&args.output, recorder.rate(), recorder.channels())?;
+    let summary = recorder.write_take(&mut out)?;
+    test_panic("write");
+    out.finish()?;
     let info = recorder.info();
     let wall = started.elapsed().as_secs_f64();
     if args.json {

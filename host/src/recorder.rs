@@ -849,14 +849,25 @@ impl Recorder {
     /// Runtime errors of the file system.
     pub fn write_wav(&self, path: &Path) -> Result<WavSummary> {
         let mut out = WavOutput::create(path, self.rate, self.channels)?;
+        let summary = self.write_take(&mut out)?;
+        out.finish()?;
+        Ok(summary)
+    }
+
+    /// Appends the take held in memory to `out` (which must have this recorder's rate and
+    /// channels); the caller finishes it.
+    ///
+    /// # Errors
+    ///
+    /// Runtime errors of the file system.
+    pub fn write_take(&self, out: &mut WavOutput) -> Result<WavSummary> {
+        let before = out.len();
         let store = lock(&self.shared.store);
         for b in store.blocks() {
             out.write(b.samples())?;
         }
-        let frames = out.len() / u64::from(self.channels);
+        let frames = (out.len() - before) / u64::from(self.channels);
         let frames_dropped = store.dropped_samples() / u64::from(self.channels);
-        drop(store);
-        out.finish()?;
         Ok(WavSummary {
             frames,
             frames_dropped,

@@ -280,3 +280,34 @@ fn no_subcommand_prints_help_and_exits_2() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn a_panic_is_one_line_and_leaves_no_file() {
+    // Debug builds of w4l panic on purpose at W4L_TEST_PANIC=write: after the output's
+    // temporary file was written, before it is renamed into place.
+    let (dir, input) = setup();
+    let out = dir.path().join("out.wav");
+    let r = w4l_tests::w4l_with(
+        [
+            "record",
+            "--input",
+            &input.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+        &[("W4L_TEST_PANIC", "write"), ("RUST_BACKTRACE", "1")],
+        std::time::Duration::from_secs(60),
+    );
+    if !cfg!(debug_assertions) {
+        return; // a release w4l ignores the trigger
+    }
+    r.fails(
+        1,
+        &[
+            "internal error",
+            "W4L_TEST_PANIC=write",
+            "please report this bug",
+        ],
+    );
+    only(dir.path(), &["in.wav"]);
+}
