@@ -17,13 +17,24 @@
 //! # Concurrency
 //!
 //! The accountant is lock-free: every figure is an atomic, updated with compare-and-swap
-//! loops. The memory total is raised with a CAS that refuses to pass the budget, so the
-//! budget is never exceeded, not even for an instant under contention. A category limit
+//! loops or single read-modify-writes. The memory total is raised with a CAS that refuses
+//! to pass the budget, so the budget is never exceeded, not even for an instant under
+//! contention. A category limit
 //! is checked after the total was charged; when it refuses, the total is rolled back. In
 //! that instant another thread can see the total higher than the sum of the categories
 //! and be refused although the budget would have fit it: the accountant errs on the safe
 //! side. A [`Figures`] snapshot taken while other threads reserve is not one atomic
-//! picture (each figure is read on its own).
+//! picture (each figure is read on its own); at quiescence every figure is exact.
+//!
+//! A reserve + release round trip costs four atomic read-modify-writes: the total's CAS
+//! and one on the category going up, one on the category and one on the total going down.
+//! Each category keeps its bytes and the low bits of its granted and ended counters in one
+//! word (bytes in the bits the larger budget needs, the spare bits split between the two
+//! counters); a counter's carry out of its low bits costs one more RMW on a separate
+//! high-part word, once every 2<sup>k</sup> events (k = half the spare bits: with a 1 GiB
+//! budget on a 64-bit host, once per 2<sup>17</sup> reservations). With budgets that leave
+//! no spare bits, every event takes that extra RMW, which is how the counters worked
+//! before.
 //!
 //! # Byte quantities
 //!
@@ -517,10 +528,13 @@ impl Figures {
 /// Atomic figures of one category.
 #[derive(Debug)]
 struct Cell {
-    used: AtomicUsize,
+    /// Bytes held | granted count, low bits | ended count, low bits (top): see [`Layout`].
+    word: AtomicUsize,
     peak: AtomicUsize,
-    granted: AtomicUsize,
-    ended: AtomicUsize,
+    /// Granted count, high part (carries out of the word's granted bits).
+    granted_hi: AtomicUsize,
+    /// Ended count, high part (carries out of the word's ended bits).
+    ended_hi: AtomicUsize,
     refused: AtomicUsize,
 }
 
@@ -541,10 +555,10 @@ impl Cell {
     maybe_const_fn! {
         fn new() -> Self {
             Cell {
-                used: AtomicUsize::new(0),
+                word: AtomicUsize::new(0),
                 peak: AtomicUsize::new(0),
-                granted: AtomicUsize::new(0),
-                ended: AtomicUsize::new(0),
+                granted_hi: AtomicUsize::new(0),
+                ended_hi: AtomicUsize::new(0),
                 refused: AtomicUsize::new(0),
             }
         }
@@ -576,6 +590,83 @@ fn try_add_capped(counter: &AtomicUsize, bytes: usize, cap: usize) -> Result<usi
     }
 }
 
+/// How a category word packs its figures, from the low bits up: the bytes held (as many
+/// bits as the larger budget needs, so they never carry into the next field), the low bits
+/// of the granted count, the low bits of the ended count. The bytes never carry (they stay
+/// below the larger budget); the ended bits are on top, so their carry leaves the word.
+/// Either counter's wrap-around is added to its high-part word. A CAS changes the granted
+/// bits field by field (no carry); a plain add carries out of them into the ended bits, and
+/// is corrected (see [`Accountant::add_to_cell_unchecked`]).
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Mask of the bytes field.
+    used_mask: usize,
+    /// Position and (unshifted) mask of the granted bits; mask 0 when there are none.
+    g_shift: u32,
+    g_mask: usize,
+    /// Position and (unshifted) mask of the ended bits; mask 0 when there are none.
+    e_shift: u32,
+    e_mask: usize,
+}
+
+impl Layout {
+    /// The layout for byte counts up to `max_bytes`.
+    const fn new(max_bytes: usize) -> Self {
+        let used_bits = usize::BITS - max_bytes.leading_zeros();
+        let spare = usize::BITS - used_bits;
+        let g_bits = spare / 2;
+        let e_bits = spare - g_bits;
+        // Both at most half the word plus one bit: the shifts below stay below BITS.
+        let g_mask = (1usize << g_bits) - 1;
+        let e_mask = if e_bits == 0 {
+            0
+        } else {
+            (1usize << (e_bits - 1) << 1) - 1
+        };
+        Layout {
+            used_mask: if used_bits == usize::BITS {
+                usize::MAX
+            } else {
+                (1usize << used_bits) - 1
+            },
+            g_shift: if g_bits == 0 { 0 } else { used_bits },
+            g_mask,
+            e_shift: if e_bits == 0 { 0 } else { used_bits + g_bits },
+            e_mask,
+        }
+    }
+
+    fn used(&self, word: usize) -> usize {
+        word & self.used_mask
+    }
+
+    fn granted_lo(&self, word: usize) -> usize {
+        (word >> self.g_shift) & self.g_mask
+    }
+
+    fn ended_lo(&self, word: usize) -> usize {
+        (word >> self.e_shift) & self.e_mask
+    }
+
+    /// One in the granted field (0 without one).
+    fn granted_one(&self) -> usize {
+        if self.g_mask == 0 {
+            0
+        } else {
+            1 << self.g_shift
+        }
+    }
+
+    /// One in the ended field (0 without one).
+    fn ended_one(&self) -> usize {
+        if self.e_mask == 0 {
+            0
+        } else {
+            1 << self.e_shift
+        }
+    }
+}
+
 /// The lock-free memory accountant. See the [module documentation](self).
 ///
 /// Build it with [`Accountant::new`] (a `const fn`, so it can be a `static` on firmware)
@@ -598,6 +689,7 @@ pub struct Accountant {
     limits: [usize; 4],
     memory_used: AtomicUsize,
     memory_peak: AtomicUsize,
+    layout: Layout,
     cells: [Cell; 4],
 }
 
@@ -620,6 +712,13 @@ impl Accountant {
                 limits: [usize::MAX; 4],
                 memory_used: AtomicUsize::new(0),
                 memory_peak: AtomicUsize::new(0),
+                // A category holds at most its budget (memory: the total holds its bytes
+                // first and gives them back last; disk: capped by its budget).
+                layout: Layout::new(if memory_budget > disk_budget {
+                    memory_budget
+                } else {
+                    disk_budget
+                }),
                 cells: [Cell::new(), Cell::new(), Cell::new(), Cell::new()],
             }
         }
@@ -710,7 +809,8 @@ impl Accountant {
     /// assert_eq!(acc.used(Category::Other), 3);
     /// ```
     pub fn used(&self, category: Category) -> usize {
-        self.cells[category.index()].used.load(Ordering::Acquire)
+        self.layout
+            .used(self.cells[category.index()].word.load(Ordering::Acquire))
     }
 
     /// Bytes a new reservation of `category` could get right now (the smaller of what its
@@ -798,9 +898,6 @@ impl Accountant {
         bytes: usize,
     ) -> Result<Reservation<A>, ReserveError> {
         handle.charge(category, bytes, ReserveOp::Reserve)?;
-        handle.cells[category.index()]
-            .granted
-            .fetch_add(1, Ordering::Relaxed);
         Ok(Reservation {
             handle,
             category,
@@ -809,17 +906,15 @@ impl Accountant {
     }
 
     /// Charges `bytes` to `category` (and to the memory total for memory categories), or
-    /// refuses and counts the refusal.
+    /// refuses and counts the refusal. A new reservation ([`ReserveOp::Reserve`]) is
+    /// counted as granted in the same CAS.
     #[inline]
     fn charge(&self, category: Category, bytes: usize, op: ReserveOp) -> Result<(), ReserveError> {
-        let cell = &self.cells[category.index()];
         let cap = self.cap(category);
+        let grant = matches!(op, ReserveOp::Reserve);
         if !category.is_memory() {
-            return match try_add_capped(&cell.used, bytes, cap) {
-                Ok(new) => {
-                    bump_peak(&cell.peak, new);
-                    Ok(())
-                }
+            return match self.add_to_cell(category, bytes, cap, grant) {
+                Ok(()) => Ok(()),
                 Err(current) => {
                     let bound = if cap < self.disk_budget {
                         Bound::CategoryLimit
@@ -830,7 +925,8 @@ impl Accountant {
                 }
             };
         }
-        // The total first: the CAS never lets it pass the budget.
+        // The total first: the CAS never lets it pass the budget. A category without a
+        // limit below the budget then holds at most the total, so its CAS cannot refuse.
         let total = match try_add_capped(&self.memory_used, bytes, self.memory_budget) {
             Ok(total) => total,
             Err(current) => {
@@ -844,44 +940,133 @@ impl Accountant {
                 ));
             }
         };
-        let new = if cap >= self.memory_budget {
-            // No limit below the budget: the category is at most the total, which was
-            // charged first and is at most the budget, so this cannot overflow.
-            cell.used
-                .fetch_add(bytes, Ordering::Relaxed)
-                .wrapping_add(bytes)
-        } else {
-            match try_add_capped(&cell.used, bytes, cap) {
-                Ok(new) => new,
-                Err(current) => {
-                    // Roll the total back: the category limit refused.
-                    self.memory_used.fetch_sub(bytes, Ordering::Release);
-                    return Err(self.refuse(
-                        category,
-                        bytes,
-                        op,
-                        Bound::CategoryLimit,
-                        cap,
-                        current,
-                    ));
-                }
-            }
-        };
-        bump_peak(&cell.peak, new);
+        if cap >= self.memory_budget {
+            // No limit below the budget: the category holds at most the total, which was
+            // charged first, so a plain add cannot pass it (nor the bytes field).
+            self.add_to_cell_unchecked(category, bytes, grant);
+        } else if let Err(current) = self.add_to_cell(category, bytes, cap, grant) {
+            // Roll the total back: the category limit refused.
+            self.memory_used.fetch_sub(bytes, Ordering::Release);
+            return Err(self.refuse(category, bytes, op, Bound::CategoryLimit, cap, current));
+        }
         bump_peak(&self.memory_peak, total);
         Ok(())
     }
 
-    /// Gives `bytes` of `category` back.
+    /// Adds `bytes` to `category`'s word unless its bytes would pass `cap` (then returns
+    /// the bytes it holds), counting a grant if `grant`; one CAS, plus one RMW on the
+    /// granted high part when the word's granted bits wrap. Raises the peak.
     #[inline]
-    fn discharge(&self, category: Category, bytes: usize) {
+    fn add_to_cell(
+        &self,
+        category: Category,
+        bytes: usize,
+        cap: usize,
+        grant: bool,
+    ) -> Result<(), usize> {
+        let cell = &self.cells[category.index()];
+        let l = self.layout;
+        let cap = cap.min(l.used_mask);
+        let mut current = cell.word.load(Ordering::Relaxed);
+        loop {
+            let used = l.used(current);
+            let new_used = match used.checked_add(bytes) {
+                Some(new) if new <= cap => new,
+                _ => return Err(used),
+            };
+            let mut new = (current & !l.used_mask) | new_used;
+            let mut wrapped = false;
+            if grant {
+                let granted = (l.granted_lo(current) + 1) & l.g_mask;
+                wrapped = granted == 0;
+                new = (new & !(l.g_mask << l.g_shift)) | (granted << l.g_shift);
+            }
+            match cell.word.compare_exchange_weak(
+                current,
+                new,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if wrapped {
+                        cell.granted_hi.fetch_add(1, Ordering::Release);
+                    }
+                    bump_peak(&cell.peak, new_used);
+                    return Ok(());
+                }
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    /// [`add_to_cell`](Self::add_to_cell) without a cap, for a caller that knows the
+    /// bytes fit (they are charged to the total already): one RMW instead of a CAS loop.
+    ///
+    /// The grant's carry out of the word's granted bits goes into the ended bits; it is
+    /// taken back by a second RMW, and every RMW that moves the ended bits across their
+    /// wrap-around adjusts the ended high part, so both counters stay exact at quiescence
+    /// (in between, the ended count can read one high).
+    #[inline]
+    fn add_to_cell_unchecked(&self, category: Category, bytes: usize, grant: bool) {
+        let cell = &self.cells[category.index()];
+        let l = self.layout;
+        let granted_one = if grant { l.granted_one() } else { 0 };
+        let old = cell
+            .word
+            .fetch_add(bytes.wrapping_add(granted_one), Ordering::Acquire);
+        bump_peak(&cell.peak, l.used(old).wrapping_add(bytes));
+        if grant && l.granted_lo(old) == l.g_mask {
+            cell.granted_hi.fetch_add(1, Ordering::Release);
+            if granted_one != 0 {
+                // The carry added one to the ended bits (and out of them if they were
+                // full); take it back (borrowing out of them if they were empty).
+                if l.ended_lo(old) == l.e_mask {
+                    cell.ended_hi.fetch_add(1, Ordering::Release);
+                }
+                let before = cell.word.fetch_sub(l.ended_one(), Ordering::Release);
+                if l.ended_lo(before) == 0 {
+                    cell.ended_hi.fetch_sub(1, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Gives `bytes` of `category` back; with `end`, also counts a reservation as ended
+    /// (in the same RMW, plus one on the ended high part when the word's ended bits wrap).
+    #[inline]
+    fn discharge(&self, category: Category, bytes: usize, end: bool) {
+        let cell = &self.cells[category.index()];
+        let l = self.layout;
         // Category before total: a category never holds bytes the total does not.
-        self.cells[category.index()]
-            .used
-            .fetch_sub(bytes, Ordering::Release);
+        // `used >= bytes`, so the subtraction never borrows from the counters; the ended
+        // bits are on top, so their carry leaves the word.
+        let add = if end { l.ended_one() } else { 0 };
+        let old = cell
+            .word
+            .fetch_add(add.wrapping_sub(bytes), Ordering::Release);
+        if end && l.ended_lo(old) == l.e_mask {
+            cell.ended_hi.fetch_add(1, Ordering::Release);
+        }
         if category.is_memory() {
             self.memory_used.fetch_sub(bytes, Ordering::Release);
         }
+    }
+
+    /// `(bytes held, granted, ended)` of a category, exact at quiescence. Ended first: a
+    /// reservation is granted before it ends.
+    fn counts(&self, category: Category) -> (usize, usize, usize) {
+        let cell = &self.cells[category.index()];
+        let l = self.layout;
+        let ended_hi = cell.ended_hi.load(Ordering::Acquire);
+        let word = cell.word.load(Ordering::Acquire);
+        let granted_hi = cell.granted_hi.load(Ordering::Acquire);
+        let granted = granted_hi
+            .wrapping_mul(l.g_mask + 1)
+            .wrapping_add(l.granted_lo(word));
+        let ended = ended_hi
+            .wrapping_mul(l.e_mask.wrapping_add(1))
+            .wrapping_add(l.ended_lo(word));
+        (l.used(word), granted, ended)
     }
 
     /// Counts a refusal and builds its error.
@@ -919,11 +1104,11 @@ impl Accountant {
     /// ```
     pub fn holders(&self, category: Category) -> Holders {
         let holder = |c: Category| {
-            let cell = &self.cells[c.index()];
+            let (bytes, granted, ended) = self.counts(c);
             Holder {
                 category: c,
-                bytes: cell.used.load(Ordering::Acquire),
-                live: live(cell),
+                bytes,
+                live: granted.wrapping_sub(ended),
             }
         };
         if !category.is_memory() {
@@ -958,12 +1143,13 @@ impl Accountant {
         let (mut all_live, mut granted, mut refused) = (0usize, 0usize, 0usize);
         for (c, out) in Category::ALL.iter().zip(categories.iter_mut()) {
             let cell = &self.cells[c.index()];
+            let (used, c_granted, c_ended) = self.counts(*c);
             *out = CategoryFigures {
-                used: cell.used.load(Ordering::Acquire),
+                used,
                 peak: cell.peak.load(Ordering::Relaxed),
                 limit: self.limit(*c),
-                live: live(cell),
-                granted: cell.granted.load(Ordering::Relaxed),
+                live: c_granted.wrapping_sub(c_ended),
+                granted: c_granted,
                 refused: cell.refused.load(Ordering::Relaxed),
             };
             all_live = all_live.wrapping_add(out.live);
@@ -995,14 +1181,6 @@ impl Accountant {
     pub fn snapshot(&self) -> Figures {
         self.figures()
     }
-}
-
-/// Live reservations of a cell: granted minus ended (exact across counter wrap-around).
-fn live(cell: &Cell) -> usize {
-    // Ended first: a reservation is granted before it ends, so reading in this order
-    // never shows more ended than granted in a quiescent moment.
-    let ended = cell.ended.load(Ordering::Acquire);
-    cell.granted.load(Ordering::Acquire).wrapping_sub(ended)
 }
 
 /// Bytes reserved from an [`Accountant`], given back exactly once when dropped.
@@ -1105,7 +1283,7 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     /// ```
     pub fn shrink(&mut self, bytes: usize) -> Result<(), ReduceError> {
         let rest = self.reduce(bytes, ReduceOp::Shrink)?;
-        self.handle.discharge(self.category, bytes);
+        self.handle.discharge(self.category, bytes, false);
         self.bytes = rest;
         Ok(())
     }
@@ -1129,7 +1307,7 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
             self.grow(bytes - self.bytes)
         } else {
             let by = self.bytes - bytes;
-            self.handle.discharge(self.category, by);
+            self.handle.discharge(self.category, by, false);
             self.bytes = bytes;
             Ok(())
         }
@@ -1154,9 +1332,8 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
         A: Clone,
     {
         let rest = self.reduce(bytes, ReduceOp::Split)?;
-        self.handle.cells[self.category.index()]
-            .granted
-            .fetch_add(1, Ordering::Relaxed);
+        // Counts the new part as granted; zero bytes under no cap cannot be refused.
+        self.handle.add_to_cell_unchecked(self.category, 0, true);
         self.bytes = rest;
         Ok(Reservation {
             handle: self.handle.clone(),
@@ -1221,9 +1398,7 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
 
 impl<A: Deref<Target = Accountant>> Drop for Reservation<A> {
     fn drop(&mut self) {
-        let cell = &self.handle.cells[self.category.index()];
-        self.handle.discharge(self.category, self.bytes);
-        cell.ended.fetch_add(1, Ordering::Release);
+        self.handle.discharge(self.category, self.bytes, true);
     }
 }
 

@@ -174,3 +174,31 @@ fn disk_and_memory_race_independently() {
         assert_eq!(acc.figures().live, 0);
     });
 }
+
+#[test]
+fn counter_carries_race_exactly() {
+    model(|| {
+        // A budget that leaves two spare bits in a category's word: one bit each for the low
+        // parts of the granted and ended counters, so every second grant or end carries into
+        // the high part, while two threads reserve and release in the same category.
+        let acc = Arc::new(Accountant::new(usize::MAX >> 2, 0));
+        let t = {
+            let acc = acc.clone();
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    let r = Accountant::try_reserve_in(acc.clone(), Category::Audio, 7);
+                    assert!(r.is_ok());
+                }
+            })
+        };
+        let mine = Accountant::try_reserve_in(acc.clone(), Category::Audio, 5).unwrap();
+        t.join().unwrap();
+        let f = acc.figures();
+        let audio = f.category(Category::Audio);
+        assert_eq!((audio.used, audio.live, audio.granted), (5, 1, 3));
+        drop(mine);
+        let audio = *acc.figures().category(Category::Audio);
+        assert_eq!((audio.used, audio.live, audio.granted), (0, 0, 3));
+        assert_eq!(acc.memory_used(), 0);
+    });
+}

@@ -385,6 +385,19 @@ proptest! {
         prop_assert_eq!(Arc::strong_count(&acc), 1, "reservations leaked handles");
     }
 
+    /// Budgets that leave only a few spare bits in a category's word: the low bits of the
+    /// granted and ended counters wrap every few events and carry into their high parts.
+    #[test]
+    fn counter_carries_match_model(
+        memory_spare in 1u32..=8,
+        disk_spare in 1u32..=12,
+        limits in limits(),
+        ops in proptest::collection::vec(op(), 0..200),
+    ) {
+        let acc = build(usize::MAX >> memory_spare, usize::MAX >> disk_spare, limits);
+        run(&acc, limits, &ops);
+    }
+
     #[test]
     fn huge_budgets_never_overflow(
         ops in proptest::collection::vec(op(), 0..60),
