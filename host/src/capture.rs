@@ -68,6 +68,12 @@
 //! Reading into a reused buffer instead brought the same capture to **0.017 s / 10 s (0.8×
 //! `arecord`)**; that one-line fix belongs upstream (or in a `[patch]` of the workspace).
 //!
+//! `scripts/bench-capture` (3 runs of 10 s, medians, same VM): `arecord` 0.028 s CPU and
+//! 6.8 MiB peak RSS; `w4l-capture-probe` (this module into the core ring, drained to a WAV file)
+//! 0.065 s (2.3×) and 9.4 MiB (1.4×); the whole `w4l record` 0.18 s (6.5×) and 10.6 MiB: a
+//! profile puts 57 % of that in the recorder's worker thread waking up (`park_timeout`), not in
+//! capture.
+//!
 //! [`Source`]: crate::source::Source
 
 use std::cell::UnsafeCell;
@@ -1096,6 +1102,39 @@ fn build_typed<T: Incoming>(
 /// How long building a stream may take (a hung server must not hang the supervisor forever).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long building and starting a stream may take in all.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the stream (with the requested buffer size, else the device's default one) and plays it.
+fn open_stream(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    format: SampleFormat,
+    make_feed: impl Fn() -> Feed,
+) -> Result<cpal::Stream, cpal::Error> {
+    let build = |config: cpal::StreamConfig| {
+        let (feed, t) = (make_feed(), BUILD_TIMEOUT);
+        match format {
+            SampleFormat::F32 => build_typed::<f32>(device, config, feed, t),
+            SampleFormat::I16 => build_typed::<i16>(device, config, feed, t),
+            SampleFormat::I32 => build_typed::<i32>(device, config, feed, t),
+            SampleFormat::U16 => build_typed::<u16>(device, config, feed, t),
+            SampleFormat::U8 => build_typed::<u8>(device, config, feed, t),
+            SampleFormat::I8 => build_typed::<i8>(device, config, feed, t),
+        }
+    };
+    let stream = match build(config) {
+        // A device that refuses the fixed buffer size gets its default one.
+        Err(e) if e.kind() == cpal::ErrorKind::UnsupportedConfig => build(cpal::StreamConfig {
+            buffer_size: cpal::BufferSize::Default,
+            ..config
+        })?,
+        other => other?,
+    };
+    stream.play()?;
+    Ok(stream)
+}
+
 #[derive(Debug)]
 enum State {
     /// Opened, not started.
@@ -1254,13 +1293,19 @@ impl Capture {
     }
 
     /// Builds and plays a stream of the negotiated format on `device`, as a new generation.
+    ///
+    /// On a helper thread, bounded by [`OPEN_TIMEOUT`]: cpal bounds the building but not
+    /// `play`, which for PulseAudio waits for the first data. A stream that comes up after the
+    /// timeout is dropped by that thread; its callbacks, of a stale generation, push nothing.
     fn build(&mut self, device: &cpal::Device) -> Result<cpal::Stream, CaptureError> {
         self.generation += 1;
         let generation = self.generation;
         self.shared.generation.store(generation, Ordering::Release);
-        let feed = Feed {
-            shared: self.shared.clone(),
-            slot: self.slot.clone(),
+        let shared = self.shared.clone();
+        let slot = self.slot.clone();
+        let make_feed = move || Feed {
+            shared: shared.clone(),
+            slot: slot.clone(),
             scratch: vec![0.0; SCRATCH_SAMPLES].into_boxed_slice(),
             generation,
         };
@@ -1269,43 +1314,33 @@ impl Capture {
             sample_rate: self.format.rate,
             buffer_size: cpal::BufferSize::Fixed(self.format.buffer_frames),
         };
-        let built = match self.format.sample_format {
-            SampleFormat::F32 => build_typed::<f32>(device, config, feed, BUILD_TIMEOUT),
-            SampleFormat::I16 => build_typed::<i16>(device, config, feed, BUILD_TIMEOUT),
-            SampleFormat::I32 => build_typed::<i32>(device, config, feed, BUILD_TIMEOUT),
-            SampleFormat::U16 => build_typed::<u16>(device, config, feed, BUILD_TIMEOUT),
-            SampleFormat::U8 => build_typed::<u8>(device, config, feed, BUILD_TIMEOUT),
-            SampleFormat::I8 => build_typed::<i8>(device, config, feed, BUILD_TIMEOUT),
-        };
-        let stream = match built {
-            Ok(s) => s,
-            // A device that refuses the fixed buffer size gets its default one.
-            Err(e) if e.kind() == cpal::ErrorKind::UnsupportedConfig => {
-                let feed = Feed {
-                    shared: self.shared.clone(),
-                    slot: self.slot.clone(),
-                    scratch: vec![0.0; SCRATCH_SAMPLES].into_boxed_slice(),
-                    generation,
-                };
-                let config = cpal::StreamConfig {
-                    buffer_size: cpal::BufferSize::Default,
-                    ..config
-                };
-                let t = BUILD_TIMEOUT;
-                match self.format.sample_format {
-                    SampleFormat::F32 => build_typed::<f32>(device, config, feed, t),
-                    SampleFormat::I16 => build_typed::<i16>(device, config, feed, t),
-                    SampleFormat::I32 => build_typed::<i32>(device, config, feed, t),
-                    SampleFormat::U16 => build_typed::<u16>(device, config, feed, t),
-                    SampleFormat::U8 => build_typed::<u8>(device, config, feed, t),
-                    SampleFormat::I8 => build_typed::<i8>(device, config, feed, t),
-                }
-                .map_err(|e| self.stream_error(&e))?
-            }
-            Err(e) => return Err(self.stream_error(&e)),
-        };
-        stream.play().map_err(|e| self.stream_error(&e))?;
-        Ok(stream)
+        let format = self.format.sample_format;
+        let device = device.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("w4l-capture-open".into())
+            .spawn(move || {
+                let _ = tx.send(open_stream(&device, config, format, make_feed));
+            })
+            .map_err(|e| CaptureError::Thread {
+                reason: e.to_string(),
+            })?;
+        let result = rx.recv_timeout(OPEN_TIMEOUT);
+        if !matches!(result, Ok(Ok(_))) {
+            // Whatever that thread still brings up must not push.
+            self.shared.generation.store(0, Ordering::Release);
+        }
+        match result {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(self.stream_error(&e)),
+            Err(_) => Err(CaptureError::Stream {
+                device: self.label(),
+                reason: format!(
+                    "no audio within {} s of opening the stream",
+                    OPEN_TIMEOUT.as_secs()
+                ),
+            }),
+        }
     }
 
     fn stream_error(&self, e: &cpal::Error) -> CaptureError {
@@ -1448,10 +1483,9 @@ impl Capture {
     fn break_stream(&mut self, reason: String, now: Instant) {
         // Callbacks of the old stream no longer push.
         self.shared.generation.store(0, Ordering::Release);
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.pause();
-            drop(stream);
-        }
+        // Dropped without `pause`: a round trip to a server that may be gone. Dropping deletes
+        // the stream (PulseAudio) or joins its worker (ALSA).
+        drop(self.stream.take());
         self.state = State::Recovering {
             attempt: 0,
             next_try: now,
@@ -1485,10 +1519,7 @@ impl Capture {
     /// the consumer can drain everything pushed before. Idempotent. Returns the final counters.
     pub fn stop(&mut self) -> CaptureStats {
         self.shared.generation.store(0, Ordering::Release);
-        if let Some(stream) = self.stream.take() {
-            let _ = stream.pause();
-            drop(stream);
-        }
+        drop(self.stream.take());
         // Waits for a callback still inside the sink, then takes the sink away for good.
         drop(self.slot.replace(None));
         if !matches!(self.state, State::Idle) {

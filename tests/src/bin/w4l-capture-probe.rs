@@ -87,7 +87,7 @@ fn main() {
     let format = capture.format().clone();
     let channels = usize::from(format.channels);
     let wanted = (args.seconds * f64::from(format.rate)).round() as usize * channels;
-    // Two seconds of room: the consumer below drains every 20 ms.
+    // Two seconds of room: the consumer below drains every 100 ms.
     let ring =
         AudioRing::with_capacity(format.rate as usize * channels * 2, Overflow::RejectNewest)
             .unwrap_or_else(|e| {
@@ -108,7 +108,7 @@ fn main() {
     eprintln!("started");
     let mut lost: Option<CaptureError> = None;
     while take.len() < wanted {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(100));
         loop {
             let n = consumer.pop_slice(&mut buf);
             let keep = n.min(wanted - take.len());
