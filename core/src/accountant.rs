@@ -593,10 +593,9 @@ fn try_add_capped(counter: &AtomicUsize, bytes: usize, cap: usize) -> Result<usi
 /// How a category word packs its figures, from the low bits up: the bytes held (as many
 /// bits as the larger budget needs, so they never carry into the next field), the low bits
 /// of the granted count, the low bits of the ended count. The bytes never carry (they stay
-/// below the larger budget); the ended bits are on top, so their carry leaves the word.
-/// Either counter's wrap-around is added to its high-part word. A CAS changes the granted
-/// bits field by field (no carry); a plain add carries out of them into the ended bits, and
-/// is corrected (see [`Accountant::add_to_cell_unchecked`]).
+/// below the larger budget); the granted bits are only changed by CAS, field by field (no
+/// carry); the ended bits are on top, so their carry leaves the word. Either counter's
+/// wrap-around is added to its high-part word.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     /// Mask of the bytes field.
@@ -646,15 +645,6 @@ impl Layout {
 
     fn ended_lo(&self, word: usize) -> usize {
         (word >> self.e_shift) & self.e_mask
-    }
-
-    /// One in the granted field (0 without one).
-    fn granted_one(&self) -> usize {
-        if self.g_mask == 0 {
-            0
-        } else {
-            1 << self.g_shift
-        }
     }
 
     /// One in the ended field (0 without one).
@@ -862,6 +852,7 @@ impl Accountant {
     /// assert_eq!(r.bytes(), 60);
     /// assert!(acc.try_reserve(Category::Audio, 41).is_err());
     /// ```
+    #[inline]
     pub fn try_reserve(
         &self,
         category: Category,
@@ -940,11 +931,7 @@ impl Accountant {
                 ));
             }
         };
-        if cap >= self.memory_budget {
-            // No limit below the budget: the category holds at most the total, which was
-            // charged first, so a plain add cannot pass it (nor the bytes field).
-            self.add_to_cell_unchecked(category, bytes, grant);
-        } else if let Err(current) = self.add_to_cell(category, bytes, cap, grant) {
+        if let Err(current) = self.add_to_cell(category, bytes, cap, grant) {
             // Roll the total back: the category limit refused.
             self.memory_used.fetch_sub(bytes, Ordering::Release);
             return Err(self.refuse(category, bytes, op, Bound::CategoryLimit, cap, current));
@@ -995,38 +982,6 @@ impl Accountant {
                     return Ok(());
                 }
                 Err(seen) => current = seen,
-            }
-        }
-    }
-
-    /// [`add_to_cell`](Self::add_to_cell) without a cap, for a caller that knows the
-    /// bytes fit (they are charged to the total already): one RMW instead of a CAS loop.
-    ///
-    /// The grant's carry out of the word's granted bits goes into the ended bits; it is
-    /// taken back by a second RMW, and every RMW that moves the ended bits across their
-    /// wrap-around adjusts the ended high part, so both counters stay exact at quiescence
-    /// (in between, the ended count can read one high).
-    #[inline]
-    fn add_to_cell_unchecked(&self, category: Category, bytes: usize, grant: bool) {
-        let cell = &self.cells[category.index()];
-        let l = self.layout;
-        let granted_one = if grant { l.granted_one() } else { 0 };
-        let old = cell
-            .word
-            .fetch_add(bytes.wrapping_add(granted_one), Ordering::Acquire);
-        bump_peak(&cell.peak, l.used(old).wrapping_add(bytes));
-        if grant && l.granted_lo(old) == l.g_mask {
-            cell.granted_hi.fetch_add(1, Ordering::Release);
-            if granted_one != 0 {
-                // The carry added one to the ended bits (and out of them if they were
-                // full); take it back (borrowing out of them if they were empty).
-                if l.ended_lo(old) == l.e_mask {
-                    cell.ended_hi.fetch_add(1, Ordering::Release);
-                }
-                let before = cell.word.fetch_sub(l.ended_one(), Ordering::Release);
-                if l.ended_lo(before) == 0 {
-                    cell.ended_hi.fetch_sub(1, Ordering::Release);
-                }
             }
         }
     }
@@ -1333,7 +1288,8 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     {
         let rest = self.reduce(bytes, ReduceOp::Split)?;
         // Counts the new part as granted; zero bytes under no cap cannot be refused.
-        self.handle.add_to_cell_unchecked(self.category, 0, true);
+        // Zero bytes under no cap: cannot be refused.
+        let _ = self.handle.add_to_cell(self.category, 0, usize::MAX, true);
         self.bytes = rest;
         Ok(Reservation {
             handle: self.handle.clone(),
