@@ -558,6 +558,9 @@ pub(crate) fn open_host(backend: Backend) -> Result<OpenHost, CaptureError> {
                 reason: "no server socket: PULSE_SERVER and XDG_RUNTIME_DIR name none".into(),
             });
         }
+        if id == cpal::HostId::Alsa {
+            quiet_alsa();
+        }
         cpal::host_from_id(id)
             .map(|host| OpenHost { host, backend: b })
             .map_err(|e| CaptureError::BackendUnavailable {
@@ -570,6 +573,56 @@ pub(crate) fn open_host(backend: Backend) -> Result<OpenHost, CaptureError> {
         b => open(b),
     }
 }
+
+/// ALSA prints its own diagnostics on stderr ("ALSA lib pcm.c:2666:(snd_pcm_open_noupdate)
+/// Unknown PCM default" when there is no sound card), around w4l's one-line errors. cpal already
+/// turns every failure into an error value, so those lines are silenced once the ALSA host is
+/// used, unless `W4L_ALSA_ERRORS=1`.
+#[cfg(target_os = "linux")]
+fn quiet_alsa() {
+    use std::ffi::{c_char, c_int};
+
+    /// ALSA's handler type is C-variadic; this one takes the fixed arguments and ignores the rest.
+    unsafe extern "C" fn ignore(
+        _file: *const c_char,
+        _line: c_int,
+        _function: *const c_char,
+        _err: c_int,
+        _fmt: *const c_char,
+    ) {
+    }
+
+    type Handler =
+        unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char, ...);
+
+    unsafe extern "C" {
+        // libasound, linked through cpal's `alsa-sys`.
+        fn snd_lib_error_set_handler(handler: Option<Handler>) -> c_int;
+    }
+
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("W4L_ALSA_ERRORS").is_some_and(|v| v == "1") {
+        return;
+    }
+    ONCE.call_once(|| {
+        // SAFETY: `ignore` has the handler's fixed parameters and reads none of the variadic
+        // ones. On the C ABIs of Linux (x86-64 System V, AArch64, ARM, RISC-V) a caller passes
+        // variadic arguments in the places where it would pass further fixed ones, so a callee
+        // that declares only the fixed ones receives them correctly and leaves the rest unread,
+        // which is how C programs commonly install such a handler. The function pointer is valid
+        // for the whole program (a static function); the setter only stores it.
+        unsafe {
+            let handler = std::mem::transmute::<
+                unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char),
+                Handler,
+            >(ignore);
+            snd_lib_error_set_handler(Some(handler));
+        }
+    });
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quiet_alsa() {}
 
 /// A cpal error as one short line.
 pub(crate) fn cpal_message(e: &cpal::Error) -> String {
