@@ -19,21 +19,21 @@
 //! The accountant is lock-free: every figure is an atomic, updated with compare-and-swap
 //! loops or single read-modify-writes. The memory total is raised with a CAS that refuses
 //! to pass the budget, so the budget is never exceeded, not even for an instant under
-//! contention. A category limit
-//! is checked after the total was charged; when it refuses, the total is rolled back. In
-//! that instant another thread can see the total higher than the sum of the categories
-//! and be refused although the budget would have fit it: the accountant errs on the safe
-//! side. A [`Figures`] snapshot taken while other threads reserve is not one atomic
-//! picture (each figure is read on its own); at quiescence every figure is exact.
+//! contention. A category limit is checked after the total was charged; when it refuses,
+//! the total is rolled back. In that instant another thread can see the total higher than
+//! the sum of the categories and be refused although the budget would have fit it: the
+//! accountant errs on the safe side. A [`Figures`] snapshot taken while other threads
+//! reserve is not one atomic picture (each figure is read on its own); at quiescence every
+//! figure is exact.
 //!
-//! A reserve + release round trip costs four atomic read-modify-writes: the total's CAS
-//! and one on the category going up, one on the category and one on the total going down.
-//! Each category keeps its bytes and the low bits of its granted and ended counters in one
-//! word (bytes in the bits the larger budget needs, the spare bits split between the two
-//! counters); a counter's carry out of its low bits costs one more RMW on a separate
+//! A reserve + release round trip costs four atomic read-modify-writes: a CAS on the total
+//! and one on the category going up, one add on the category and one on the total going
+//! down. Each category keeps its bytes and the low bits of its granted and ended counters
+//! in one word (bytes in the bits the larger budget needs, the spare bits split between the
+//! two counters); a counter's carry out of its low bits costs one more RMW on a separate
 //! high-part word, once every 2<sup>k</sup> events (k = half the spare bits: with a 1 GiB
-//! budget on a 64-bit host, once per 2<sup>17</sup> reservations). With budgets that leave
-//! no spare bits, every event takes that extra RMW, which is how the counters worked
+//! budget on a 64-bit host, once per 2<sup>16</sup> reservations). With budgets that leave
+//! no spare bits (near `usize::MAX`), every event takes that extra RMW, as all of them did
 //! before.
 //!
 //! # Byte quantities
