@@ -239,3 +239,417 @@ pub mod wavs {
 }
 
 pub mod pulse;
+
+/// Fault-injection helpers: a `w4l` child process to signal or kill mid-take, conditions
+/// polled with a deadline, the temporary directory (`W4L_TEMP_DIR`) and what is left in it,
+/// small file systems for disk-full and read-only faults, WAV data as it sits on disk.
+pub mod faults {
+    use std::fs;
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use crate::bin::{Run, w4l_bin};
+
+    /// A private temporary directory for w4l (mode 0700) at `base/w4l`, for `W4L_TEMP_DIR`.
+    pub fn private_dir(base: &Path) -> PathBuf {
+        let dir = base.join("w4l");
+        fs::create_dir(&dir).expect("create the private temporary directory");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod 700");
+        dir
+    }
+
+    /// Polls `probe` every 20 ms until it returns `Some`, panicking with `what` after `limit`.
+    #[track_caller]
+    pub fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?}: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A running `w4l` (stdout and stderr collected in the background), to signal or kill.
+    #[derive(Debug)]
+    pub struct Spawned {
+        child: Option<Child>,
+        out: Option<JoinHandle<String>>,
+        err: Option<JoinHandle<String>>,
+        /// When it was spawned.
+        pub started: Instant,
+    }
+
+    impl Spawned {
+        /// Starts `w4l args…` with `env` added (and no `RUST_LOG`/`RUST_BACKTRACE`).
+        pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Spawned {
+            let mut cmd = Command::new(w4l_bin());
+            cmd.args(args);
+            Self::start_command(cmd, env)
+        }
+
+        /// Starts a prepared `w4l` command (e.g. with a `pre_exec`) the same way.
+        pub fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Spawned {
+            cmd.env_remove("RUST_LOG")
+                .env_remove("RUST_BACKTRACE")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("spawn w4l");
+            let collect = |mut r: Box<dyn Read + Send>| {
+                std::thread::spawn(move || {
+                    let mut s = String::new();
+                    r.read_to_string(&mut s).ok();
+                    s
+                })
+            };
+            let out = collect(Box::new(child.stdout.take().expect("stdout")));
+            let err = collect(Box::new(child.stderr.take().expect("stderr")));
+            Spawned {
+                child: Some(child),
+                out: Some(out),
+                err: Some(err),
+                started: Instant::now(),
+            }
+        }
+
+        /// The process id.
+        pub fn pid(&self) -> u32 {
+            self.child.as_ref().expect("running").id()
+        }
+
+        /// Sends `signal` (a name `kill -s` knows: `INT`, `TERM`, `HUP`, `KILL`).
+        pub fn signal(&self, signal: &str) {
+            let status = Command::new("kill")
+                .args(["-s", signal, &self.pid().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -s {signal} failed");
+        }
+
+        /// Whether it has exited (without reaping it).
+        pub fn has_exited(&mut self) -> bool {
+            let child = self.child.as_mut().expect("running");
+            matches!(child.try_wait(), Ok(Some(_)))
+        }
+
+        /// Whether one of its threads is named `name` (`/proc/<pid>/task/*/comm`).
+        pub fn has_thread(&self, name: &str) -> bool {
+            let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+                return false;
+            };
+            tasks.flatten().any(|t| {
+                fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+            })
+        }
+
+        /// Polls `probe` every 20 ms until it returns `Some`; panics with `what` (and what the
+        /// process printed) if it exits first or `limit` passes.
+        #[track_caller]
+        pub fn until<T>(
+            &mut self,
+            limit: Duration,
+            what: &str,
+            mut probe: impl FnMut(&Spawned) -> Option<T>,
+        ) -> T {
+            let deadline = Instant::now() + limit;
+            loop {
+                if let Some(v) = probe(self) {
+                    return v;
+                }
+                if self.has_exited() {
+                    let run = self.take_run();
+                    panic!("w4l exited before {what}: {run:#?}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out after {limit:?}: {what}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        fn take_run(&mut self) -> Run {
+            let code = self
+                .child
+                .as_mut()
+                .and_then(|c| c.wait().ok())
+                .and_then(|s| s.code());
+            self.child = None;
+            Run {
+                code,
+                stdout: self
+                    .out
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default(),
+                stderr: self
+                    .err
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default(),
+            }
+        }
+
+        /// Waits for the exit (killing it after `limit`, then panicking) and returns the run.
+        /// `code` is `None` when a signal ended it.
+        #[track_caller]
+        pub fn wait(mut self, limit: Duration) -> Run {
+            let mut child = self.child.take().expect("running");
+            let deadline = Instant::now() + limit;
+            let status = loop {
+                match child.try_wait().expect("wait for w4l") {
+                    Some(status) => break status,
+                    None if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        let err = self.err.take().and_then(|h| h.join().ok());
+                        panic!("w4l did not finish within {limit:?}; stderr: {err:?}");
+                    }
+                    None => std::thread::sleep(Duration::from_millis(20)),
+                }
+            };
+            Run {
+                code: status.code(),
+                stdout: self
+                    .out
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default(),
+                stderr: self
+                    .err
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default(),
+            }
+        }
+
+        /// SIGKILL, then reap it; returns what it printed.
+        pub fn kill(mut self) -> Run {
+            let mut child = self.child.take().expect("running");
+            let _ = child.kill();
+            let status = child.wait().expect("reap w4l");
+            Run {
+                code: status.code(),
+                stdout: self
+                    .out
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default(),
+                stderr: self
+                    .err
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default(),
+            }
+        }
+    }
+
+    impl Drop for Spawned {
+        fn drop(&mut self) {
+            // A failed assertion must not leave a recorder running.
+            if let Some(child) = self.child.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Names in `dir` that w4l made: `w4l-*` entries (temporary files, lock files) and the
+    /// hidden output partials (`.NAME.*.w4l-tmp`, `.w4l-check-*`), sorted. Entries in `keep`
+    /// (planted on purpose) are not listed.
+    pub fn w4l_leftovers(dir: &Path, keep: &[&Path]) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| !keep.iter().any(|k| *k == e.path()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("w4l-") || n.ends_with(".w4l-tmp") || n.starts_with(".w4l-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Asserts that w4l left nothing in `dir` (see [`w4l_leftovers`]).
+    #[track_caller]
+    pub fn assert_no_leftovers(dir: &Path, keep: &[&Path]) {
+        let left = w4l_leftovers(dir, keep);
+        assert!(left.is_empty(), "w4l left {left:?} in {}", dir.display());
+    }
+
+    /// The temporary audio files (`w4l-<pid>-<purpose>-<random>.wav`, regular files only) in
+    /// `dir`, sorted.
+    pub fn temp_wavs(dir: &Path) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("w4l-") && n.ends_with(".wav"))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The temporary audio files of process `pid` in `dir` (see [`temp_wavs`]).
+    pub fn temp_wavs_of(dir: &Path, pid: u32) -> Vec<PathBuf> {
+        let prefix = format!("w4l-{pid}-");
+        temp_wavs(dir)
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix))
+            })
+            .collect()
+    }
+
+    /// Where the `data` chunk's samples start in a WAV file's first bytes, and the size its
+    /// header declares (`None` if there is no `data` chunk header yet).
+    pub fn data_chunk(bytes: &[u8]) -> Option<(usize, u32)> {
+        if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+            return None;
+        }
+        let mut at = 12usize;
+        while at + 8 <= bytes.len() {
+            let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?);
+            if &bytes[at..at + 4] == b"data" {
+                return Some((at + 8, size));
+            }
+            at = at.checked_add(8 + size as usize + (size as usize & 1))?;
+        }
+        None
+    }
+
+    /// Bytes of samples a WAV file being written holds on disk now (its length past the
+    /// `data` chunk header), whatever its header says; 0 before the header is complete.
+    pub fn data_bytes_on_disk(path: &Path) -> u64 {
+        let Ok(bytes) = fs::read(path) else {
+            return 0;
+        };
+        match data_chunk(&bytes) {
+            Some((start, _)) => (bytes.len() - start) as u64,
+            None => 0,
+        }
+    }
+
+    /// The input's samples that `output` holds: asserts that `output` is exactly the first
+    /// `output.len()` samples of `input` (naming the first difference), returns that length.
+    #[track_caller]
+    pub fn assert_prefix(output: &[i16], input: &[i16]) -> usize {
+        assert!(
+            output.len() <= input.len(),
+            "the output holds {} samples, more than the {} of the input",
+            output.len(),
+            input.len()
+        );
+        let first_diff = output.iter().zip(input).position(|(a, b)| a != b);
+        assert_eq!(
+            first_diff,
+            None,
+            "the output is not the input's start: first difference at sample {first_diff:?} of {}",
+            output.len()
+        );
+        output.len()
+    }
+
+    /// A WAV file's samples as `f32` (16-bit integers divided by 32768, floats as they are).
+    pub fn read_wav_f32(path: &Path) -> (hound::WavSpec, Vec<f32>) {
+        let mut r =
+            hound::WavReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let spec = r.spec();
+        let samples = match (spec.sample_format, spec.bits_per_sample) {
+            (hound::SampleFormat::Float, _) => r
+                .samples::<f32>()
+                .collect::<Result<Vec<_>, _>>()
+                .expect("read float samples"),
+            (hound::SampleFormat::Int, 16) => r
+                .samples::<i16>()
+                .map(|s| s.map(|v| f32::from(v) / 32768.0))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("read 16-bit samples"),
+            other => panic!("unexpected WAV format {other:?} in {}", path.display()),
+        };
+        (spec, samples)
+    }
+
+    /// A file system mounted for one test (`mount -t tmpfs`), unmounted on drop. Needs root
+    /// (or `CAP_SYS_ADMIN`); [`Tmpfs::mount`] returns `None` where mounting is not allowed.
+    #[derive(Debug)]
+    pub struct Tmpfs {
+        dir: PathBuf,
+    }
+
+    impl Tmpfs {
+        /// Mounts a tmpfs with `options` (e.g. `size=1m`, `ro,size=64k`) on the new directory
+        /// `dir`, owned by the current user with mode 0700.
+        pub fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
+            fs::create_dir_all(dir).ok()?;
+            let opts = format!("{options},mode=0700,uid={}", current_uid());
+            let ok = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &opts, "w4l-test", dir.to_str()?])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then(|| Tmpfs {
+                dir: dir.to_owned(),
+            })
+        }
+
+        /// The mount point.
+        pub fn path(&self) -> &Path {
+            &self.dir
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// The effective user id (from `/proc/self/status`, no libc needed).
+    pub fn current_uid() -> u32 {
+        fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(2))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(u32::MAX)
+    }
+
+    /// A pid that no process has now (for planting the leftovers of a dead process).
+    pub fn dead_pid() -> u32 {
+        (4_000_000..4_194_304)
+            .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+            .unwrap_or(4_194_303)
+    }
+}

@@ -1,0 +1,237 @@
+//! Disk faults, end to end: the disk filling up mid-take (ENOSPC on a 1 MiB tmpfs, or, where
+//! mounting is not allowed, `RLIMIT_FSIZE` giving EFBIG at the same size) and an output
+//! directory that does not accept files (a read-only tmpfs as root, mode 0500 otherwise).
+//!
+//! A full disk must end the take with one clear error line and an output finalized up to the
+//! last sample that was written (checked sample by sample against the input); an unwritable
+//! output directory must be refused before anything is recorded. In every case no w4l file is
+//! left behind.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use w4l_tests::faults::{Spawned, Tmpfs, assert_no_leftovers, assert_prefix, private_dir};
+use w4l_tests::{Run, read_wav_i16, test_signal, w4l_bin, write_wav_i16};
+
+const RATE: u32 = 48_000;
+const CHANNELS: u16 = 2;
+const LIMIT: Duration = Duration::from_secs(60);
+/// The size of the small file system.
+const SMALL: u64 = 1 << 20;
+
+/// A directory that holds at most [`SMALL`] bytes: a tmpfs of that size where mounting is
+/// allowed; otherwise a plain directory, and the limit comes from `RLIMIT_FSIZE` on w4l.
+struct Small {
+    dir: PathBuf,
+    mount: Option<Tmpfs>,
+}
+
+impl Small {
+    fn new(at: &Path) -> Small {
+        let mount = Tmpfs::mount(at, &format!("size={SMALL}"));
+        if mount.is_none() {
+            fs::set_permissions(at, fs::Permissions::from_mode(0o700)).expect("chmod");
+        }
+        Small {
+            dir: at.to_owned(),
+            mount,
+        }
+    }
+
+    /// `w4l args…` with `env`, under `RLIMIT_FSIZE` = [`SMALL`] (SIGXFSZ ignored, so a write
+    /// past the limit fails with EFBIG) when there is no tmpfs.
+    fn command(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new(w4l_bin());
+        cmd.args(args);
+        if self.mount.is_none() {
+            // SAFETY: the closure runs in the forked child before exec and only calls
+            // async-signal-safe functions (signal, setrlimit) on stack data.
+            unsafe {
+                cmd.pre_exec(|| limit_file_size(SMALL));
+            }
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[String], env: &[(&str, &str)]) -> Run {
+        Spawned::start_command(self.command(args), env).wait(LIMIT)
+    }
+}
+
+/// Ignores SIGXFSZ and sets `RLIMIT_FSIZE` through the `prlimit` syscall of the C library,
+/// without a libc crate: `signal(2)` and `setrlimit(2)` declared here.
+fn limit_file_size(bytes: u64) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    }
+    const SIGXFSZ: i32 = 25;
+    const SIG_IGN: usize = 1;
+    const RLIMIT_FSIZE: i32 = 1;
+    let lim = Rlimit {
+        cur: bytes,
+        max: bytes,
+    };
+    // SAFETY: plain system calls with valid arguments; `lim` outlives the call.
+    unsafe {
+        signal(SIGXFSZ, SIG_IGN);
+        if setrlimit(RLIMIT_FSIZE, &lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn input(base: &Path, seconds: usize, seed: u32) -> (PathBuf, Vec<i16>) {
+    let path = base.join("in.wav");
+    let samples = test_signal(seconds * RATE as usize, CHANNELS, seed);
+    write_wav_i16(&path, RATE, CHANNELS, &samples);
+    (path, samples)
+}
+
+fn record_args(input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "record".into(),
+        "--input".into(),
+        input.display().to_string(),
+        "-o".into(),
+        output.display().to_string(),
+    ];
+    v.extend(extra.iter().map(|s| (*s).to_owned()));
+    v
+}
+
+/// The one error line of a full-disk failure: exit 1, one line that says the disk is full.
+#[track_caller]
+fn assert_disk_full_error(run: &Run) {
+    let line = run.fails(1, &[]);
+    let lower = line.to_lowercase();
+    assert!(
+        [
+            "no space left",
+            "file too large",
+            "disk is full",
+            "disk full",
+            "free space"
+        ]
+        .iter()
+        .any(|n| lower.contains(n)),
+        "the error does not say the disk is full: {line}"
+    );
+}
+
+/// File mode, the temporary directory (where the take is written as it is captured) fills up
+/// after about 5 s of 48 kHz stereo: one error line, and the output holds the take up to the
+/// last sample that was written.
+#[test]
+fn disk_full_in_file_mode_finalizes_the_output_up_to_the_last_good_sample() {
+    let base = tempfile::tempdir().expect("temp dir");
+    let small = Small::new(&base.path().join("small"));
+    let temp = small.dir.join("w4l");
+    let (input, samples) = input(base.path(), 10, 31);
+    let output = base.path().join("take.wav");
+    let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+    let run = small.run(&record_args(&input, &output, &["--mode", "file"]), &env);
+    assert_disk_full_error(&run);
+
+    let (spec, back) = read_wav_i16(&output);
+    assert_eq!((spec.sample_rate, spec.channels), (RATE, CHANNELS));
+    let n = assert_prefix(&back, &samples);
+    // All but the last buffers of the 1 MiB: at least 3/4 of it made it into the output.
+    assert!(
+        n as u64 * 2 >= SMALL * 3 / 4,
+        "only {n} samples ({} bytes) of a {SMALL}-byte disk reached the output",
+        n * 2
+    );
+    assert!(n < samples.len());
+    assert_no_leftovers(&temp, &[]);
+    assert_no_leftovers(base.path(), &[]);
+}
+
+/// Stream mode, the output directory is the small one: writing the take fails part-way. One
+/// error line, and what fitted is a valid WAV file holding the take's start.
+#[test]
+fn disk_full_in_stream_mode_finalizes_the_output_up_to_the_last_good_sample() {
+    let base = tempfile::tempdir().expect("temp dir");
+    let temp = private_dir(base.path());
+    let small = Small::new(&base.path().join("small"));
+    let (input, samples) = input(base.path(), 10, 32);
+    let output = small.dir.join("take.wav");
+    let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+    let run = small.run(&record_args(&input, &output, &[]), &env);
+    assert_disk_full_error(&run);
+
+    let (_, back) = read_wav_i16(&output);
+    let n = assert_prefix(&back, &samples);
+    assert!(
+        n as u64 * 2 >= SMALL * 3 / 4,
+        "only {n} samples of a {SMALL}-byte disk reached the output"
+    );
+    assert_no_leftovers(&temp, &[]);
+    assert_no_leftovers(&small.dir, &[]);
+}
+
+/// A directory w4l cannot create files in, even as root: a read-only tmpfs, or mode 0500 for
+/// an ordinary user.
+fn unwritable_dir(at: &Path) -> (PathBuf, Option<Tmpfs>) {
+    if let Some(m) = Tmpfs::mount(at, "ro,size=64k") {
+        return (at.to_owned(), Some(m));
+    }
+    fs::set_permissions(at, fs::Permissions::from_mode(0o500)).expect("chmod 500");
+    (at.to_owned(), None)
+}
+
+/// The output directory is checked before recording starts: a usage error (exit 2) at once,
+/// even with a 20 s real-time input, and no file anywhere.
+fn unwritable_output_dir_is_refused_before_recording(mode: &str) {
+    let base = tempfile::tempdir().expect("temp dir");
+    let temp = private_dir(base.path());
+    let (input, _) = input(base.path(), 20, 33);
+    let (dir, _mount) = unwritable_dir(&base.path().join("readonly"));
+    let output = dir.join("take.wav");
+    let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+    let started = Instant::now();
+    let run = Spawned::start(
+        &record_args(&input, &output, &["--realtime", "--mode", mode]),
+        &env,
+    )
+    .wait(LIMIT);
+    let took = started.elapsed();
+    run.fails(2, &["cannot create files in", "readonly"]);
+    assert!(
+        took < Duration::from_secs(10),
+        "the refusal took {took:?}: recording started first"
+    );
+    assert!(!output.exists());
+    assert_eq!(
+        fs::read_dir(&dir).expect("list").count(),
+        0,
+        "files in the unwritable directory"
+    );
+    assert_no_leftovers(&temp, &[]);
+    assert_eq!(
+        fs::read_dir(&temp).expect("list").count(),
+        0,
+        "files in the temporary directory"
+    );
+    assert_no_leftovers(base.path(), &[]);
+}
+
+#[test]
+fn unwritable_output_dir_is_refused_before_recording_in_stream_mode() {
+    unwritable_output_dir_is_refused_before_recording("stream");
+}
+
+#[test]
+fn unwritable_output_dir_is_refused_before_recording_in_file_mode() {
+    unwritable_output_dir_is_refused_before_recording("file");
+}

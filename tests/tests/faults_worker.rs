@@ -1,0 +1,122 @@
+//! A panic on the recorder's worker thread, through the library API (the binary has no hook to
+//! make its worker panic): a cleanup callback registered on the recorder's memory monitor runs
+//! on the worker thread when the policy asks for actions, and panics there.
+//!
+//! What must hold: the take is complete (nobody waits forever), `stop` reports the failure, and
+//! the audio captured before the panic is still there and written out sample for sample; every
+//! byte charged to the budget is given back.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use w4l::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::recorder::{Recorder, RecorderConfig};
+use w4l::source::WavReplay;
+use w4l_core::accountant::{Accountant, Category};
+use w4l_core::policy::Action;
+use w4l_tests::faults::{assert_no_leftovers, assert_prefix};
+use w4l_tests::{read_wav_i16, test_signal, write_wav_i16};
+
+const RATE: u32 = 16_000;
+
+/// A deterministic monitor (accountant figures only) over a `budget`-byte accountant.
+fn monitor(budget: usize) -> Arc<MemoryMonitor> {
+    Arc::new(
+        MemoryMonitor::new(
+            Arc::new(Accountant::new(budget, 1 << 30)),
+            MonitorConfig {
+                observe_system: false,
+                ..MonitorConfig::default()
+            },
+        )
+        .expect("monitor"),
+    )
+}
+
+/// Replays `input` into a recorder whose budget passes the `Elevated` threshold (60 %) a few
+/// seconds in, without ever refusing a block, with a callback that panics at the first
+/// cleanup request. Returns the recorder (stopped), `stop`'s result and the audio time of the
+/// panic, ms.
+fn record_until_the_worker_panics(input: &Path) -> (Recorder, w4l::error::Result<()>, u64) {
+    // Ring 32 KiB + window 32 KB + 64 KiB blocks: 5 blocks (10 s) are 64 % of 600 KiB.
+    let monitor = monitor(600 << 10);
+    let panicked_at = Arc::new(AtomicU64::new(u64::MAX));
+    let source = WavReplay::open(input, false).expect("open input");
+    let mut recorder = Recorder::new(
+        Box::new(source),
+        monitor.clone(),
+        RecorderConfig {
+            window: Duration::from_secs(1),
+            ..RecorderConfig::default()
+        },
+    )
+    .expect("recorder");
+    let at = panicked_at.clone();
+    monitor.add_cleanup_callback(move |req| {
+        assert!(
+            req.wants(Action::ReleaseIdleBuffers),
+            "a cleanup without the cheapest action: {req:?}"
+        );
+        if std::thread::current().name() == Some("w4l-worker") {
+            at.store(req.at_ms, Ordering::SeqCst);
+            panic!("injected fault: a cleanup callback panics on the worker thread");
+        }
+        0
+    });
+    recorder.start().expect("start");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !recorder.wait(Duration::from_millis(50)) {
+        assert!(
+            Instant::now() < deadline,
+            "the take never completed after the worker panicked"
+        );
+    }
+    let stopped = recorder.stop();
+    (recorder, stopped, panicked_at.load(Ordering::SeqCst))
+}
+
+#[test]
+fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.wav");
+    let samples = test_signal(20 * RATE as usize, 1, 41);
+    write_wav_i16(&input, RATE, 1, &samples);
+
+    let (mut recorder, stopped, at_ms) = record_until_the_worker_panics(&input);
+    assert!(at_ms != u64::MAX, "the policy never asked for a cleanup");
+    let err = stopped.expect_err("stop must report the worker's failure");
+    assert!(
+        err.to_string().contains("worker"),
+        "the error does not name the worker: {err}"
+    );
+
+    // The policy steps on whole seconds of audio: the panic came at the step of `at_ms`, after
+    // everything up to that step was stored, and nothing after it was.
+    let expected = (at_ms * u64::from(RATE) / 1000) as usize;
+    assert!(expected >= RATE as usize, "panicked at {at_ms} ms");
+    let take = recorder.take_i16();
+    assert_eq!(
+        assert_prefix(&take, &samples),
+        expected,
+        "the take after a panic at {at_ms} ms"
+    );
+    let info = recorder.info();
+    assert_eq!(info.frames_captured, expected as u64, "{info:?}");
+    assert_eq!(info.dropped_blocks, 0, "{info:?}");
+
+    // And it can be written out.
+    let output = dir.path().join("out.wav");
+    let summary = recorder.write_wav(&output).expect("write the take");
+    assert_eq!(summary.frames, expected as u64);
+    let (_, back) = read_wav_i16(&output);
+    assert_eq!(assert_prefix(&back, &samples), expected);
+    assert_no_leftovers(dir.path(), &[]);
+
+    // Every byte charged to the budget comes back.
+    let accountant = recorder.monitor().accountant().clone();
+    recorder.cleanup();
+    drop(recorder);
+    assert_eq!(accountant.used(Category::Audio), 0);
+}
