@@ -241,23 +241,22 @@ impl Trend {
             0
         };
         let t0 = *self.t_ms.get(start)?;
-        let x_at = |k: usize| {
-            let t = self
-                .t_ms
-                .get((start + k) % HISTORY_LEN)
-                .copied()
-                .unwrap_or(t0);
-            t.saturating_sub(t0)
-        };
-        // The time unit 2^shift ms that brings every x below 2^X_BITS.
-        let span = (0..self.len).fold(0, |acc, k| acc | x_at(k));
+        // Offsets from the oldest sample, oldest first; their OR has the bit length of the
+        // largest. The time unit 2^shift ms brings every one below 2^X_BITS.
+        let mut xs = [0u64; HISTORY_LEN];
+        let mut span = 0;
+        for (k, x) in xs.iter_mut().enumerate().take(self.len) {
+            let t = self.t_ms.get((start + k) % HISTORY_LEN).copied();
+            *x = t.unwrap_or(t0).saturating_sub(t0);
+            span |= *x;
+        }
         let shift = (u64::BITS - span.leading_zeros()).saturating_sub(X_BITS);
         let recent_from = self.len.saturating_sub(MIN_SAMPLES);
         // [the whole window, its newest MIN_SAMPLES]
         let mut sums = [Sums::default(); 2];
-        for k in 0..self.len {
+        for (k, x) in xs.iter().enumerate().take(self.len) {
             // Below 2^X_BITS and at most MAX_PRESSURE_PPM (< 2^21): both fit in an i32.
-            let x = (x_at(k) >> shift) as i32;
+            let x = (x >> shift) as i32;
             let y = self
                 .ppm
                 .get((start + k) % HISTORY_LEN)
