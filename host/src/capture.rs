@@ -30,7 +30,9 @@
 //! that delivers nothing for [`RetryPolicy::stall_timeout`] counts as broken too (a server that
 //! died without a word). [`Capture::poll`] then drops it and rebuilds it, from a fresh cpal host
 //! (a PulseAudio client must reconnect), retrying with doubling delays up to
-//! [`RetryPolicy::attempts`] times before it gives up with [`CaptureError::StreamLost`]. The audio
+//! [`RetryPolicy::attempts`] times before it gives up with [`CaptureError::StreamLost`]. An outage
+//! ends only when a rebuilt stream delivers: one that opens but stays silent is a failed attempt
+//! too, so a device that never delivers ends in `StreamLost`, not in endless rebuilds. The audio
 //! missed meanwhile is counted in [`CaptureStats::gap_frames`]: the growth, across the outage, of
 //! the difference between the frames the wall clock says the device produced and the frames it
 //! delivered (exact to about one device buffer).
@@ -247,7 +249,9 @@ pub struct RetryPolicy {
     pub first_delay: Duration,
     /// Longest delay between two attempts.
     pub max_delay: Duration,
-    /// A running stream that delivers nothing for this long is treated as broken.
+    /// A running stream that delivers nothing for this long (or for three device buffers, if
+    /// that is longer) is treated as broken. A rebuilt stream that never delivers counts as a
+    /// failed attempt, so a silent device ends in [`CaptureError::StreamLost`] too.
     pub stall_timeout: Duration,
 }
 
@@ -1196,6 +1200,9 @@ enum State {
     Running {
         /// Whether the stream has delivered anything since it was (re)built.
         flowing: bool,
+        /// Failed attempts of the outage this stream was built in. Cleared once it delivers: a
+        /// stream that opens but never delivers is one more failed attempt, not a recovery.
+        attempt: u32,
     },
     /// The stream broke; rebuilding.
     Recovering {
@@ -1326,7 +1333,10 @@ impl Capture {
         match self.build(&device) {
             Ok(stream) => {
                 self.stream = Some(stream);
-                self.state = State::Running { flowing: false };
+                self.state = State::Running {
+                    flowing: false,
+                    attempt: 0,
+                };
                 let now = Instant::now();
                 let samples = self.shared.samples.load(Ordering::Relaxed);
                 self.clock = Some(Clock {
@@ -1435,7 +1445,7 @@ impl Capture {
                     reason: "gave up earlier".into(),
                 });
             }
-            State::Running { flowing } => {
+            State::Running { flowing, attempt } => {
                 let samples = self.shared.samples.load(Ordering::Relaxed);
                 let broken = self.shared.broken.load(Ordering::Acquire) == self.generation;
                 if let Some(clock) = self.clock.as_mut() {
@@ -1452,15 +1462,18 @@ impl Capture {
                         if !*flowing {
                             // The first data after a rebuild closes the outage.
                             *flowing = true;
+                            *attempt = 0;
                             if self.generation > 1 {
                                 self.gap_frames += (deficit - clock.deficit).max(0) as u64;
                             }
                         }
                         clock.deficit = deficit;
                     }
-                    let stalled =
-                        now.duration_since(clock.last_progress) > self.retry.stall_timeout;
+                    let stalled = now.duration_since(clock.last_progress)
+                        > stall_timeout(&self.retry, &self.format);
                     if broken || stalled {
+                        // A stream that never delivered was one more failed attempt.
+                        let failed = if *flowing { 0 } else { *attempt + 1 };
                         let reason = if broken {
                             self.last_error()
                         } else {
@@ -1469,7 +1482,7 @@ impl Capture {
                                 now.duration_since(clock.last_progress).as_secs_f64()
                             )
                         };
-                        self.break_stream(reason, now);
+                        self.break_stream(reason, now, failed)?;
                     }
                 }
             }
@@ -1489,31 +1502,16 @@ impl Capture {
                 Ok(stream) => {
                     self.stream = Some(stream);
                     self.restarts += 1;
-                    self.state = State::Running { flowing: false };
+                    self.state = State::Running {
+                        flowing: false,
+                        attempt,
+                    };
                     if let Some(clock) = self.clock.as_mut() {
                         clock.last_progress = Instant::now();
                     }
                 }
                 Err(e) => {
-                    let attempt = attempt + 1;
-                    if attempt >= self.retry.attempts {
-                        self.state = State::Failed;
-                        return Err(CaptureError::StreamLost {
-                            device: self.label(),
-                            attempts: attempt,
-                            reason: format!("{reason}; then: {}", e.what()),
-                        });
-                    }
-                    let delay = self
-                        .retry
-                        .first_delay
-                        .saturating_mul(1 << (attempt - 1).min(16))
-                        .min(self.retry.max_delay);
-                    self.state = State::Recovering {
-                        attempt,
-                        next_try: Instant::now() + delay,
-                        reason,
-                    };
+                    self.schedule_retry(attempt + 1, reason, Some(&e), Instant::now())?;
                     return Ok(false);
                 }
             }
@@ -1532,18 +1530,56 @@ impl Capture {
         }
     }
 
-    /// Drops the broken stream and schedules the first rebuild attempt now.
-    fn break_stream(&mut self, reason: String, now: Instant) {
+    /// Drops the broken stream and schedules the next rebuild attempt: now if the stream had
+    /// delivered (`failed == 0`, a new outage), else after the back-off of `failed` attempts.
+    fn break_stream(
+        &mut self,
+        reason: String,
+        now: Instant,
+        failed: u32,
+    ) -> Result<(), CaptureError> {
         // Callbacks of the old stream no longer push.
         self.shared.generation.store(0, Ordering::Release);
         // Dropped without `pause`: a round trip to a server that may be gone. Dropping deletes
         // the stream (PulseAudio) or joins its worker (ALSA).
         drop(self.stream.take());
+        self.schedule_retry(failed, reason, None, now)
+    }
+
+    /// After `failed` failed attempts of an outage: the next attempt, after its back-off delay
+    /// (none for the first), or [`CaptureError::StreamLost`] once the policy's attempts are spent.
+    fn schedule_retry(
+        &mut self,
+        failed: u32,
+        reason: String,
+        last: Option<&CaptureError>,
+        now: Instant,
+    ) -> Result<(), CaptureError> {
+        if failed >= self.retry.attempts.max(1) {
+            self.state = State::Failed;
+            return Err(CaptureError::StreamLost {
+                device: self.label(),
+                attempts: failed,
+                reason: match last {
+                    Some(e) => format!("{reason}; then: {}", e.what()),
+                    None => reason,
+                },
+            });
+        }
+        let delay = match failed {
+            0 => Duration::ZERO,
+            n => self
+                .retry
+                .first_delay
+                .saturating_mul(1 << (n - 1).min(16))
+                .min(self.retry.max_delay),
+        };
         self.state = State::Recovering {
-            attempt: 0,
-            next_try: now,
+            attempt: failed,
+            next_try: now + delay,
             reason,
         };
+        Ok(())
     }
 
     /// A fresh host (a PulseAudio client must reconnect), the same device, a new stream.
@@ -1586,6 +1622,15 @@ impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// How long a running stream may deliver nothing before it counts as broken: the policy's
+/// [`RetryPolicy::stall_timeout`], but at least three device buffers (a stream delivers one
+/// buffer at a time, so a long buffer is not a stall).
+fn stall_timeout(retry: &RetryPolicy, format: &StreamFormat) -> Duration {
+    let buffer =
+        Duration::from_secs_f64(f64::from(format.buffer_frames) / f64::from(format.rate.max(1)));
+    retry.stall_timeout.max(buffer.saturating_mul(3))
 }
 
 /// Frames the stream is behind the wall clock.
@@ -2002,6 +2047,24 @@ mod tests {
         );
         cur.on_data(&[0.5f32; 4]);
         assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn stall_timeout_covers_three_buffers() {
+        let mut format = StreamFormat {
+            rate: 48_000,
+            channels: 2,
+            device_name: "d".into(),
+            device_id: "d".into(),
+            sample_format: SampleFormat::F32,
+            backend: Backend::PulseAudio,
+            buffer_frames: 4800,
+        };
+        let retry = RetryPolicy::default();
+        assert_eq!(stall_timeout(&retry, &format), retry.stall_timeout);
+        // 1 s buffers: a stream may stay quiet for a whole buffer and then some.
+        format.buffer_frames = 48_000;
+        assert_eq!(stall_timeout(&retry, &format), Duration::from_secs(3));
     }
 
     #[test]
