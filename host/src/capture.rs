@@ -29,7 +29,8 @@
 //! device unplugged, anything but an xrun or a route change), marks the stream broken. A stream
 //! that delivers nothing for [`RetryPolicy::stall_timeout`] counts as broken too (a server that
 //! died without a word). [`Capture::poll`] then drops it and rebuilds it, from a fresh cpal host
-//! (a PulseAudio client must reconnect), retrying with doubling delays up to
+//! (a PulseAudio client must reconnect), on a helper thread so that a hung server never blocks
+//! the supervisor (at most one such thread at a time), retrying with doubling delays up to
 //! [`RetryPolicy::attempts`] times before it gives up with [`CaptureError::StreamLost`]. An outage
 //! ends only when a rebuilt stream delivers: one that opens but stays silent is a failed attempt
 //! too, so a device that never delivers ends in `StreamLost`, not in endless rebuilds. The audio
@@ -83,6 +84,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -1159,7 +1161,7 @@ fn build_typed<T: Incoming>(
 /// How long building a stream may take (a hung server must not hang the supervisor forever).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long building and starting a stream may take in all.
+/// How long an attempt (host, device lookup, building and starting the stream) may take in all.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Builds the stream (with the requested buffer size, else the device's default one) and plays it.
@@ -1190,6 +1192,19 @@ fn open_stream(
     };
     stream.play()?;
     Ok(stream)
+}
+
+/// What the helper thread of [`Capture::spawn_open`] hands back.
+struct Opened {
+    stream: cpal::Stream,
+    device: cpal::Device,
+}
+
+/// A stream being opened on a helper thread.
+struct Opening {
+    rx: Receiver<Result<Opened, CaptureError>>,
+    /// When the attempt counts as failed.
+    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -1237,6 +1252,10 @@ pub struct Capture {
     shared: Arc<Shared>,
     slot: Arc<SinkSlot>,
     stream: Option<cpal::Stream>,
+    /// The stream being opened on the helper thread, while recovering.
+    opening: Option<Opening>,
+    /// The last helper thread (possibly still blocked in the backend after a timeout).
+    helper: Option<JoinHandle<()>>,
     state: State,
     generation: u64,
     restarts: u64,
@@ -1306,6 +1325,8 @@ impl Capture {
             shared: Arc::new(Shared::default()),
             slot: Arc::new(SinkSlot::new()),
             stream: None,
+            opening: None,
+            helper: None,
             state: State::Idle,
             generation: 0,
             restarts: 0,
@@ -1329,8 +1350,10 @@ impl Capture {
             return Err(CaptureError::AlreadyStarted);
         }
         self.slot.replace(Some(Box::new(sink)));
-        let device = self.device.clone();
-        match self.build(&device) {
+        let opened = self
+            .spawn_open(false)
+            .and_then(|opening| self.opened(opening.rx.recv_timeout(OPEN_TIMEOUT)));
+        match opened {
             Ok(stream) => {
                 self.stream = Some(stream);
                 self.state = State::Running {
@@ -1355,12 +1378,28 @@ impl Capture {
         }
     }
 
-    /// Builds and plays a stream of the negotiated format on `device`, as a new generation.
+    /// Starts opening a stream of the negotiated format, as a new generation, on a helper
+    /// thread: with `fresh_host`, the whole rebuild (a fresh host, as a PulseAudio client must
+    /// reconnect; the device looked up again; the stream built and played), else the stream on
+    /// the device already known. Nothing of it runs on the caller's thread, which waits for the
+    /// result at most [`OPEN_TIMEOUT`] (`start`) or not at all (`poll`): a hung server cannot
+    /// hang the supervisor, hence neither [`stop`](Self::stop). A stream that comes up after
+    /// the caller gave up is dropped by the helper; its callbacks, of a stale generation, push
+    /// nothing.
     ///
-    /// On a helper thread, bounded by [`OPEN_TIMEOUT`]: cpal bounds the building but not
-    /// `play`, which for PulseAudio waits for the first data. A stream that comes up after the
-    /// timeout is dropped by that thread; its callbacks, of a stale generation, push nothing.
-    fn build(&mut self, device: &cpal::Device) -> Result<cpal::Stream, CaptureError> {
+    /// At most one helper lives at a time: while the previous one is still blocked in the
+    /// backend, this attempt fails at once instead of starting another.
+    fn spawn_open(&mut self, fresh_host: bool) -> Result<Opening, CaptureError> {
+        if self.helper.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Err(CaptureError::Stream {
+                device: self.label(),
+                reason: "the previous attempt is still blocked in the audio backend".into(),
+            });
+        }
+        if let Some(finished) = self.helper.take() {
+            // Already over (a panic in it was reported when its channel closed).
+            let _ = finished.join();
+        }
         self.generation += 1;
         let generation = self.generation;
         self.shared.generation.store(generation, Ordering::Release);
@@ -1378,39 +1417,78 @@ impl Capture {
             buffer_size: cpal::BufferSize::Fixed(self.format.buffer_frames),
         };
         let format = self.format.sample_format;
-        let device = device.clone();
+        let (backend, id, name, label) = (
+            self.format.backend,
+            self.format.device_id.clone(),
+            self.format.device_name.clone(),
+            self.label(),
+        );
+        let known = self.device.clone();
+        let open = move || -> Result<Opened, CaptureError> {
+            let device = if fresh_host {
+                let host = open_host(backend)?;
+                find_device_by_id(&host, &id, &name)?.device
+            } else {
+                known
+            };
+            let stream = open_stream(&device, config, format, make_feed).map_err(|e| {
+                CaptureError::Stream {
+                    device: label,
+                    reason: cpal_message(&e),
+                }
+            })?;
+            Ok(Opened { stream, device })
+        };
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("w4l-capture-open".into())
             .spawn(move || {
-                let _ = tx.send(open_stream(&device, config, format, make_feed));
-            })
-            .map_err(|e| CaptureError::Thread {
-                reason: e.to_string(),
-            })?;
-        let result = rx.recv_timeout(OPEN_TIMEOUT);
-        if !matches!(result, Ok(Ok(_))) {
-            // Whatever that thread still brings up must not push.
-            self.shared.generation.store(0, Ordering::Release);
-        }
-        match result {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(e)) => Err(self.stream_error(&e)),
-            Err(_) => Err(CaptureError::Stream {
-                device: self.label(),
-                reason: format!(
-                    "no audio within {} s of opening the stream",
-                    OPEN_TIMEOUT.as_secs()
-                ),
-            }),
+                // If the caller gave up, the send fails and the stream is dropped here.
+                let _ = tx.send(open());
+            });
+        match spawned {
+            Ok(handle) => {
+                self.helper = Some(handle);
+                Ok(Opening {
+                    rx,
+                    deadline: Instant::now() + OPEN_TIMEOUT,
+                })
+            }
+            Err(e) => {
+                self.shared.generation.store(0, Ordering::Release);
+                Err(CaptureError::Thread {
+                    reason: e.to_string(),
+                })
+            }
         }
     }
 
-    fn stream_error(&self, e: &cpal::Error) -> CaptureError {
-        CaptureError::Stream {
-            device: self.label(),
-            reason: cpal_message(e),
-        }
+    /// What became of a [`spawn_open`](Self::spawn_open): the stream, or why there is none
+    /// (then whatever the helper still brings up must not push).
+    fn opened(
+        &mut self,
+        received: Result<Result<Opened, CaptureError>, RecvTimeoutError>,
+    ) -> Result<cpal::Stream, CaptureError> {
+        let error = match received {
+            Ok(Ok(Opened { stream, device })) => {
+                self.device = device;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => e,
+            Err(RecvTimeoutError::Timeout) => CaptureError::Stream {
+                device: self.label(),
+                reason: format!(
+                    "the stream did not start within {} s",
+                    OPEN_TIMEOUT.as_secs()
+                ),
+            },
+            Err(RecvTimeoutError::Disconnected) => CaptureError::Stream {
+                device: self.label(),
+                reason: "the thread opening the stream panicked".into(),
+            },
+        };
+        self.shared.generation.store(0, Ordering::Release);
+        Err(error)
     }
 
     fn label(&self) -> String {
@@ -1427,9 +1505,9 @@ impl Capture {
     }
 
     /// One supervisor step; call it every 50–200 ms from the thread that owns the capture.
-    /// Detects a broken or stalled stream, and rebuilds it when its back-off delay has passed.
-    /// Never blocks longer than one rebuild attempt (a few seconds at most, when the server
-    /// hangs). Returns whether a stream is running after the step.
+    /// Detects a broken or stalled stream, and rebuilds it when its back-off delay has passed:
+    /// a rebuild runs on a helper thread and takes effect at a later step, so `poll` never
+    /// waits for the audio backend. Returns whether a stream is running after the step.
     ///
     /// # Errors
     ///
@@ -1494,11 +1572,25 @@ impl Capture {
             reason,
         } = &self.state
         {
-            if now < *next_try {
-                return Ok(false);
-            }
             let (attempt, reason) = (*attempt, reason.clone());
-            match self.rebuild() {
+            let received = match &self.opening {
+                None if now < *next_try => return Ok(false),
+                None => match self.spawn_open(true) {
+                    Ok(opening) => {
+                        self.opening = Some(opening);
+                        return Ok(false);
+                    }
+                    Err(e) => Ok(Err(e)),
+                },
+                Some(opening) => match opening.rx.try_recv() {
+                    Ok(result) => Ok(result),
+                    Err(TryRecvError::Empty) if now < opening.deadline => return Ok(false),
+                    Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                },
+            };
+            self.opening = None;
+            match self.opened(received) {
                 Ok(stream) => {
                     self.stream = Some(stream);
                     self.restarts += 1;
@@ -1582,14 +1674,6 @@ impl Capture {
         Ok(())
     }
 
-    /// A fresh host (a PulseAudio client must reconnect), the same device, a new stream.
-    fn rebuild(&mut self) -> Result<cpal::Stream, CaptureError> {
-        let host = open_host(self.format.backend)?;
-        let named = find_device_by_id(&host, &self.format.device_id, &self.format.device_name)?;
-        self.device = named.device.clone();
-        self.build(&named.device)
-    }
-
     /// The counters so far.
     pub fn stats(&self) -> CaptureStats {
         let channels = u64::from(self.format.channels.max(1));
@@ -1608,6 +1692,8 @@ impl Capture {
     /// the consumer can drain everything pushed before. Idempotent. Returns the final counters.
     pub fn stop(&mut self) -> CaptureStats {
         self.shared.generation.store(0, Ordering::Release);
+        // A stream still being opened is dropped by its helper thread (not waited for).
+        self.opening = None;
         drop(self.stream.take());
         // Waits for a callback still inside the sink, then takes the sink away for good.
         drop(self.slot.replace(None));
