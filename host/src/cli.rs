@@ -58,9 +58,11 @@ pub struct DevicesArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// The whole take in memory, in fixed-size blocks charged to the budget.
+    /// The take in memory, in fixed-size blocks charged to the budget; under memory pressure
+    /// the oldest blocks are spilled to a temporary file.
     Stream,
-    /// The take goes to a temporary file as it is captured (not yet supported).
+    /// The take goes to a temporary WAV file as it is captured (header checkpointed every
+    /// second), moved to the output at the end.
     File,
 }
 
@@ -106,18 +108,29 @@ impl Model {
 /// `w4l record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// The WAV file to write (16-bit PCM) when recording ends.
+    /// The WAV file to write when recording ends. A take over 4 GiB continues in numbered
+    /// files: FILE.001.wav, FILE.002.wav, …
     #[arg(short, long, value_name = "FILE.wav", default_value = "recording.wav")]
     pub output: PathBuf,
+
+    /// Sample format of the output: i16 (16-bit PCM) or f32 (32-bit float, each 16-bit sample
+    /// exactly).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::takefile::SampleFormat::I16)]
+    pub format: crate::takefile::SampleFormat,
 
     /// Stop after exactly this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Without it,
     /// record until Ctrl-C (or until the end of the --input file).
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration)]
     pub seconds: Option<Duration>,
 
-    /// Keep the take in memory (stream) or in a temporary file (file).
+    /// Keep the take in memory (stream; the oldest audio spills to a temporary file under
+    /// memory pressure) or write it to a temporary file as it is captured (file).
     #[arg(long, value_enum, default_value_t = Mode::Stream)]
     pub mode: Mode,
+
+    /// Disk budget for the take's temporary files (file mode, spill), e.g. 2GiB. Default 1 GiB.
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
+    pub disk_budget: Option<u64>,
 
     /// Length of the rolling "latest audio" window (e.g. 30s).
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]

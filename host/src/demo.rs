@@ -9,8 +9,9 @@
 //! The story: a dictation app has a speech model loaded (here a small stand-in reservation in
 //! the model category) and records a long monologue into a small budget. As the take grows the
 //! policy escalates; at `High` it unloads the model (a cleanup callback frees the stand-in)
-//! and, since spilling to disk is not available yet, drops the oldest audio blocks; when the
-//! take ends its memory is released and the policy steps back down to `Normal`.
+//! and spills the oldest audio blocks to a temporary file (the take stays whole: file + memory);
+//! when the take ends its memory and its file are released and the policy steps back down to
+//! `Normal`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -81,6 +82,9 @@ pub struct DemoReport {
     pub peak_accounted: u64,
 }
 
+/// Disk budget of the demo's spill file.
+const DEMO_DISK_BUDGET: usize = 256 << 20;
+
 /// Settings of the recorder inside the demo: a 5 s window, 1 s blocks.
 fn recorder_config(duration: Duration, rate: u32) -> RecorderConfig {
     RecorderConfig {
@@ -118,7 +122,8 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         ));
     }
     let budget = usize::try_from(config.budget).unwrap_or(usize::MAX);
-    let accountant = Arc::new(Accountant::new(budget, 0));
+    // The spill file's disk budget: far more than any demo take needs.
+    let accountant = Arc::new(Accountant::new(budget, DEMO_DISK_BUDGET));
     let monitor = Arc::new(MemoryMonitor::new(
         accountant.clone(),
         MonitorConfig {
@@ -366,6 +371,12 @@ impl DemoReport {
             s.lost_samples
         ));
         out.push_str(&format!(
+            "  disk            {:.3} s spilled in {} blocks to a temporary file ({}), removed at the end\n",
+            s.frames_on_disk as f64 / f64::from(s.rate),
+            s.spilled_blocks,
+            format_bytes(s.disk_bytes)
+        ));
+        out.push_str(&format!(
             "  memory          peak {} of {} (audio {}), {}\n",
             format_bytes(self.peak_accounted),
             format_bytes(self.budget),
@@ -402,7 +413,13 @@ mod tests {
         assert_eq!(a.render(), b.render());
         assert_eq!(a.at_stop.frames_captured, 40 * 16_000);
         assert_eq!(a.at_stop.overruns, 0);
-        assert!(a.at_stop.dropped_blocks > 0, "{}", a.render());
+        assert!(a.at_stop.spilled_blocks > 0, "{}", a.render());
+        assert_eq!(a.at_stop.dropped_blocks, 0, "{}", a.render());
+        // The take is whole: what was spilled plus what is held.
+        assert_eq!(
+            a.at_stop.frames_on_disk + a.at_stop.frames_held,
+            a.at_stop.frames_captured
+        );
         assert!(a.highest_level != "Normal", "{}", a.render());
         assert_eq!(a.final_level, "Normal", "{}", a.render());
         assert_eq!(a.final_accounted, 0);

@@ -17,5 +17,6 @@ pub mod recover;
 pub mod ring;
 pub mod signals;
 pub mod source;
+pub mod takefile;
 pub mod tempfiles;
 pub mod wav;

@@ -280,9 +280,17 @@ fn core_model(model: w4l::cli::Model) -> Model {
 
 /// The accountant for `--budget` / `--model`: an explicit budget is the whole memory budget and
 /// the audio limit; without one, the model's table entry applies.
-fn accountant_for(budget: Option<u64>, model: w4l::cli::Model) -> (Accountant, u64) {
+fn accountant_for(
+    budget: Option<u64>,
+    model: w4l::cli::Model,
+    disk: Option<u64>,
+) -> (Accountant, u64) {
     let model = core_model(model);
     let rss_limit = model.total_limit() as u64;
+    let with_disk = |b: Budget| match disk {
+        Some(d) => b.with_disk(usize::try_from(d).unwrap_or(usize::MAX)),
+        None => b,
+    };
     match budget {
         Some(bytes) => {
             let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
@@ -292,9 +300,9 @@ fn accountant_for(budget: Option<u64>, model: w4l::cli::Model) -> (Accountant, u
                 model_limit: None,
                 ..Budget::for_model(model)
             };
-            (b.accountant(), rss_limit.max(bytes as u64))
+            (with_disk(b).accountant(), rss_limit.max(bytes as u64))
         }
-        None => (Budget::for_model(model).accountant(), rss_limit),
+        None => (with_disk(Budget::for_model(model)).accountant(), rss_limit),
     }
 }
 
@@ -353,15 +361,9 @@ fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
 fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     // Every check that can fail happens before anything is recorded.
     w4l::wav::check_output_path(&args.output)?;
-    if args.mode == w4l::cli::Mode::File {
-        return Err(Error::usage(
-            "--mode file is not yet supported (the temporary-file store is a later issue)",
-            "use --mode stream (the default)",
-        ));
-    }
     let source = open_source(args)?;
     let rate = source.rate();
-    let (accountant, rss_limit) = accountant_for(args.budget, args.model);
+    let (accountant, rss_limit) = accountant_for(args.budget, args.model, args.disk_budget);
     let monitor = Arc::new(MemoryMonitor::new(
         Arc::new(accountant),
         MonitorConfig {
@@ -371,6 +373,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     )?);
     let config = RecorderConfig {
         mode: args.mode,
+        format: args.format,
         window: args.window,
         limit_frames: args
             .seconds
@@ -400,17 +403,21 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     }
     let stopped = recorder.stop();
     live.finish();
-    stopped?;
-    let mut out = w4l::wav::WavOutput::create(&args.output, recorder.rate(), recorder.channels())?;
-    let summary = recorder.write_take(&mut out)?;
-    test_panic("write");
-    out.finish()?;
+    // A take that failed part-way (the disk filled up in file mode, the device vanished) is
+    // still saved up to the failure; the failure is the exit status.
+    if stopped.is_err() && recorder.frames_kept() == 0 {
+        return stopped;
+    }
     let info = recorder.info();
+    let saved = recorder.save_with(&args.output, &|| test_panic("write"));
+    stopped?;
+    let summary = saved?;
     let wall = started.elapsed().as_secs_f64();
     if args.json {
         #[derive(serde::Serialize)]
         struct Report<'a> {
             output: &'a Path,
+            files: &'a [std::path::PathBuf],
             frames_written: u64,
             frames_dropped: u64,
             interrupted: bool,
@@ -420,6 +427,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
         }
         print_json(&Report {
             output: &args.output,
+            files: &summary.files,
             frames_written: summary.frames,
             frames_dropped: summary.frames_dropped,
             interrupted: interrupted(),
@@ -443,10 +451,25 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
             info.dropped_blocks,
             summary.frames_dropped
         ))?;
+        if info.frames_on_disk > 0 || summary.files.len() > 1 {
+            let files: Vec<String> = summary
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            emit(&format!(
+                "disk: {} mode, {:.3} s went through {} of temporary files ({} blocks spilled); written to {}\n",
+                info.mode,
+                info.frames_on_disk as f64 / f64::from(info.rate),
+                format_bytes(info.disk_bytes),
+                info.spilled_blocks,
+                files.join(", ")
+            ))?;
+        }
     }
     if summary.frames_dropped > 0 {
         tracing::warn!(
-            "{} frames at the start of the take were dropped to stay in budget; raise --budget to keep them",
+            "{} frames of the take were dropped to stay in budget; raise --budget or --disk-budget to keep them",
             summary.frames_dropped
         );
     }
@@ -454,7 +477,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
 }
 
 fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
-    let (accountant, rss_limit) = accountant_for(args.budget, args.model);
+    let (accountant, rss_limit) = accountant_for(args.budget, args.model, None);
     let monitor = MemoryMonitor::new(
         Arc::new(accountant),
         MonitorConfig {

@@ -23,8 +23,8 @@
 //! * **Wrap-around conversion.** `f32` → `i16` is the core's saturating conversion.
 
 use std::collections::VecDeque;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,6 +41,10 @@ use crate::error::{Error, Result};
 use crate::monitor::{CallbackId, MemoryMonitor};
 use crate::ring::{AudioConsumer, AudioRing};
 use crate::source::{Source, SourceStats, SourceStatus};
+use crate::takefile::{
+    SampleFormat, Spilled, TakeFileConfig, TakeSlot, WAV_DATA_LIMIT, spill_oldest,
+};
+use crate::tempfiles::ResourceManager;
 use crate::wav::WavOutput;
 
 /// One fixed-size block of the take: interleaved 16-bit samples, charged to the audio
@@ -156,6 +160,17 @@ impl BlockStore {
         self.blocks.pop_front()
     }
 
+    /// Removes the first `n` samples of the oldest block (they were moved elsewhere, e.g. to
+    /// a spill file, by a write that stopped part-way); the rest of the block stays.
+    pub fn advance_oldest(&mut self, n: usize) {
+        if let Some(block) = self.blocks.front_mut() {
+            let n = n.min(block.len);
+            block.samples.copy_within(n..block.len, 0);
+            block.len -= n;
+            block.first_sample += n as u64;
+        }
+    }
+
     /// Drops the oldest block, counting it and its samples as lost. Returns the samples dropped.
     pub fn drop_oldest(&mut self) -> Option<usize> {
         let block = self.pop_oldest()?;
@@ -213,8 +228,18 @@ impl BlockStore {
 /// How a [`Recorder`] keeps the take.
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
-    /// Stream (in memory) or file (not yet supported).
+    /// Stream (in memory, spilling the oldest blocks to disk under pressure) or file (straight
+    /// to a temporary WAV file). [`Recorder::set_mode`] switches while recording.
     pub mode: Mode,
+    /// Sample format of the files written (the take itself is 16-bit in every mode).
+    pub format: SampleFormat,
+    /// The temporary-file manager for the take's files (file mode, spill). `None`: the
+    /// process's shared manager of the default directory ([`crate::takefile::shared_manager`]),
+    /// opened on first use.
+    pub temp_files: Option<Arc<ResourceManager>>,
+    /// Most bytes of samples per output file before the next numbered file starts. Default
+    /// and maximum [`WAV_DATA_LIMIT`] (a WAV file's 4 GiB); tests lower it.
+    pub max_file_bytes: u64,
     /// Length of the rolling window behind [`Recorder::latest`].
     pub window: Duration,
     /// Bytes per block of the take (16-bit samples). Default 64 KiB: 2 s of 16 kHz mono.
@@ -232,6 +257,9 @@ impl Default for RecorderConfig {
     fn default() -> Self {
         Self {
             mode: Mode::Stream,
+            format: SampleFormat::I16,
+            temp_files: None,
+            max_file_bytes: WAV_DATA_LIMIT,
             window: Duration::from_secs(30),
             block_bytes: 64 << 10,
             ring: Duration::from_millis(500),
@@ -304,8 +332,21 @@ pub struct RecorderInfo {
     pub dropped_blocks: u64,
     /// Samples in those blocks.
     pub dropped_samples: u64,
-    /// Samples that could not be stored at all (not even by dropping older blocks).
+    /// Samples that could not be stored at all (not even by dropping older blocks), or that
+    /// arrived after a disk error ended a file-mode take.
     pub lost_samples: u64,
+    /// Output sample format: `i16` or `f32`.
+    pub format: &'static str,
+    /// Blocks moved from memory to disk (spills and switches to file mode).
+    pub spilled_blocks: u64,
+    /// Frames moved from memory to disk.
+    pub spilled_frames: u64,
+    /// Frames of the take on disk (file mode and spill).
+    pub frames_on_disk: u64,
+    /// Bytes of the take's temporary files, charged to the disk budget.
+    pub disk_bytes: u64,
+    /// Temporary files of the take (more than one past 4 GiB, or after a write error).
+    pub disk_files: u64,
     /// Level changes of the policy so far.
     pub transitions: u64,
     /// Peak level of the latest audio, dBFS.
@@ -314,13 +355,43 @@ pub struct RecorderInfo {
     pub source_stats: SourceStats,
 }
 
-/// What [`Recorder::write_wav`] wrote.
+/// What [`Recorder::write_wav`] or [`Recorder::save`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WavSummary {
     /// Frames written.
     pub frames: u64,
-    /// Frames of the take missing from the start of the file (dropped blocks).
+    /// Frames of the take missing from the output (dropped blocks, lost samples).
     pub frames_dropped: u64,
+    /// The files written, in order: the output, then `out.001.wav`, … past 4 GiB.
+    pub files: Vec<PathBuf>,
+}
+
+/// `Mode` as stored in [`Shared::mode`].
+const MODE_STREAM: u8 = 0;
+const MODE_FILE: u8 = 1;
+
+fn mode_code(mode: Mode) -> u8 {
+    match mode {
+        Mode::Stream => MODE_STREAM,
+        Mode::File => MODE_FILE,
+    }
+}
+
+fn mode_of(code: u8) -> Mode {
+    if code == MODE_FILE {
+        Mode::File
+    } else {
+        Mode::Stream
+    }
+}
+
+/// A mode switch asked for by [`Recorder::set_mode`], applied by the worker between chunks.
+#[derive(Default)]
+struct ModeSwitch {
+    wanted: Option<Mode>,
+    requested: u64,
+    applied: u64,
+    result: Option<Result<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -344,6 +415,22 @@ struct Shared {
     done_cv: Condvar,
     /// Set if the worker thread panicked.
     worker_failed: AtomicBool,
+    /// The part of the take on disk (file mode, spill). Lock order: `store`, then `take`.
+    take: Mutex<TakeSlot>,
+    /// Where the worker puts new samples ([`MODE_STREAM`] or [`MODE_FILE`]).
+    mode: AtomicU8,
+    switch: Mutex<ModeSwitch>,
+    switch_cv: Condvar,
+    /// `ModeSwitch::requested`, for the worker's cheap check.
+    switch_gen: AtomicU64,
+    spilled_blocks: AtomicU64,
+    spilled_samples: AtomicU64,
+    /// Set with `disk_error`: the take ended at a disk error, later samples are not taken.
+    ended: AtomicBool,
+    /// The write error that ended a file-mode take.
+    disk_error: Mutex<Option<Error>>,
+    /// Whether a failed spill was already reported as a warning.
+    spill_warned: AtomicBool,
 }
 
 /// Marks the take complete when the worker ends, even by a panic (so nobody waits forever).
@@ -359,6 +446,13 @@ impl Drop for DoneGuard {
 }
 
 impl Shared {
+    fn count_spill(&self, spilled: &Spilled) {
+        self.spilled_blocks
+            .fetch_add(spilled.blocks, Ordering::Relaxed);
+        self.spilled_samples
+            .fetch_add(spilled.samples, Ordering::Relaxed);
+    }
+
     fn signal_done(&self) {
         *lock(&self.done) = true;
         self.done_cv.notify_all();
@@ -430,12 +524,6 @@ impl Recorder {
         monitor: Arc<MemoryMonitor>,
         config: RecorderConfig,
     ) -> Result<Self> {
-        if config.mode == Mode::File {
-            return Err(Error::usage(
-                "--mode file is not yet supported (the temporary-file store is a later issue)",
-                "use --mode stream",
-            ));
-        }
         let rate = source.rate();
         let channels = source.channels().max(1);
         let accountant = monitor.accountant().clone();
@@ -479,7 +567,32 @@ impl Recorder {
             done: Mutex::new(false),
             done_cv: Condvar::new(),
             worker_failed: AtomicBool::new(false),
+            take: Mutex::new(TakeSlot::new(
+                config.temp_files.clone(),
+                Arc::new(accountant.clone()),
+                TakeFileConfig {
+                    rate,
+                    channels,
+                    format: config.format,
+                    max_data_bytes: config.max_file_bytes,
+                    purpose: "spill",
+                },
+            )),
+            mode: AtomicU8::new(mode_code(config.mode)),
+            switch: Mutex::new(ModeSwitch::default()),
+            switch_cv: Condvar::new(),
+            switch_gen: AtomicU64::new(0),
+            spilled_blocks: AtomicU64::new(0),
+            spilled_samples: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            disk_error: Mutex::new(None),
+            spill_warned: AtomicBool::new(false),
         });
+        if config.mode == Mode::File {
+            // The take's file exists before recording starts: a temporary directory that
+            // cannot take it is an error now, not after the first second of audio.
+            lock(&shared.take).create_now("take")?;
+        }
         let mut recorder = Self {
             config,
             source,
@@ -501,9 +614,13 @@ impl Recorder {
         Ok(recorder)
     }
 
-    /// Registers the recorder's part of the cleanup: `SpillOldestAudio` (until spilling exists:
-    /// dropping, with a warning) and `DropOldestAudio` give up the oldest blocks until the
-    /// wanted bytes are freed, always keeping the newest block.
+    /// Registers the recorder's part of the cleanup, always keeping the newest block:
+    /// `SpillOldestAudio` appends the oldest blocks to the take's file on disk and releases
+    /// them until the wanted bytes are freed; what spilling could not free (the disk budget is
+    /// exhausted, a write failed) is dropped instead, counted and warned about. Under
+    /// `DropOldestAudio` (which comes with `SpillOldestAudio`) the oldest blocks are still
+    /// spilled first, and dropped only where that fails: no audio is given up while the disk
+    /// takes it.
     fn register_cleanup(&self) -> CallbackId {
         let shared: Weak<Shared> = Arc::downgrade(&self.shared);
         let monitor: Weak<MemoryMonitor> = Arc::downgrade(&self.monitor);
@@ -517,10 +634,23 @@ impl Recorder {
             let Some(shared) = shared.upgrade() else {
                 return 0;
             };
-            let (blocks, samples, freed) = {
+            let want = req.wanted.max(1);
+            let (spilled, blocks, samples, freed) = {
                 let mut store = lock(&shared.store);
-                let (mut blocks, mut samples, mut freed) = (0u64, 0u64, 0u64);
-                while freed < req.wanted.max(1) && store.len() > 1 {
+                let spilled = if spill || req.wants(Action::DropOldestAudio) {
+                    let mut take = lock(&shared.take);
+                    match take.get() {
+                        Ok(file) => spill_oldest(&mut store, file, want, 1),
+                        Err(e) => Spilled {
+                            error: Some(e),
+                            ..Spilled::default()
+                        },
+                    }
+                } else {
+                    Spilled::default()
+                };
+                let (mut blocks, mut samples, mut freed) = (0u64, 0u64, spilled.freed);
+                while freed < want && store.len() > 1 {
                     let bytes = store.block_bytes() as u64;
                     match store.drop_oldest() {
                         Some(n) => {
@@ -531,21 +661,40 @@ impl Recorder {
                         None => break,
                     }
                 }
-                (blocks, samples, freed)
+                (spilled, blocks, samples, freed)
             };
+            shared.count_spill(&spilled);
+            let seconds = |samples: u64| samples as f64 / (f64::from(rate) * f64::from(channels));
+            if spilled.blocks > 0 {
+                let text = format!(
+                    "spilled {} oldest block{} to disk ({:.1} s of audio, {})",
+                    spilled.blocks,
+                    if spilled.blocks == 1 { "" } else { "s" },
+                    seconds(spilled.samples),
+                    format_bytes(spilled.freed),
+                );
+                tracing::info!("memory pressure {}: {text}", req.level);
+                if let Some(m) = monitor.upgrade() {
+                    m.note(req.at_ms, text);
+                }
+            }
             if blocks > 0 {
                 let text = format!(
                     "dropped {blocks} oldest block{} ({:.1} s of audio, {}){}",
                     if blocks == 1 { "" } else { "s" },
-                    samples as f64 / (f64::from(rate) * f64::from(channels)),
-                    format_bytes(freed),
-                    if req.wants(Action::DropOldestAudio) {
-                        ""
-                    } else {
-                        " instead of spilling (spill to disk is not available yet)"
+                    seconds(samples),
+                    format_bytes(freed - spilled.freed),
+                    match &spilled.error {
+                        Some(e) => format!(": spilling to disk failed ({})", e.what()),
+                        None => String::new(),
                     }
                 );
-                tracing::warn!("memory pressure {}: {text}", req.level);
+                if !shared.spill_warned.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        "memory pressure {}: {text}; raise --budget or --disk-budget to keep all audio",
+                        req.level
+                    );
+                }
                 if let Some(m) = monitor.upgrade() {
                     m.note(req.at_ms, text);
                 }
@@ -710,6 +859,9 @@ impl Recorder {
                 "please report this bug",
             ));
         }
+        if let Some(e) = lock(&self.shared.disk_error).clone() {
+            return Err(e);
+        }
         if let Some(e) = self.status.take_error() {
             return Err(e);
         }
@@ -779,8 +931,13 @@ impl Recorder {
             .filter(|e| matches!(e, crate::monitor::Event::Transition(t) if t.is_level_change()))
             .count() as u64;
         let channels = u64::from(self.channels);
+        let (frames_on_disk, disk_bytes, disk_files) = {
+            let take = lock(&self.shared.take);
+            let files = take.file.as_ref().map_or(0, |f| f.files().len() as u64);
+            (take.samples() / channels, take.bytes(), files)
+        };
         RecorderInfo {
-            mode: self.config.mode.as_str(),
+            mode: self.mode().as_str(),
             state: self.state,
             source: self.source.describe(),
             rate: self.rate,
@@ -810,6 +967,12 @@ impl Recorder {
             dropped_blocks,
             dropped_samples,
             lost_samples: self.shared.lost_samples.load(Ordering::Relaxed),
+            format: self.config.format.as_str(),
+            spilled_blocks: self.shared.spilled_blocks.load(Ordering::Relaxed),
+            spilled_frames: self.shared.spilled_samples.load(Ordering::Relaxed) / channels,
+            frames_on_disk,
+            disk_bytes,
+            disk_files,
             transitions,
             peak_dbfs: f32::from_bits(self.shared.peak_bits.load(Ordering::Relaxed)),
             source_stats: self.source.stats(),
@@ -842,7 +1005,8 @@ impl Recorder {
     }
 
     /// Writes the take held in memory to `path` as a 16-bit WAV file (through a temporary file
-    /// renamed into place, so a failure leaves nothing behind).
+    /// renamed into place, so a failure leaves nothing behind). Only the blocks in memory:
+    /// [`save`](Self::save) writes the whole take, including what is on disk.
     ///
     /// # Errors
     ///
@@ -871,15 +1035,170 @@ impl Recorder {
         Ok(WavSummary {
             frames,
             frames_dropped,
+            files: Vec::new(),
         })
     }
 
-    /// Stops (if recording) and releases every buffer: blocks, window, ring. The figures of
-    /// [`info`](Self::info) stay; the take is gone.
+    /// Where new samples go now: memory (stream) or the take's file (file).
+    pub fn mode(&self) -> Mode {
+        if self.state == RecorderState::Idle {
+            return self.config.mode;
+        }
+        mode_of(self.shared.mode.load(Ordering::Acquire))
+    }
+
+    /// Switches between stream and file mode. Before recording it sets the mode to start in;
+    /// while recording the worker switches between two chunks, so no sample is lost or
+    /// duplicated: stream → file first moves every block held in memory to the take's file
+    /// (the take is always `file ++ memory`), file → stream keeps the file and puts the
+    /// samples that follow in memory. Returns once the switch is done.
+    ///
+    /// # Errors
+    ///
+    /// After `stop`; the take's file cannot be created or written (the mode stays, whatever
+    /// could not be moved stays in memory).
+    pub fn set_mode(&mut self, mode: Mode) -> Result<()> {
+        match self.state {
+            RecorderState::Idle => {
+                if mode == Mode::File {
+                    lock(&self.shared.take).create_now("take")?;
+                }
+                self.config.mode = mode;
+                self.shared.mode.store(mode_code(mode), Ordering::Release);
+                return Ok(());
+            }
+            RecorderState::Stopped => {
+                return Err(Error::usage(
+                    "the recording is stopped; its mode cannot change any more",
+                    "switch modes while recording",
+                ));
+            }
+            RecorderState::Recording => {}
+        }
+        if mode == Mode::File {
+            lock(&self.shared.take).create_now("take")?;
+        }
+        let generation = {
+            let mut switch = lock(&self.shared.switch);
+            switch.requested += 1;
+            switch.wanted = Some(mode);
+            switch.result = None;
+            self.shared
+                .switch_gen
+                .store(switch.requested, Ordering::Release);
+            switch.requested
+        };
+        if let Some(worker) = &self.worker {
+            worker.thread().unpark();
+        }
+        let switch = lock(&self.shared.switch);
+        let (mut switch, _) = self
+            .shared
+            .switch_cv
+            .wait_timeout_while(switch, Duration::from_secs(30), |s| {
+                s.applied < generation && !self.shared.worker_failed.load(Ordering::Acquire)
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        if switch.applied < generation {
+            return Err(Error::runtime(
+                "the recorder's worker did not switch modes",
+                "please report this bug",
+            ));
+        }
+        switch.result.take().unwrap_or(Ok(()))
+    }
+
+    /// Frames of the take kept so far: in memory and on disk.
+    pub fn frames_kept(&self) -> u64 {
+        let store = lock(&self.shared.store);
+        let take = lock(&self.shared.take);
+        (store.held_samples() + take.samples()) / u64::from(self.channels)
+    }
+
+    /// Writes the whole take — its file on disk, then the blocks in memory — to `path` (and
+    /// `out.001.wav`, … past 4 GiB, see [`crate::takefile`]) in the configured format, and
+    /// gives the memory and the disk space back: a take with a file on disk is moved there
+    /// (a rename on the same file system), a take held only in memory is written through a
+    /// hidden temporary file beside `path`. Call it after [`stop`](Self::stop), also when
+    /// `stop` failed: the output then holds what was captured up to the failure.
+    ///
+    /// # Errors
+    ///
+    /// Still recording; the disk failed. After a write error the output holds the take up to
+    /// the last sample that reached the disk.
+    pub fn save(&mut self, path: &Path) -> Result<WavSummary> {
+        self.save_with(path, &|| {})
+    }
+
+    /// [`save`](Self::save), calling `before_move` once the samples are written and before
+    /// the output appears at `path` (tests use it to interrupt there).
+    ///
+    /// # Errors
+    ///
+    /// As for [`save`](Self::save).
+    pub fn save_with(&mut self, path: &Path, before_move: &dyn Fn()) -> Result<WavSummary> {
+        if self.state == RecorderState::Recording {
+            return Err(Error::usage(
+                "the take is still being recorded",
+                "stop the recorder before saving",
+            ));
+        }
+        let channels = u64::from(self.channels);
+        let captured = self.shared.samples.load(Ordering::Acquire);
+        let summary = |written: u64, files: Vec<PathBuf>| WavSummary {
+            frames: written / channels,
+            frames_dropped: captured.saturating_sub(written) / channels,
+            files,
+        };
+        let mut store = lock(&self.shared.store);
+        let mut take = lock(&self.shared.take);
+        let in_memory = store.held_samples() * self.config.format.bytes_per_sample();
+        if take.samples() == 0 {
+            // Nothing reached the disk (a refused spill leaves an empty file): memory only.
+            take.file = None;
+        }
+        if take.file.is_none() && in_memory <= WAV_DATA_LIMIT {
+            let mut out = WavOutput::create_as(path, self.rate, self.channels, self.config.format)?;
+            for b in store.blocks() {
+                if let Err(e) = out.write(b.samples()) {
+                    // What reached the disk becomes the output; the error says why it ends.
+                    out.finish_partial()?;
+                    return Err(e);
+                }
+            }
+            let written = out.len();
+            store.clear();
+            drop((store, take));
+            before_move();
+            out.finish()?;
+            return Ok(summary(written, vec![path.to_owned()]));
+        }
+        let file = take.get()?;
+        file.unmetered();
+        let moved = spill_oldest(&mut store, file, u64::MAX, 0);
+        let written = file.samples();
+        let Some(file) = take.file.take() else {
+            return Err(Error::runtime(
+                "the take file vanished",
+                "please report this bug",
+            ));
+        };
+        drop((store, take));
+        before_move();
+        let files = file.persist(path)?;
+        match moved.error {
+            Some(e) => Err(e),
+            None => Ok(summary(written, files)),
+        }
+    }
+
+    /// Stops (if recording) and releases every buffer: blocks, window, ring, and the take's
+    /// temporary files. The figures of [`info`](Self::info) stay; the take is gone.
     pub fn cleanup(&mut self) {
         if self.state == RecorderState::Recording {
             let _ = self.stop();
         }
+        lock(&self.shared.take).file = None;
         lock(&self.shared.store).clear();
         lock(&self.shared.window).clear();
         self.fixed.clear();
@@ -928,7 +1247,11 @@ impl Worker {
         let mut taken = 0u64;
         let mut next_step = self.step_frames;
         let mut refusal_warned = false;
+        let mut applied_switch = 0u64;
         loop {
+            if self.shared.switch_gen.load(Ordering::Acquire) != applied_switch {
+                applied_switch = self.apply_switch();
+            }
             // Read the stop flag *before* popping: if it was set, everything the source pushed
             // is already visible, so an empty pop after it means the ring is drained.
             let stopping = self.shared.stop.load(Ordering::Acquire);
@@ -944,6 +1267,10 @@ impl Worker {
                     self.shared.signal_done();
                 }
                 std::thread::park_timeout(IDLE_WAIT);
+                continue;
+            }
+            if self.shared.ended.load(Ordering::Acquire) {
+                // A disk error ended the take; what arrives until `stop` is not part of it.
                 continue;
             }
             let mut chunk = &buf[..n];
@@ -975,7 +1302,7 @@ impl Worker {
                 let n = rest
                     .len()
                     .min(usize::try_from(to_step).unwrap_or(usize::MAX));
-                self.store(&rest[..n], taken, &mut refusal_warned);
+                self.keep(&rest[..n], taken, &mut refusal_warned);
                 taken += n as u64;
                 rest = &rest[n..];
                 self.shared.samples.store(taken, Ordering::Release);
@@ -995,8 +1322,90 @@ impl Worker {
         }
     }
 
-    /// Appends `samples` to the block store, asking the policy (and, failing that, dropping the
-    /// oldest block) when the budget refuses a new block.
+    /// Applies the latest mode switch asked for; returns its generation.
+    fn apply_switch(&self) -> u64 {
+        let mut switch = lock(&self.shared.switch);
+        let generation = switch.requested;
+        if let Some(wanted) = switch.wanted.take() {
+            switch.result = Some(self.switch_to(wanted));
+        }
+        switch.applied = generation;
+        drop(switch);
+        self.shared.switch_cv.notify_all();
+        generation
+    }
+
+    /// Stream → file moves every block in memory to the take's file first (the take stays
+    /// `file ++ memory`); file → stream only sends the following samples to memory.
+    fn switch_to(&self, wanted: Mode) -> Result<()> {
+        let current = mode_of(self.shared.mode.load(Ordering::Acquire));
+        if wanted == current {
+            return Ok(());
+        }
+        if wanted == Mode::File {
+            let mut store = lock(&self.shared.store);
+            let mut take = lock(&self.shared.take);
+            let file = take.get()?;
+            let moved = spill_oldest(&mut store, file, u64::MAX, 0);
+            self.shared.count_spill(&moved);
+            if let Some(e) = moved.error {
+                return Err(e.context("switching to file mode"));
+            }
+        }
+        self.shared.mode.store(mode_code(wanted), Ordering::Release);
+        Ok(())
+    }
+
+    /// Puts `samples` where the take goes now: the take's file (file mode) or memory.
+    fn keep(&self, samples: &[i16], taken: u64, warned: &mut bool) {
+        if self.shared.mode.load(Ordering::Acquire) == MODE_FILE {
+            self.write_file(samples, taken);
+        } else {
+            self.store(samples, taken, warned);
+        }
+    }
+
+    /// File mode: appends `samples` to the take's file. A disk error ends the take there (the
+    /// file keeps everything up to the last sample that reached the disk).
+    fn write_file(&self, samples: &[i16], taken: u64) {
+        if self.shared.ended.load(Ordering::Acquire) {
+            return;
+        }
+        let (result, written) = {
+            let mut take = lock(&self.shared.take);
+            match take.get() {
+                Ok(file) => {
+                    let before = file.samples();
+                    let result = file.write(samples);
+                    (result, file.samples() - before)
+                }
+                Err(e) => (Err(e), 0),
+            }
+        };
+        let Err(e) = result else {
+            return;
+        };
+        let lost = samples.len() as u64 - written;
+        self.shared.lost_samples.fetch_add(lost, Ordering::Relaxed);
+        let channels = u64::from(self.channels);
+        let at = (taken + written) / channels;
+        let seconds = at as f64 / f64::from(self.rate);
+        self.monitor.note(
+            at * 1000 / u64::from(self.rate),
+            format!(
+                "the disk refused the take after {seconds:.1} s: {}",
+                e.what()
+            ),
+        );
+        *lock(&self.shared.disk_error) =
+            Some(e.context(format!("the take ended after {seconds:.1} s")));
+        self.shared.ended.store(true, Ordering::Release);
+        self.shared.signal_done();
+    }
+
+    /// Appends `samples` to the block store, asking the policy (and, failing that, spilling the
+    /// oldest block to disk, or dropping it if that fails too) when the budget refuses a new
+    /// block.
     fn store(&self, mut samples: &[i16], taken: u64, warned: &mut bool) {
         let total = samples.len() as u64;
         while !samples.is_empty() {
@@ -1025,15 +1434,44 @@ impl Worker {
             }
             if !store.is_empty() {
                 let bytes = store.block_bytes();
+                let seconds = |n: u64| n as f64 / (f64::from(self.rate) * f64::from(self.channels));
+                let spilled = {
+                    let mut take = lock(&self.shared.take);
+                    match take.get() {
+                        Ok(file) => spill_oldest(&mut store, file, 1, 0),
+                        Err(e) => Spilled {
+                            error: Some(e),
+                            ..Spilled::default()
+                        },
+                    }
+                };
+                self.shared.count_spill(&spilled);
+                if spilled.blocks > 0 {
+                    drop(store);
+                    self.monitor.note(
+                        now_ms,
+                        format!(
+                            "budget exhausted: spilled the oldest block to disk ({:.1} s of audio, {})",
+                            seconds(spilled.samples),
+                            format_bytes(bytes as u64)
+                        ),
+                    );
+                    continue;
+                }
                 if let Some(n) = store.drop_oldest() {
                     drop(store);
+                    let why = spilled
+                        .error
+                        .map(|e| format!("spilling to disk failed ({})", e.what()))
+                        .unwrap_or_else(|| "nothing could be spilled".into());
                     let text = format!(
-                        "budget exhausted: dropped the oldest block ({:.1} s of audio, {}); \
-                         spill to disk is not available yet",
-                        n as f64 / (f64::from(self.rate) * f64::from(self.channels)),
+                        "budget exhausted: dropped the oldest block ({:.1} s of audio, {}); {why}",
+                        seconds(n as u64),
                         format_bytes(bytes as u64)
                     );
-                    tracing::warn!("{text}");
+                    if !self.shared.spill_warned.swap(true, Ordering::AcqRel) {
+                        tracing::warn!("{text}; raise --budget or --disk-budget to keep all audio");
+                    }
                     self.monitor.note(now_ms, text);
                 }
                 continue;
@@ -1339,17 +1777,6 @@ mod tests {
 
     #[test]
     fn refusals_before_recording() {
-        let e = Recorder::new(
-            Box::new(Script::new(vec![0.0], false)),
-            monitor(8 << 20),
-            RecorderConfig {
-                mode: Mode::File,
-                ..config()
-            },
-        )
-        .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("not yet supported"));
         let e = Recorder::new(
             Box::new(Script::new(vec![0.0], false)),
             monitor(64 << 10),

@@ -904,6 +904,25 @@ impl ResourceManager {
     /// and [`FileState::InProgress`]. `purpose` is 1 to [`MAX_PURPOSE_LEN`] characters of
     /// `a-z`, `0-9`, `_` (e.g. `take`, `spill`).
     pub fn create(&self, purpose: &str) -> Result<TempFile, TempError> {
+        self.create_in_ledger(purpose, None)
+    }
+
+    /// Like [`ResourceManager::create`], but the file's bytes are charged to `ledger` instead
+    /// of the manager's: several recorders sharing one manager each charge their own
+    /// accountant's [`Category::Disk`].
+    pub fn create_charged(
+        &self,
+        purpose: &str,
+        ledger: &dyn DiskLedger,
+    ) -> Result<TempFile, TempError> {
+        self.create_in_ledger(purpose, Some(ledger))
+    }
+
+    fn create_in_ledger(
+        &self,
+        purpose: &str,
+        ledger: Option<&dyn DiskLedger>,
+    ) -> Result<TempFile, TempError> {
         if !valid_purpose(purpose) {
             return Err(TempError::InvalidPurpose {
                 purpose: purpose.to_owned(),
@@ -931,7 +950,10 @@ impl ResourceManager {
             path: e.file.path().to_path_buf(),
             source: e.error,
         })?;
-        let hold = registry.ledger.as_ref().map(|l| l.hold());
+        let hold = match ledger {
+            Some(ledger) => Some(ledger.hold()),
+            None => registry.ledger.as_ref().map(|l| l.hold()),
+        };
         let id = registry.next_id;
         registry.next_id += 1;
         registry.entries.insert(

@@ -9,6 +9,7 @@ use std::io::{self, BufReader, BufWriter, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::takefile::SampleFormat;
 
 /// The directory a file path lives in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
@@ -80,11 +81,14 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
     }
 }
 
-/// A 16-bit PCM WAV file being written. It appears at its path only after [`finish`](Self::finish).
+/// A WAV file being written (16-bit PCM, or 32-bit float). It appears at its path only after
+/// [`finish`](Self::finish) (or, after a write error, [`finish_partial`](Self::finish_partial)).
 pub struct WavOutput {
     writer: hound::WavWriter<BufWriter<File>>,
     temp: tempfile::TempPath,
     path: PathBuf,
+    format: SampleFormat,
+    scratch: Vec<f32>,
 }
 
 impl std::fmt::Debug for WavOutput {
@@ -100,6 +104,11 @@ impl WavOutput {
     /// Starts a WAV file for `path` (16-bit PCM, `rate` Hz, `channels` channels), as a hidden
     /// temporary file in the same directory.
     pub fn create(path: &Path, rate: u32, channels: u16) -> Result<Self> {
+        Self::create_as(path, rate, channels, SampleFormat::I16)
+    }
+
+    /// Like [`create`](Self::create), in `format`.
+    pub fn create_as(path: &Path, rate: u32, channels: u16, format: SampleFormat) -> Result<Self> {
         let dir = parent_dir(path);
         let name = path
             .file_name()
@@ -116,30 +125,58 @@ impl WavOutput {
                 )
             })?;
         let (file, temp) = temp.into_parts();
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
+        let spec = format.spec(rate, channels);
         let writer =
             hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| write_error(path, &e))?;
         Ok(Self {
             writer,
             temp,
             path: path.to_owned(),
+            format,
+            scratch: Vec::new(),
         })
     }
 
-    /// Appends interleaved samples.
+    /// Appends interleaved samples (converted to the output format).
     pub fn write(&mut self, samples: &[i16]) -> Result<()> {
-        let mut w = self
-            .writer
-            .get_i16_writer(u32::try_from(samples.len()).map_err(|_| too_long(&self.path))?);
-        for &s in samples {
-            w.write_sample(s);
-        }
-        w.flush().map_err(|e| write_error(&self.path, &e))
+        crate::takefile::write_samples(&mut self.writer, self.format, samples, &mut self.scratch)
+            .map_err(|e| write_error(&self.path, &e))
+    }
+
+    /// After a failed [`write`](Self::write): cuts the file to the last whole frame that
+    /// reached the disk, makes its header say so, and moves it into place, so the output holds
+    /// the take up to the failure. Returns the path.
+    ///
+    /// # Errors
+    ///
+    /// The file could not be repaired or moved (it is removed then).
+    pub fn finish_partial(self) -> Result<PathBuf> {
+        let Self {
+            writer, temp, path, ..
+        } = self;
+        // Dropping the writer flushes what it can and rewrites the header (errors ignored);
+        // `recover` then makes the header match what is on disk.
+        drop(writer);
+        crate::recover::recover(&temp).map_err(|e| {
+            Error::runtime(
+                format!(
+                    "cannot finalize {} after a write error ({e})",
+                    path.display()
+                ),
+                "free disk space and record again",
+            )
+        })?;
+        temp.persist(&path).map_err(|e| {
+            Error::runtime(
+                format!(
+                    "cannot move the take to {} ({})",
+                    path.display(),
+                    io_reason(&e.error)
+                ),
+                "check that the path is writable and not a directory",
+            )
+        })?;
+        Ok(path)
     }
 
     /// Samples written so far (all channels).
@@ -154,7 +191,9 @@ impl WavOutput {
 
     /// Completes the header, flushes to disk and renames the file into place.
     pub fn finish(self) -> Result<PathBuf> {
-        let Self { writer, temp, path } = self;
+        let Self {
+            writer, temp, path, ..
+        } = self;
         writer.finalize().map_err(|e| write_error(&path, &e))?;
         // finalize() flushed the BufWriter; make the data durable before the rename.
         File::open(&temp).and_then(|f| f.sync_all()).map_err(|e| {

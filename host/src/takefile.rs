@@ -1,0 +1,687 @@
+//! The part of a take that lives on disk: `--mode file` writes the whole take there as it is
+//! captured, and stream mode *spills* its oldest in-memory blocks there when the cleanup policy
+//! asks for [`SpillOldestAudio`](w4l_core::policy::Action::SpillOldestAudio).
+//!
+//! # One format for both
+//!
+//! A [`TakeFile`] is a WAV file in the [`ResourceManager`]'s temporary directory, written by
+//! `hound` in the *output* format ([`SampleFormat`]: 16-bit PCM by default, 32-bit float with
+//! `--format f32`). A take is always `file ++ memory`: the file holds the oldest samples, the
+//! recorder's block store the newest ones, so spilling appends the oldest blocks and saving
+//! appends the blocks still in memory, then moves the file to the output
+//! ([`TempFile::persist`]: a rename on the same file system, else copy + fsync). A spilled take
+//! is therefore never copied twice, and a spill file is already the finished output but for its
+//! tail. The samples pass through the take's 16-bit resolution in every mode; `f32` writes each
+//! 16-bit sample as `x / 32768`, exactly.
+//!
+//! # Crash safety
+//!
+//! The WAV header is checkpointed ([`hound::WavWriter::flush`]) after every second of audio, so
+//! a file left by SIGKILL or a power cut plays as it is up to its last checkpoint (it misses at
+//! most the last second), and `w4l recover FILE` makes every sample that reached the disk
+//! readable. Such files are orphans: the next `w4l` start or `w4l clean` removes them.
+//!
+//! # Disk budget and write errors
+//!
+//! Every byte is charged to the recorder's accountant ([`Category::Disk`](w4l_core::accountant::Category::Disk))
+//! *before* it is written: when the disk budget refuses, nothing is written and the file stays
+//! whole. A write error (ENOSPC, EFBIG, EIO) closes the file where it broke: the header is
+//! rewritten to the last whole frame that reached the disk ([`crate::recover`]), the file is kept
+//! (it is saved like any other), and the next write starts a new file.
+//!
+//! # 4 GiB: numbered files
+//!
+//! A WAV file cannot hold more than 4 GiB of samples (its sizes are 32-bit; `hound`'s counters
+//! would even wrap silently in release builds). Rather than refuse to record on, a take that
+//! reaches [`WAV_DATA_LIMIT`] continues in a new file, and the output becomes numbered files:
+//! `out.wav`, `out.001.wav`, `out.002.wav`, … ([`numbered_path`]), each a complete WAV file,
+//! together the take in order, sample-exact. At 48 kHz stereo 16-bit a file holds 6.2 hours
+//! (3.1 h as `f32`); at 16 kHz mono 16-bit, 37 hours.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use w4l_core::sample::convert;
+
+use crate::error::{Error, Result};
+use crate::recorder::BlockStore;
+use crate::tempfiles::{DiskLedger, ResourceManager, TempError, TempFile};
+
+/// Most bytes of samples in one WAV file (whole frames are cut below it): the RIFF and `data`
+/// sizes are 32-bit, and the header (at most 68 bytes) counts too.
+pub const WAV_DATA_LIMIT: u64 = 0xFFFF_F000;
+
+/// Bytes of the output buffer in front of each file.
+const WRITE_BUFFER: usize = 256 << 10;
+
+/// Sample format of the WAV files w4l writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleFormat {
+    /// 16-bit integer PCM: the take's own resolution.
+    #[default]
+    I16,
+    /// 32-bit IEEE float: each 16-bit sample as `x / 32768`, exactly (what Whisper consumes).
+    F32,
+}
+
+impl SampleFormat {
+    /// The name used on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SampleFormat::I16 => "i16",
+            SampleFormat::F32 => "f32",
+        }
+    }
+
+    /// Bytes per sample.
+    pub fn bytes_per_sample(self) -> u64 {
+        match self {
+            SampleFormat::I16 => 2,
+            SampleFormat::F32 => 4,
+        }
+    }
+
+    /// The `hound` spec for `rate` Hz, `channels` channels.
+    pub fn spec(self, rate: u32, channels: u16) -> hound::WavSpec {
+        match self {
+            SampleFormat::I16 => hound::WavSpec {
+                channels,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            },
+            SampleFormat::F32 => hound::WavSpec {
+                channels,
+                sample_rate: rate,
+                bits_per_sample: 32,
+                sample_format: hound::SampleFormat::Float,
+            },
+        }
+    }
+
+    /// Bytes of the header `hound` writes for this format: `WAVE_FORMAT_EXTENSIBLE` (68) for
+    /// more than 16 bits or more than two channels, else the plain 44-byte header.
+    pub fn header_bytes(self, channels: u16) -> u64 {
+        if channels > 2 || self == SampleFormat::F32 {
+            68
+        } else {
+            44
+        }
+    }
+}
+
+/// Appends `samples` to `writer` in `format` (`scratch` holds the `f32` conversion).
+pub(crate) fn write_samples<W: std::io::Write + std::io::Seek>(
+    writer: &mut hound::WavWriter<W>,
+    format: SampleFormat,
+    samples: &[i16],
+    scratch: &mut Vec<f32>,
+) -> std::result::Result<(), hound::Error> {
+    match format {
+        SampleFormat::I16 => {
+            // At most a few MiB per call: callers pass blocks and drained chunks.
+            for part in samples.chunks(1 << 20) {
+                let n = u32::try_from(part.len()).map_err(|_| hound::Error::TooWide)?;
+                let mut w = writer.get_i16_writer(n);
+                for &s in part {
+                    w.write_sample(s);
+                }
+                w.flush()?;
+            }
+        }
+        SampleFormat::F32 => {
+            scratch.resize(samples.len().min(1 << 16), 0.0);
+            for part in samples.chunks(1 << 16) {
+                let out = &mut scratch[..part.len()];
+                convert(part, out);
+                for &s in out.iter() {
+                    writer.write_sample(s)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `index`-th file of a take written to `output`: `output` itself for 0, else the stem,
+/// a three-digit number and the extension: `out.wav`, `out.001.wav`, `out.002.wav`, …
+pub fn numbered_path(output: &Path, index: usize) -> PathBuf {
+    if index == 0 {
+        return output.to_owned();
+    }
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "recording".into());
+    let name = match output.extension() {
+        Some(ext) => format!("{stem}.{index:03}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{index:03}"),
+    };
+    output.with_file_name(name)
+}
+
+/// A short reason for an I/O error, without the OS error number noise.
+fn reason(e: &hound::Error) -> String {
+    match e {
+        hound::Error::IoError(io) => crate::wav::io_reason(io),
+        other => other.to_string(),
+    }
+}
+
+/// How a [`TakeFile`] is written.
+#[derive(Debug, Clone)]
+pub struct TakeFileConfig {
+    /// Frames per second.
+    pub rate: u32,
+    /// Interleaved channels.
+    pub channels: u16,
+    /// The output format.
+    pub format: SampleFormat,
+    /// Most bytes of samples per file before the next numbered file starts (at most, and by
+    /// default, [`WAV_DATA_LIMIT`]; tests lower it).
+    pub max_data_bytes: u64,
+    /// The temporary files' purpose (`take` for file mode, `spill` for spilling).
+    pub purpose: &'static str,
+}
+
+/// A file being written.
+struct OpenFile {
+    temp: TempFile,
+    writer: hound::WavWriter<BufWriter<File>>,
+    data_bytes: u64,
+}
+
+/// A file that is complete (or was cut where a write failed).
+struct ClosedFile {
+    temp: TempFile,
+}
+
+/// The part of a take on disk: one or more temporary WAV files (see the module docs).
+pub struct TakeFile {
+    manager: Arc<ResourceManager>,
+    ledger: Arc<dyn DiskLedger>,
+    config: TakeFileConfig,
+    /// Bytes of samples per file, whole frames.
+    file_limit: u64,
+    header: u64,
+    closed: Vec<ClosedFile>,
+    open: Option<OpenFile>,
+    /// Samples in every file (all channels).
+    samples: u64,
+    /// Samples written since the last header checkpoint.
+    unflushed: u64,
+    /// Samples between two header checkpoints (one second of audio).
+    checkpoint_samples: u64,
+    scratch: Vec<f32>,
+    write_errors: u64,
+    /// Whether the disk budget applies to writes (not any more while saving: those bytes
+    /// are the output, not temporary files).
+    metered: bool,
+}
+
+impl std::fmt::Debug for TakeFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TakeFile")
+            .field("config", &self.config)
+            .field("files", &self.files())
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TakeFile {
+    /// A take file charged to `ledger`; the first file is created by the first write.
+    pub fn new(
+        manager: Arc<ResourceManager>,
+        ledger: Arc<dyn DiskLedger>,
+        config: TakeFileConfig,
+    ) -> Self {
+        let channels = config.channels.max(1);
+        let frame = config.format.bytes_per_sample() * u64::from(channels);
+        let limit = config.max_data_bytes.clamp(1, WAV_DATA_LIMIT);
+        let file_limit = (limit / frame).max(1) * frame;
+        Self {
+            header: config.format.header_bytes(channels),
+            checkpoint_samples: (u64::from(config.rate) * u64::from(channels)).max(1),
+            manager,
+            ledger,
+            config,
+            file_limit,
+            closed: Vec::new(),
+            open: None,
+            samples: 0,
+            unflushed: 0,
+            scratch: Vec::new(),
+            write_errors: 0,
+            metered: true,
+        }
+    }
+
+    /// From now on writes are charged to the disk budget but not refused by it: the take is
+    /// being saved, and what is appended now is the output, not a temporary file.
+    pub fn unmetered(&mut self) {
+        self.metered = false;
+    }
+
+    /// Like [`new`](Self::new), and creates the first file at once (file mode: a temporary
+    /// directory that cannot take files is an error before recording starts).
+    ///
+    /// # Errors
+    ///
+    /// The temporary file cannot be created or its header written.
+    pub fn create(
+        manager: Arc<ResourceManager>,
+        ledger: Arc<dyn DiskLedger>,
+        config: TakeFileConfig,
+    ) -> Result<Self> {
+        let mut file = Self::new(manager, ledger, config);
+        file.open_file()?;
+        file.checkpoint()?;
+        Ok(file)
+    }
+
+    /// Samples (all channels) in the files.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Bytes charged for the files (headers included).
+    pub fn bytes(&self) -> u64 {
+        self.closed.iter().map(|c| c.temp.size()).sum::<u64>()
+            + self.open.as_ref().map_or(0, |o| o.temp.size())
+    }
+
+    /// The temporary files, oldest first.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.closed
+            .iter()
+            .map(|c| c.temp.path().to_owned())
+            .chain(self.open.as_ref().map(|o| o.temp.path().to_owned()))
+            .collect()
+    }
+
+    /// Write errors so far (each cut a file short).
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors
+    }
+
+    fn open_file(&mut self) -> Result<()> {
+        let temp = self
+            .manager
+            .create_charged(self.config.purpose, self.ledger.as_ref())
+            .map_err(Error::from)?;
+        let header = self.header;
+        if let Err(e) = temp.account(header)
+            && (self.metered || !matches!(e, TempError::Budget(_)))
+        {
+            return Err(self.refused(e));
+        }
+        let file = temp.as_file().try_clone().map_err(|e| {
+            Error::runtime(
+                format!(
+                    "cannot write the temporary file {} ({})",
+                    temp.path().display(),
+                    crate::wav::io_reason(&e)
+                ),
+                "check the temporary directory (see W4L_TEMP_DIR)",
+            )
+        })?;
+        let spec = self
+            .config
+            .format
+            .spec(self.config.rate, self.config.channels);
+        let writer = hound::WavWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), spec)
+            .map_err(|e| self.write_error(temp.path(), &e))?;
+        self.open = Some(OpenFile {
+            temp,
+            writer,
+            data_bytes: 0,
+        });
+        Ok(())
+    }
+
+    fn refused(&self, e: TempError) -> Error {
+        match e {
+            TempError::Budget(refused) => Error::runtime(
+                format!(
+                    "the disk budget is exhausted (the take's temporary files may not grow to {} bytes: {})",
+                    refused.requested, refused.reason
+                ),
+                "raise --disk-budget or free disk space",
+            ),
+            other => Error::from(other),
+        }
+    }
+
+    fn write_error(&self, path: &Path, e: &hound::Error) -> Error {
+        Error::runtime(
+            format!(
+                "cannot write the take to the temporary file {} ({})",
+                path.display(),
+                reason(e)
+            ),
+            "free space on that disk or point W4L_TEMP_DIR elsewhere; the take up to the failure is kept",
+        )
+    }
+
+    /// Appends interleaved samples (whole frames), starting a new file at the size limit.
+    ///
+    /// # Errors
+    ///
+    /// The disk budget refused (nothing of the refused part was written; the file stays open),
+    /// or a write failed: the file was cut to its last whole frame on disk and closed (kept);
+    /// the next write starts a new file. [`samples`](Self::samples) tells how much was written
+    /// either way.
+    pub fn write(&mut self, mut samples: &[i16]) -> Result<()> {
+        let bps = self.config.format.bytes_per_sample();
+        while !samples.is_empty() {
+            if self.open.is_none() {
+                self.open_file()?;
+            }
+            let Some(open) = self.open.as_mut() else {
+                return Err(Error::runtime(
+                    "the take's file could not be opened",
+                    "please report this bug",
+                ));
+            };
+            let room =
+                usize::try_from((self.file_limit - open.data_bytes) / bps).unwrap_or(usize::MAX);
+            if room == 0 {
+                self.close_open()?;
+                continue;
+            }
+            let n = room.min(samples.len());
+            let total = self.header + open.data_bytes + n as u64 * bps;
+            if let Err(e) = open.temp.account(total)
+                && (self.metered || !matches!(e, TempError::Budget(_)))
+            {
+                return Err(self.refused(e));
+            }
+            let written = write_samples(
+                &mut open.writer,
+                self.config.format,
+                &samples[..n],
+                &mut self.scratch,
+            );
+            if let Err(e) = written {
+                return Err(self.fail(&e));
+            }
+            open.data_bytes += n as u64 * bps;
+            self.samples += n as u64;
+            self.unflushed += n as u64;
+            samples = &samples[n..];
+            if self.unflushed >= self.checkpoint_samples {
+                self.checkpoint()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the open file's header for everything written so far and flushes it to the
+    /// OS: from now on the file plays up to here even if the process is killed.
+    ///
+    /// # Errors
+    ///
+    /// A write error (the file is cut and closed as for [`write`](Self::write)).
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.unflushed = 0;
+        let Some(open) = self.open.as_mut() else {
+            return Ok(());
+        };
+        match open.writer.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(&e)),
+        }
+    }
+
+    /// Finalizes the open file and moves it to the closed ones.
+    fn close_open(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let OpenFile {
+            temp,
+            writer,
+            data_bytes,
+        } = open;
+        match writer.finalize() {
+            Ok(()) => {
+                self.closed.push(ClosedFile { temp });
+                self.unflushed = 0;
+                Ok(())
+            }
+            Err(e) => {
+                let error = self.write_error(temp.path(), &e);
+                self.cut(temp, data_bytes);
+                Err(error)
+            }
+        }
+    }
+
+    /// A write to the open file failed: cut it where the disk stopped and close it.
+    fn fail(&mut self, e: &hound::Error) -> Error {
+        let Some(open) = self.open.take() else {
+            return self.write_error(Path::new("?"), e);
+        };
+        let error = self.write_error(open.temp.path(), e);
+        let OpenFile {
+            temp,
+            writer,
+            data_bytes,
+        } = open;
+        // Dropping the writer flushes what it can and rewrites the header (errors ignored);
+        // `recover` then makes the header match what really reached the disk.
+        drop(writer);
+        self.cut(temp, data_bytes);
+        error
+    }
+
+    /// Repairs `temp` (its writer is gone) to its last whole frame on disk and keeps it.
+    fn cut(&mut self, temp: TempFile, data_bytes: u64) {
+        self.write_errors += 1;
+        self.unflushed = 0;
+        let bps = self.config.format.bytes_per_sample();
+        let believed = data_bytes / bps;
+        let kept = match crate::recover::recover(temp.path()) {
+            Ok(report) => report.repair.frames() * u64::from(self.config.channels.max(1)),
+            Err(e) => {
+                tracing::warn!("cannot repair {}: {e}", temp.path().display());
+                0
+            }
+        };
+        let kept = kept.min(believed);
+        self.samples = self.samples - believed + kept;
+        if kept == 0 {
+            // Nothing usable: dropping the handle removes the file.
+            return;
+        }
+        if let Ok(meta) = temp.as_file().metadata() {
+            let _ = temp.account(meta.len());
+        }
+        self.closed.push(ClosedFile { temp });
+    }
+
+    /// Finishes every file and moves them to `output`, `output.001`, … ([`numbered_path`]).
+    /// Returns the paths written, in order.
+    ///
+    /// # Errors
+    ///
+    /// Finishing or moving failed. Files already moved stay at their destination; the others
+    /// are removed (their temporary files go with this handle).
+    pub fn persist(mut self, output: &Path) -> Result<Vec<PathBuf>> {
+        let closing = self.close_open();
+        let mut written = Vec::new();
+        for (index, file) in std::mem::take(&mut self.closed).into_iter().enumerate() {
+            let to = numbered_path(output, index);
+            if let Err(e) = file.temp.persist(&to) {
+                let moved = e.file.is_none();
+                let error = Error::from(e.error).context(format!(
+                    "saving the take's part {} to {}",
+                    index + 1,
+                    to.display()
+                ));
+                if moved {
+                    written.push(to);
+                }
+                return Err(error);
+            }
+            written.push(to);
+        }
+        closing.map(|()| written)
+    }
+}
+
+/// The take file of a recorder, created on first use.
+pub(crate) struct TakeSlot {
+    pub(crate) file: Option<TakeFile>,
+    manager: Option<Arc<ResourceManager>>,
+    ledger: Arc<dyn DiskLedger>,
+    pub(crate) config: TakeFileConfig,
+    /// Why the temporary directory could not be opened (asked once, reported once).
+    unavailable: Option<Error>,
+}
+
+impl TakeSlot {
+    pub(crate) fn new(
+        manager: Option<Arc<ResourceManager>>,
+        ledger: Arc<dyn DiskLedger>,
+        config: TakeFileConfig,
+    ) -> Self {
+        Self {
+            file: None,
+            manager,
+            ledger,
+            config,
+            unavailable: None,
+        }
+    }
+
+    fn manager(&mut self) -> Result<Arc<ResourceManager>> {
+        if let Some(m) = &self.manager {
+            return Ok(m.clone());
+        }
+        if let Some(e) = &self.unavailable {
+            return Err(e.clone());
+        }
+        match shared_manager() {
+            Ok(m) => {
+                self.manager = Some(m.clone());
+                Ok(m)
+            }
+            Err(e) => {
+                self.unavailable = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// The take file, created (without a file yet) if there is none.
+    pub(crate) fn get(&mut self) -> Result<&mut TakeFile> {
+        if self.file.is_none() {
+            let manager = self.manager()?;
+            self.file = Some(TakeFile::new(
+                manager,
+                self.ledger.clone(),
+                self.config.clone(),
+            ));
+        }
+        match self.file.as_mut() {
+            Some(f) => Ok(f),
+            None => Err(Error::runtime(
+                "the take file vanished",
+                "please report this bug",
+            )),
+        }
+    }
+
+    /// Creates the take file with its first file now (file mode).
+    pub(crate) fn create_now(&mut self, purpose: &'static str) -> Result<()> {
+        if self.file.as_ref().is_some_and(|f| !f.files().is_empty()) {
+            return Ok(());
+        }
+        let manager = self.manager()?;
+        let mut config = self.config.clone();
+        config.purpose = purpose;
+        self.file = Some(TakeFile::create(manager, self.ledger.clone(), config)?);
+        Ok(())
+    }
+
+    /// Samples on disk.
+    pub(crate) fn samples(&self) -> u64 {
+        self.file.as_ref().map_or(0, TakeFile::samples)
+    }
+
+    /// Bytes on disk.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.file.as_ref().map_or(0, TakeFile::bytes)
+    }
+}
+
+/// The process's manager of [`crate::tempfiles::default_dir`], shared by every recorder that
+/// was not given one ([`crate::recorder::RecorderConfig::temp_files`]); it lives as long as one
+/// of them holds it.
+///
+/// # Errors
+///
+/// The temporary directory cannot be used (see [`ResourceManager::new`]).
+pub fn shared_manager() -> Result<Arc<ResourceManager>> {
+    static SHARED: Mutex<Weak<ResourceManager>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(m) = slot.upgrade() {
+        return Ok(m);
+    }
+    let manager = Arc::new(ResourceManager::new().map_err(Error::from)?);
+    *slot = Arc::downgrade(&manager);
+    Ok(manager)
+}
+
+/// What [`spill_oldest`] moved.
+#[derive(Debug, Default)]
+pub(crate) struct Spilled {
+    /// Whole blocks moved (and released).
+    pub blocks: u64,
+    /// Samples moved (including the written part of a block cut short by an error).
+    pub samples: u64,
+    /// Bytes of memory given back.
+    pub freed: u64,
+    /// The error that stopped the spill early.
+    pub error: Option<Error>,
+}
+
+/// Moves the oldest blocks of `store` to `file` until `want` bytes of memory are freed,
+/// leaving at least `keep` blocks. A block is released only once all of it is on disk; one cut
+/// short by an error keeps its unwritten samples in memory, so nothing is lost or duplicated.
+pub(crate) fn spill_oldest(
+    store: &mut BlockStore,
+    file: &mut TakeFile,
+    want: u64,
+    keep: usize,
+) -> Spilled {
+    let mut out = Spilled::default();
+    let bytes = store.block_bytes() as u64;
+    while out.freed < want.max(1) && store.len() > keep {
+        let before = file.samples();
+        let result = match store.blocks().next() {
+            Some(block) => file.write(block.samples()),
+            None => break,
+        };
+        let written = file.samples() - before;
+        out.samples += written;
+        match result {
+            Ok(()) => {
+                store.pop_oldest();
+                out.blocks += 1;
+                out.freed += bytes;
+            }
+            Err(e) => {
+                store.advance_oldest(usize::try_from(written).unwrap_or(usize::MAX));
+                out.error = Some(e);
+                break;
+            }
+        }
+    }
+    out
+}
