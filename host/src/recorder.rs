@@ -1377,7 +1377,9 @@ impl Worker {
                 Ok(file) => {
                     let before = file.samples();
                     let result = file.write(samples);
-                    (result, file.samples() - before)
+                    // A failed write can take samples of earlier writes with it (they were
+                    // still buffered): `written` is then negative.
+                    (result, file.samples() as i64 - before as i64)
                 }
                 Err(e) => (Err(e), 0),
             }
@@ -1385,7 +1387,8 @@ impl Worker {
         let Err(e) = result else {
             return;
         };
-        let lost = samples.len() as u64 - written;
+        let lost = (samples.len() as i64 - written).max(0) as u64;
+        let written = written.max(0) as u64;
         self.shared.lost_samples.fetch_add(lost, Ordering::Relaxed);
         let channels = u64::from(self.channels);
         let at = (taken + written) / channels;

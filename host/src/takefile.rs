@@ -668,7 +668,8 @@ pub(crate) fn spill_oldest(
             Some(block) => file.write(block.samples()),
             None => break,
         };
-        let written = file.samples() - before;
+        // A failed write may lose buffered samples of blocks already released: never negative.
+        let written = file.samples().saturating_sub(before);
         out.samples += written;
         match result {
             Ok(()) => {
