@@ -586,24 +586,10 @@ pub(crate) fn open_host(backend: Backend) -> Result<OpenHost, CaptureError> {
 /// used, unless `W4L_ALSA_ERRORS=1`.
 #[cfg(target_os = "linux")]
 fn quiet_alsa() {
-    use std::ffi::{c_char, c_int};
-
-    /// ALSA's handler type is C-variadic; this one takes the fixed arguments and ignores the rest.
-    unsafe extern "C" fn ignore(
-        _file: *const c_char,
-        _line: c_int,
-        _function: *const c_char,
-        _err: c_int,
-        _fmt: *const c_char,
-    ) {
-    }
-
-    type Handler =
-        unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char, ...);
-
     unsafe extern "C" {
-        // libasound, linked through cpal's `alsa-sys`.
-        fn snd_lib_error_set_handler(handler: Option<Handler>) -> c_int;
+        // The C shim of `build.rs`: installs a C-variadic handler that ignores
+        // everything, through `snd_lib_error_set_handler`.
+        fn w4l_alsa_quiet() -> std::ffi::c_int;
     }
 
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -611,18 +597,10 @@ fn quiet_alsa() {
         return;
     }
     ONCE.call_once(|| {
-        // SAFETY: `ignore` has the handler's fixed parameters and reads none of the variadic
-        // ones. On the C ABIs of Linux (x86-64 System V, AArch64, ARM, RISC-V) a caller passes
-        // variadic arguments in the places where it would pass further fixed ones, so a callee
-        // that declares only the fixed ones receives them correctly and leaves the rest unread,
-        // which is how C programs commonly install such a handler. The function pointer is valid
-        // for the whole program (a static function); the setter only stores it.
+        // SAFETY: a C function without parameters that only stores a pointer to a static
+        // function of the right (variadic) type in libasound's global handler.
         unsafe {
-            let handler = std::mem::transmute::<
-                unsafe extern "C" fn(*const c_char, c_int, *const c_char, c_int, *const c_char),
-                Handler,
-            >(ignore);
-            snd_lib_error_set_handler(Some(handler));
+            w4l_alsa_quiet();
         }
     });
 }
