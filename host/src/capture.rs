@@ -16,12 +16,19 @@
 //!
 //! # The data callback
 //!
-//! No allocation, no lock, no system call, no logging. It converts the device's samples (`f32`,
-//! `i16`, `u16`, `i32`, `u8` or `i8`) with [`w4l_core::sample::convert`] into a scratch buffer
-//! allocated when the stream is built, pushes them into the sink, and adds to atomic counters:
-//! samples delivered, and samples the sink refused (**overruns**, never silent). The sink lives in
-//! a slot guarded by an atomic flag, not a mutex, so that a rebuilt stream can take it over and
-//! [`Capture::stop`] can take it away: after `stop` returns, no callback can reach it.
+//! No allocation, no lock, no system call, no logging, no panic. It converts the device's
+//! samples (`f32`, `i16`, `u16`, `i32`, `u8` or `i8`) with [`w4l_core::sample::convert`] into a
+//! fixed-size scratch buffer allocated when the stream is built, offers every chunk to the sink,
+//! and adds to atomic counters: samples delivered, and samples the sink refused (**overruns**,
+//! never silent). The sink lives in a slot guarded by an atomic flag, not a mutex, so that a
+//! rebuilt stream can take it over and [`Capture::stop`] can take it away: after `stop` returns,
+//! no callback can reach it.
+//!
+//! That makes the callback real-time safe, which matters only where the caller is real-time:
+//! cpal's ALSA host calls it straight from its worker thread. cpal's PulseAudio host calls it
+//! from the `pulseaudio` crate's reactor while that holds its state lock, and takes a mutex of
+//! its own after it, so there the callback is merely cheap; the PulseAudio server's buffer, not
+//! the callback, absorbs the scheduling delays.
 //!
 //! # Stream errors
 //!
@@ -104,8 +111,10 @@ pub trait SampleSink: Send + 'static {
     fn push(&mut self, samples: &[f32]) -> usize;
 }
 
-/// The core ring's producer is a sink (with `RejectNewest`, what does not fit is refused and
-/// counted twice: by the ring's `dropped` and by [`CaptureStats::overruns`]).
+/// The core ring's producer is a sink. With `RejectNewest`, what does not fit is refused and
+/// counted in the ring's `dropped`; the callback offers every sample to the ring, so
+/// [`CaptureStats::overruns`] is exactly the ring's `dropped` plus the samples that met a busy
+/// sink slot (only in a race with [`Capture::stop`] taking the sink away).
 impl<R> SampleSink for Producer<R>
 where
     R: RingRef + Send + 'static,
@@ -1027,19 +1036,22 @@ const SCRATCH_SAMPLES: usize = 4096;
 
 /// A sample type cpal delivers and the core converts.
 trait Incoming: cpal::SizedSample + Sample + Send + 'static {
-    /// Converts and pushes `data`; returns how many samples the sink accepted. Stops at the
-    /// first refusal so that what is pushed stays one gapless prefix.
+    /// Converts `data` through `scratch`, `N` samples at a time, and offers every chunk to the
+    /// sink (so that what the sink refuses is exactly what this does not count as accepted);
+    /// returns how many samples the sink accepted.
     #[inline]
-    fn deliver(data: &[Self], scratch: &mut [f32], sink: &mut dyn SampleSink) -> usize {
+    fn deliver<const N: usize>(
+        data: &[Self],
+        scratch: &mut [f32; N],
+        sink: &mut dyn SampleSink,
+    ) -> usize {
+        const { assert!(N > 0, "the scratch buffer must hold a sample") };
         let mut accepted = 0;
-        for chunk in data.chunks(scratch.len().max(1)) {
-            let out = &mut scratch[..chunk.len()];
-            convert(chunk, out);
-            let n = sink.push(out);
-            accepted += n;
-            if n < chunk.len() {
-                break;
-            }
+        for chunk in data.chunks(N) {
+            // `convert` writes `min(chunk.len(), N)` samples: the whole chunk.
+            let n = convert(chunk, scratch);
+            let (converted, _) = scratch.split_at(n);
+            accepted += sink.push(converted);
         }
         accepted
     }
@@ -1047,7 +1059,11 @@ trait Incoming: cpal::SizedSample + Sample + Send + 'static {
 
 impl Incoming for f32 {
     #[inline]
-    fn deliver(data: &[f32], _scratch: &mut [f32], sink: &mut dyn SampleSink) -> usize {
+    fn deliver<const N: usize>(
+        data: &[f32],
+        _scratch: &mut [f32; N],
+        sink: &mut dyn SampleSink,
+    ) -> usize {
         sink.push(data)
     }
 }
@@ -1057,16 +1073,26 @@ impl Incoming for u16 {}
 impl Incoming for u8 {}
 impl Incoming for i8 {}
 
-/// What one stream's data callback owns.
-struct Feed {
+/// What one stream's data callback owns. The scratch buffer's length is part of the type (and
+/// checked non-zero when compiled), so the callback cannot slice it out of bounds.
+struct Feed<const N: usize = SCRATCH_SAMPLES> {
     shared: Arc<Shared>,
     slot: Arc<SinkSlot>,
-    scratch: Box<[f32]>,
+    scratch: Box<[f32; N]>,
     generation: u64,
 }
 
-impl Feed {
-    /// The data callback. No allocation, lock, system call or logging.
+impl<const N: usize> Feed<N> {
+    fn new(shared: Arc<Shared>, slot: Arc<SinkSlot>, generation: u64) -> Self {
+        Self {
+            shared,
+            slot,
+            scratch: Box::new([0.0; N]),
+            generation,
+        }
+    }
+
+    /// The data callback. No allocation, lock, system call, logging or panic.
     #[inline]
     fn on_data<T: Incoming>(&mut self, data: &[T]) {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
@@ -1074,21 +1100,19 @@ impl Feed {
             return;
         }
         let n = data.len() as u64;
-        self.shared.samples.fetch_add(n, Ordering::Relaxed);
-        let scratch = &mut self.scratch;
+        let scratch = &mut *self.scratch;
         let accepted = match self
             .slot
             .try_with(|sink| T::deliver(data, scratch, sink) as u64)
         {
-            Some(Some(accepted)) => accepted,
-            // No sink (stopping): nothing to deliver to, nothing lost from the take.
-            Some(None) => n,
+            Some(Some(accepted)) => accepted.min(n),
+            // No sink (stopping): not part of the take, neither delivered nor lost.
+            Some(None) => return,
             // Busy: the supervisor is swapping the sink.
             None => 0,
         };
-        self.shared
-            .pushed
-            .fetch_add(accepted.min(n), Ordering::Relaxed);
+        self.shared.samples.fetch_add(n, Ordering::Relaxed);
+        self.shared.pushed.fetch_add(accepted, Ordering::Relaxed);
         if accepted < n {
             self.shared
                 .overruns
@@ -1383,12 +1407,7 @@ impl Capture {
         self.shared.generation.store(generation, Ordering::Release);
         let shared = self.shared.clone();
         let slot = self.slot.clone();
-        let make_feed = move || Feed {
-            shared: shared.clone(),
-            slot: slot.clone(),
-            scratch: vec![0.0; SCRATCH_SAMPLES].into_boxed_slice(),
-            generation,
-        };
+        let make_feed = move || Feed::new(shared.clone(), slot.clone(), generation);
         let config = cpal::StreamConfig {
             channels: self.format.channels,
             sample_rate: self.format.rate,
@@ -2039,12 +2058,8 @@ mod tests {
             let slot = Arc::new(SinkSlot::new());
             let (sink, got) = Limited::boxed(room);
             slot.replace(Some(sink));
-            let mut feed = Feed {
-                shared: shared.clone(),
-                slot: slot.clone(),
-                scratch: vec![0.0; 3].into_boxed_slice(),
-                generation: 1,
-            };
+            // A 3-sample scratch buffer: conversion in several chunks.
+            let mut feed = Feed::<3>::new(shared.clone(), slot.clone(), 1);
             feed.on_data(data);
             assert!(slot.replace(None).is_some());
             let stats = CaptureStats {
@@ -2070,7 +2085,7 @@ mod tests {
         assert_eq!(got, [-1.0, 0.5]);
         let (got, _) = run(&[0.25f32, 1.5, -2.0], 100);
         assert_eq!(got, [0.25, 1.5, -2.0]);
-        // A full sink: the accepted prefix is pushed, the rest counted, never silent.
+        // A full sink: what it accepted is pushed, the rest counted, never silent.
         let (got, s) = run(&[1i16, 2, 3, 4, 5, 6, 7], 4);
         assert_eq!(got.len(), 4);
         assert_eq!((s.samples_pushed, s.overruns), (4, 3));
@@ -2085,12 +2100,7 @@ mod tests {
         shared.generation.store(2, Ordering::Relaxed);
         let slot = Arc::new(SinkSlot::new());
         slot.replace(Some(Limited::boxed(100).0));
-        let mut old = Feed {
-            shared: shared.clone(),
-            slot: slot.clone(),
-            scratch: vec![0.0; 8].into_boxed_slice(),
-            generation: 1,
-        };
+        let mut old = Feed::<8>::new(shared.clone(), slot.clone(), 1);
         old.on_data(&[0.5f32; 4]);
         assert_eq!(
             shared.samples.load(Ordering::Relaxed),
@@ -2110,6 +2120,50 @@ mod tests {
             "busy slot counts"
         );
         cur.on_data(&[0.5f32; 4]);
+        assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
+        // No sink (stopping): neither delivered nor lost.
+        assert!(slot.replace(None).is_some());
+        cur.on_data(&[0.5f32; 4]);
+        assert_eq!(shared.samples.load(Ordering::Relaxed), 8);
+        assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
+        assert_eq!(shared.overruns.load(Ordering::Relaxed), 4);
+    }
+
+    /// A sink that refuses every other push, counting what it refused (like the ring's
+    /// `dropped`).
+    struct Alternating {
+        refuse: bool,
+        refused: Arc<AtomicU64>,
+    }
+
+    impl SampleSink for Alternating {
+        fn push(&mut self, samples: &[f32]) -> usize {
+            self.refuse = !self.refuse;
+            if self.refuse {
+                self.refused
+                    .fetch_add(samples.len() as u64, Ordering::Relaxed);
+                0
+            } else {
+                samples.len()
+            }
+        }
+    }
+
+    #[test]
+    fn overruns_equal_what_the_sink_refused() {
+        let shared = Arc::new(Shared::default());
+        shared.generation.store(1, Ordering::Relaxed);
+        let slot = Arc::new(SinkSlot::new());
+        let refused = Arc::new(AtomicU64::new(0));
+        slot.replace(Some(Box::new(Alternating {
+            refuse: false,
+            refused: refused.clone(),
+        })));
+        let mut feed = Feed::<4>::new(shared.clone(), slot.clone(), 1);
+        // Chunks of 4, 4, 2: refused, accepted, refused.
+        feed.on_data(&[1i16; 10]);
+        assert_eq!(shared.overruns.load(Ordering::Relaxed), 6);
+        assert_eq!(refused.load(Ordering::Relaxed), 6);
         assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
     }
 
