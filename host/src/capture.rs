@@ -1260,6 +1260,9 @@ pub struct Capture {
     helper: Option<JoinHandle<()>>,
     state: State,
     generation: u64,
+    /// Whether a stream was rebuilt since the last [`start`](Self::start): only then does the
+    /// first data of a stream close an outage (the first stream's start-up is no gap).
+    rebuilt: bool,
     restarts: u64,
     gap_frames: u64,
     clock: Option<Clock>,
@@ -1331,6 +1334,7 @@ impl Capture {
             helper: None,
             state: State::Idle,
             generation: 0,
+            rebuilt: false,
             restarts: 0,
             gap_frames: 0,
             clock: None,
@@ -1352,6 +1356,7 @@ impl Capture {
             return Err(CaptureError::AlreadyStarted);
         }
         self.slot.replace(Some(Box::new(sink)));
+        self.rebuilt = false;
         let opened = self
             .spawn_open(false)
             .and_then(|opening| self.opened(opening.rx.recv_timeout(OPEN_TIMEOUT)));
@@ -1538,7 +1543,7 @@ impl Capture {
                             // The first data after a rebuild closes the outage.
                             *flowing = true;
                             *attempt = 0;
-                            if self.generation > 1 {
+                            if self.rebuilt {
                                 self.gap_frames += (deficit - clock.deficit).max(0) as u64;
                             }
                         }
@@ -1591,6 +1596,7 @@ impl Capture {
                 Ok(stream) => {
                     self.stream = Some(stream);
                     self.restarts += 1;
+                    self.rebuilt = true;
                     self.state = State::Running {
                         flowing: false,
                         attempt,
