@@ -698,7 +698,7 @@ pub(crate) fn default_device(host: &OpenHost) -> Result<NamedDevice, CaptureErro
 
 /// Picks `wanted` among `names` (name, id): an exact name or id, else the one whose name or id
 /// contains it, case-insensitively. `Err(None)`: none matches; `Err(Some(indices))`: several do.
-pub fn select_by_name(
+pub(crate) fn select_by_name(
     names: &[(String, String)],
     wanted: &str,
 ) -> Result<usize, Option<Vec<usize>>> {
@@ -825,7 +825,7 @@ pub(crate) fn config_ranges(
 }
 
 /// Merges ranges that differ only by adjacent channel counts.
-pub fn merge_ranges(mut ranges: Vec<ConfigRange>) -> Vec<ConfigRange> {
+pub(crate) fn merge_ranges(mut ranges: Vec<ConfigRange>) -> Vec<ConfigRange> {
     let rank = |f: SampleFormat| SampleFormat::PREFERENCE.iter().position(|&p| p == f);
     ranges.sort_by_key(|r| {
         (
@@ -933,7 +933,7 @@ pub fn describe_ranges(ranges: &[ConfigRange]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The callback side
 
-/// Counters shared between the callbacks and the supervisor.
+/// Counters shared between the callbacks, the supervisor and whoever reads the stats.
 #[derive(Debug, Default)]
 struct Shared {
     /// Samples delivered by the device.
@@ -946,12 +946,31 @@ struct Shared {
     errors: AtomicU64,
     /// Xruns reported.
     xruns: AtomicU64,
+    /// Streams rebuilt (supervisor only).
+    restarts: AtomicU64,
+    /// Frames missed while streams were down (supervisor only).
+    gap_frames: AtomicU64,
     /// The stream generation whose callbacks may push (0: none).
     generation: AtomicU64,
     /// The generation an error callback declared broken (0: none).
     broken: AtomicU64,
     /// The kind of the last error that broke a stream (index into [`BREAKING_KINDS`] + 1).
     last_kind: AtomicU8,
+}
+
+impl Shared {
+    /// The counters, for a stream of `channels` channels.
+    fn stats(&self, channels: u16) -> CaptureStats {
+        CaptureStats {
+            frames: self.samples.load(Ordering::Relaxed) / u64::from(channels.max(1)),
+            samples_pushed: self.pushed.load(Ordering::Relaxed),
+            overruns: self.overruns.load(Ordering::Relaxed),
+            stream_errors: self.errors.load(Ordering::Relaxed),
+            xruns: self.xruns.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            gap_frames: self.gap_frames.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The error kinds that break a stream, for [`Shared::last_kind`].
@@ -1263,8 +1282,6 @@ pub struct Capture {
     /// Whether a stream was rebuilt since the last [`start`](Self::start): only then does the
     /// first data of a stream close an outage (the first stream's start-up is no gap).
     rebuilt: bool,
-    restarts: u64,
-    gap_frames: u64,
     clock: Option<Clock>,
 }
 
@@ -1335,8 +1352,6 @@ impl Capture {
             state: State::Idle,
             generation: 0,
             rebuilt: false,
-            restarts: 0,
-            gap_frames: 0,
             clock: None,
         })
     }
@@ -1544,7 +1559,8 @@ impl Capture {
                             *flowing = true;
                             *attempt = 0;
                             if self.rebuilt {
-                                self.gap_frames += (deficit - clock.deficit).max(0) as u64;
+                                let gap = (deficit - clock.deficit).max(0) as u64;
+                                self.shared.gap_frames.fetch_add(gap, Ordering::Relaxed);
                             }
                         }
                         clock.deficit = deficit;
@@ -1595,7 +1611,7 @@ impl Capture {
             match self.opened(received) {
                 Ok(stream) => {
                     self.stream = Some(stream);
-                    self.restarts += 1;
+                    self.shared.restarts.fetch_add(1, Ordering::Relaxed);
                     self.rebuilt = true;
                     self.state = State::Running {
                         flowing: false,
@@ -1679,16 +1695,7 @@ impl Capture {
 
     /// The counters so far.
     pub fn stats(&self) -> CaptureStats {
-        let channels = u64::from(self.format.channels.max(1));
-        CaptureStats {
-            frames: self.shared.samples.load(Ordering::Relaxed) / channels,
-            samples_pushed: self.shared.pushed.load(Ordering::Relaxed),
-            overruns: self.shared.overruns.load(Ordering::Relaxed),
-            stream_errors: self.shared.errors.load(Ordering::Relaxed),
-            xruns: self.shared.xruns.load(Ordering::Relaxed),
-            restarts: self.restarts,
-            gap_frames: self.gap_frames,
-        }
+        self.shared.stats(self.format.channels)
     }
 
     /// Stops the stream. When it returns, no callback can push anything more into the sink, so
@@ -1743,43 +1750,8 @@ pub struct CaptureSource {
     capture: Option<Capture>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<(Capture, CaptureStats)>>,
-    last_stats: Arc<SharedStats>,
-}
-
-/// The stats as the supervisor thread last saw them.
-#[derive(Debug, Default)]
-struct SharedStats {
-    frames: AtomicU64,
-    pushed: AtomicU64,
-    overruns: AtomicU64,
-    errors: AtomicU64,
-    xruns: AtomicU64,
-    restarts: AtomicU64,
-    gap_frames: AtomicU64,
-}
-
-impl SharedStats {
-    fn store(&self, s: &CaptureStats) {
-        self.frames.store(s.frames, Ordering::Relaxed);
-        self.pushed.store(s.samples_pushed, Ordering::Relaxed);
-        self.overruns.store(s.overruns, Ordering::Relaxed);
-        self.errors.store(s.stream_errors, Ordering::Relaxed);
-        self.xruns.store(s.xruns, Ordering::Relaxed);
-        self.restarts.store(s.restarts, Ordering::Relaxed);
-        self.gap_frames.store(s.gap_frames, Ordering::Relaxed);
-    }
-
-    fn load(&self) -> CaptureStats {
-        CaptureStats {
-            frames: self.frames.load(Ordering::Relaxed),
-            samples_pushed: self.pushed.load(Ordering::Relaxed),
-            overruns: self.overruns.load(Ordering::Relaxed),
-            stream_errors: self.errors.load(Ordering::Relaxed),
-            xruns: self.xruns.load(Ordering::Relaxed),
-            restarts: self.restarts.load(Ordering::Relaxed),
-            gap_frames: self.gap_frames.load(Ordering::Relaxed),
-        }
-    }
+    /// The capture's counters, readable while the supervisor thread owns the capture.
+    shared: Arc<Shared>,
 }
 
 impl CaptureSource {
@@ -1787,10 +1759,10 @@ impl CaptureSource {
     pub fn new(capture: Capture) -> Self {
         Self {
             format: capture.format().clone(),
+            shared: capture.shared.clone(),
             capture: Some(capture),
             stop: Arc::new(AtomicBool::new(false)),
             thread: None,
-            last_stats: Arc::default(),
         }
     }
 
@@ -1808,12 +1780,9 @@ impl CaptureSource {
         &self.format
     }
 
-    /// The counters (as of the supervisor's last step while running; final after `stop`).
+    /// The counters (live while running; final after `stop`).
     pub fn stats(&self) -> CaptureStats {
-        match &self.capture {
-            Some(c) => c.stats(),
-            None => self.last_stats.load(),
-        }
+        self.shared.stats(self.format.channels)
     }
 
     /// Starts the capture and its supervisor thread.
@@ -1835,7 +1804,6 @@ impl CaptureSource {
         }
         let stop = Arc::new(AtomicBool::new(false));
         self.stop = stop.clone();
-        let stats = self.last_stats.clone();
         let spawned = std::thread::Builder::new()
             .name("w4l-capture".into())
             .spawn(move || {
@@ -1844,9 +1812,7 @@ impl CaptureSource {
                     if stop.load(Ordering::Acquire) {
                         break;
                     }
-                    let result = capture.poll();
-                    stats.store(&capture.stats());
-                    if let Err(e) = result {
+                    if let Err(e) = capture.poll() {
                         if let Some(status) = &status {
                             status.fail(e.into());
                         }
@@ -1854,7 +1820,6 @@ impl CaptureSource {
                     }
                 }
                 let last = capture.stop();
-                stats.store(&last);
                 (capture, last)
             });
         match spawned {
@@ -1880,7 +1845,8 @@ impl CaptureSource {
         }
         match self.capture.as_mut() {
             Some(c) => c.stop(),
-            None => self.last_stats.load(),
+            // The supervisor panicked: the capture is gone with it (dropped, hence stopped).
+            None => self.stats(),
         }
     }
 }
@@ -2068,12 +2034,7 @@ mod tests {
             let mut feed = Feed::<3>::new(shared.clone(), slot.clone(), 1);
             feed.on_data(data);
             assert!(slot.replace(None).is_some());
-            let stats = CaptureStats {
-                frames: shared.samples.load(Ordering::Relaxed),
-                samples_pushed: shared.pushed.load(Ordering::Relaxed),
-                overruns: shared.overruns.load(Ordering::Relaxed),
-                ..CaptureStats::default()
-            };
+            let stats = shared.stats(1);
             let got = got.lock().expect("test sink").clone();
             (got, stats)
         }
