@@ -1,0 +1,422 @@
+//! The callback side: the only real-time code (see the [module docs](super)).
+
+use std::cell::UnsafeCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use cpal::traits::DeviceTrait;
+use w4l_core::sample::{Sample, convert};
+
+use super::{CaptureStats, SampleSink};
+
+/// Counters shared between the callbacks, the supervisor and whoever reads the stats.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    /// Samples delivered by the device.
+    pub(super) samples: AtomicU64,
+    /// Samples the sink accepted.
+    pub(super) pushed: AtomicU64,
+    /// Samples lost.
+    pub(super) overruns: AtomicU64,
+    /// Errors reported.
+    pub(super) errors: AtomicU64,
+    /// Xruns reported.
+    pub(super) xruns: AtomicU64,
+    /// Streams rebuilt (supervisor only).
+    pub(super) restarts: AtomicU64,
+    /// Frames missed while streams were down (supervisor only).
+    pub(super) gap_frames: AtomicU64,
+    /// The stream generation whose callbacks may push (0: none).
+    pub(super) generation: AtomicU64,
+    /// The generation an error callback declared broken (0: none).
+    pub(super) broken: AtomicU64,
+    /// The kind of the last error that broke a stream (index into [`BREAKING_KINDS`] + 1).
+    pub(super) last_kind: AtomicU8,
+}
+
+impl Shared {
+    /// The counters, for a stream of `channels` channels.
+    pub(super) fn stats(&self, channels: u16) -> CaptureStats {
+        CaptureStats {
+            frames: self.samples.load(Ordering::Relaxed) / u64::from(channels.max(1)),
+            samples_pushed: self.pushed.load(Ordering::Relaxed),
+            overruns: self.overruns.load(Ordering::Relaxed),
+            stream_errors: self.errors.load(Ordering::Relaxed),
+            xruns: self.xruns.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            gap_frames: self.gap_frames.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The error kinds that break a stream, for [`Shared::last_kind`].
+pub(super) const BREAKING_KINDS: [cpal::ErrorKind; 9] = [
+    cpal::ErrorKind::DeviceNotAvailable,
+    cpal::ErrorKind::HostUnavailable,
+    cpal::ErrorKind::StreamInvalidated,
+    cpal::ErrorKind::BackendError,
+    cpal::ErrorKind::DeviceBusy,
+    cpal::ErrorKind::PermissionDenied,
+    cpal::ErrorKind::ResourceExhausted,
+    cpal::ErrorKind::InvalidInput,
+    cpal::ErrorKind::Other,
+];
+
+/// The sink, reachable by one party at a time: the current stream's callback, or the supervisor
+/// (to install, hand over, or take it away). A flag, not a mutex: the callback never waits; if
+/// the slot is busy (only while the supervisor swaps the sink) it counts its samples as lost.
+pub(super) struct SinkSlot {
+    busy: AtomicBool,
+    sink: UnsafeCell<Option<Box<dyn SampleSink>>>,
+}
+
+// SAFETY: the `UnsafeCell` is only reached through `try_with` and `replace`, and both do so only
+// between winning `busy` (a compare-exchange from false to true, Acquire) and releasing it (a
+// Release store of false, by `SlotGuard::drop`): at most one thread touches the sink at a time,
+// and each one sees the previous one's writes. The sink itself is `Send`.
+unsafe impl Sync for SinkSlot {}
+
+/// Releases the slot's flag when dropped (also if the sink panics).
+struct SlotGuard<'a>(&'a AtomicBool);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl SinkSlot {
+    pub(super) fn new() -> Self {
+        Self {
+            busy: AtomicBool::new(false),
+            sink: UnsafeCell::new(None),
+        }
+    }
+
+    fn acquire(&self) -> Option<SlotGuard<'_>> {
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| SlotGuard(&self.busy))
+    }
+
+    /// Runs `f` on the sink. `None` if the slot is busy; `Some(None)` if it holds no sink.
+    #[inline]
+    fn try_with<R>(&self, f: impl FnOnce(&mut dyn SampleSink) -> R) -> Option<Option<R>> {
+        let _guard = self.acquire()?;
+        // SAFETY: `_guard` proves this thread won `busy`, so nobody else touches the cell until
+        // it is dropped at the end of this function (see `unsafe impl Sync`).
+        let sink = unsafe { &mut *self.sink.get() };
+        Some(sink.as_mut().map(|s| f(s.as_mut())))
+    }
+
+    /// Puts `sink` in (or takes it out with `None`), waiting for a callback in progress to end.
+    /// Returns what was there.
+    pub(super) fn replace(&self, sink: Option<Box<dyn SampleSink>>) -> Option<Box<dyn SampleSink>> {
+        let _guard = loop {
+            if let Some(g) = self.acquire() {
+                break g;
+            }
+            // A callback is pushing: a few microseconds.
+            std::thread::yield_now();
+        };
+        // SAFETY: as in `try_with`.
+        let slot = unsafe { &mut *self.sink.get() };
+        std::mem::replace(slot, sink)
+    }
+}
+
+/// Samples in the callback's conversion buffer (16 KiB of `f32`).
+pub(super) const SCRATCH_SAMPLES: usize = 4096;
+
+/// A sample type cpal delivers and the core converts.
+pub(super) trait Incoming: cpal::SizedSample + Sample + Send + 'static {
+    /// Converts `data` through `scratch`, `N` samples at a time, and offers every chunk to the
+    /// sink (so that what the sink refuses is exactly what this does not count as accepted);
+    /// returns how many samples the sink accepted.
+    #[inline]
+    fn deliver<const N: usize>(
+        data: &[Self],
+        scratch: &mut [f32; N],
+        sink: &mut dyn SampleSink,
+    ) -> usize {
+        const { assert!(N > 0, "the scratch buffer must hold a sample") };
+        let mut accepted = 0;
+        for chunk in data.chunks(N) {
+            // `convert` writes `min(chunk.len(), N)` samples: the whole chunk.
+            let n = convert(chunk, scratch);
+            let (converted, _) = scratch.split_at(n);
+            accepted += sink.push(converted);
+        }
+        accepted
+    }
+}
+
+impl Incoming for f32 {
+    #[inline]
+    fn deliver<const N: usize>(
+        data: &[f32],
+        _scratch: &mut [f32; N],
+        sink: &mut dyn SampleSink,
+    ) -> usize {
+        sink.push(data)
+    }
+}
+impl Incoming for i16 {}
+impl Incoming for i32 {}
+impl Incoming for u16 {}
+impl Incoming for u8 {}
+impl Incoming for i8 {}
+
+/// What one stream's data callback owns. The scratch buffer's length is part of the type (and
+/// checked non-zero when compiled), so the callback cannot slice it out of bounds.
+pub(super) struct Feed<const N: usize = SCRATCH_SAMPLES> {
+    shared: Arc<Shared>,
+    slot: Arc<SinkSlot>,
+    scratch: Box<[f32; N]>,
+    generation: u64,
+}
+
+impl<const N: usize> Feed<N> {
+    pub(super) fn new(shared: Arc<Shared>, slot: Arc<SinkSlot>, generation: u64) -> Self {
+        Self {
+            shared,
+            slot,
+            scratch: Box::new([0.0; N]),
+            generation,
+        }
+    }
+
+    /// The data callback. No allocation, lock, system call, logging or panic.
+    #[inline]
+    fn on_data<T: Incoming>(&mut self, data: &[T]) {
+        if self.shared.generation.load(Ordering::Acquire) != self.generation {
+            // A stream that was replaced or stopped: its samples are not part of the take.
+            return;
+        }
+        let n = data.len() as u64;
+        let scratch = &mut *self.scratch;
+        let accepted = match self
+            .slot
+            .try_with(|sink| T::deliver(data, scratch, sink) as u64)
+        {
+            Some(Some(accepted)) => accepted.min(n),
+            // No sink (stopping): not part of the take, neither delivered nor lost.
+            Some(None) => return,
+            // Busy: the supervisor is swapping the sink.
+            None => 0,
+        };
+        self.shared.samples.fetch_add(n, Ordering::Relaxed);
+        self.shared.pushed.fetch_add(accepted, Ordering::Relaxed);
+        if accepted < n {
+            self.shared
+                .overruns
+                .fetch_add(n - accepted, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The error callback: counters and a flag only.
+fn on_error(shared: &Shared, generation: u64, error: &cpal::Error) {
+    shared.errors.fetch_add(1, Ordering::Relaxed);
+    match error.kind() {
+        cpal::ErrorKind::Xrun => {
+            shared.xruns.fetch_add(1, Ordering::Relaxed);
+        }
+        // The stream goes on (rerouted, or merely not real-time).
+        cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
+        kind => {
+            let code = BREAKING_KINDS
+                .iter()
+                .position(|&k| k == kind)
+                .map_or(u8::MAX, |i| i as u8 + 1);
+            shared.last_kind.store(code, Ordering::Relaxed);
+            shared.broken.store(generation, Ordering::Release);
+        }
+    }
+}
+
+pub(super) fn build_typed<T: Incoming>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    mut feed: Feed,
+    timeout: Duration,
+) -> Result<cpal::Stream, cpal::Error> {
+    let shared = feed.shared.clone();
+    let generation = feed.generation;
+    device.build_input_stream::<T, _, _>(
+        config,
+        move |data: &[T], _: &cpal::InputCallbackInfo| feed.on_data(data),
+        move |e: cpal::Error| on_error(&shared, generation, &e),
+        Some(timeout),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that takes at most `room` samples in all.
+    struct Limited {
+        room: usize,
+        got: Arc<std::sync::Mutex<Vec<f32>>>,
+    }
+
+    impl Limited {
+        fn boxed(room: usize) -> (Box<dyn SampleSink>, Arc<std::sync::Mutex<Vec<f32>>>) {
+            let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+            (
+                Box::new(Limited {
+                    room,
+                    got: got.clone(),
+                }),
+                got,
+            )
+        }
+    }
+
+    impl SampleSink for Limited {
+        fn push(&mut self, samples: &[f32]) -> usize {
+            let n = samples.len().min(self.room);
+            self.room -= n;
+            self.got
+                .lock()
+                .expect("test sink")
+                .extend_from_slice(&samples[..n]);
+            n
+        }
+    }
+
+    #[test]
+    fn conversion_and_overrun_counting_for_every_format() {
+        fn run<T: Incoming>(data: &[T], room: usize) -> (Vec<f32>, CaptureStats) {
+            let shared = Arc::new(Shared::default());
+            shared.generation.store(1, Ordering::Relaxed);
+            let slot = Arc::new(SinkSlot::new());
+            let (sink, got) = Limited::boxed(room);
+            slot.replace(Some(sink));
+            // A 3-sample scratch buffer: conversion in several chunks.
+            let mut feed = Feed::<3>::new(shared.clone(), slot.clone(), 1);
+            feed.on_data(data);
+            assert!(slot.replace(None).is_some());
+            let stats = shared.stats(1);
+            let got = got.lock().expect("test sink").clone();
+            (got, stats)
+        }
+        let (got, s) = run(&[0i16, 16384, -32768, 32767, -16384], 100);
+        assert_eq!(got, [0.0, 0.5, -1.0, 32767.0 / 32768.0, -0.5]);
+        assert_eq!((s.frames, s.samples_pushed, s.overruns), (5, 5, 0));
+        let (got, s) = run(&[128u8, 0, 255, 192], 100);
+        assert_eq!(got, [0.0, -1.0, 127.0 / 128.0, 0.5]);
+        assert_eq!(s.overruns, 0);
+        let (got, _) = run(&[32768u16, 0], 100);
+        assert_eq!(got, [0.0, -1.0]);
+        let (got, _) = run(&[i32::MIN, 0x4000_0000], 100);
+        assert_eq!(got, [-1.0, 0.5]);
+        let (got, _) = run(&[-128i8, 64], 100);
+        assert_eq!(got, [-1.0, 0.5]);
+        let (got, _) = run(&[0.25f32, 1.5, -2.0], 100);
+        assert_eq!(got, [0.25, 1.5, -2.0]);
+        // A full sink: what it accepted is pushed, the rest counted, never silent.
+        let (got, s) = run(&[1i16, 2, 3, 4, 5, 6, 7], 4);
+        assert_eq!(got.len(), 4);
+        assert_eq!((s.samples_pushed, s.overruns), (4, 3));
+        let (got, s) = run(&[0.0f32; 10], 0);
+        assert!(got.is_empty());
+        assert_eq!(s.overruns, 10);
+    }
+
+    #[test]
+    fn stale_generation_and_busy_slot() {
+        let shared = Arc::new(Shared::default());
+        shared.generation.store(2, Ordering::Relaxed);
+        let slot = Arc::new(SinkSlot::new());
+        slot.replace(Some(Limited::boxed(100).0));
+        let mut old = Feed::<8>::new(shared.clone(), slot.clone(), 1);
+        old.on_data(&[0.5f32; 4]);
+        assert_eq!(
+            shared.samples.load(Ordering::Relaxed),
+            0,
+            "stale stream ignored"
+        );
+        let mut cur = Feed {
+            generation: 2,
+            ..old
+        };
+        let guard = slot.acquire().expect("free");
+        cur.on_data(&[0.5f32; 4]);
+        drop(guard);
+        assert_eq!(
+            shared.overruns.load(Ordering::Relaxed),
+            4,
+            "busy slot counts"
+        );
+        cur.on_data(&[0.5f32; 4]);
+        assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
+        // No sink (stopping): neither delivered nor lost.
+        assert!(slot.replace(None).is_some());
+        cur.on_data(&[0.5f32; 4]);
+        assert_eq!(shared.samples.load(Ordering::Relaxed), 8);
+        assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
+        assert_eq!(shared.overruns.load(Ordering::Relaxed), 4);
+    }
+
+    /// A sink that refuses every other push, counting what it refused (like the ring's
+    /// `dropped`).
+    struct Alternating {
+        refuse: bool,
+        refused: Arc<AtomicU64>,
+    }
+
+    impl SampleSink for Alternating {
+        fn push(&mut self, samples: &[f32]) -> usize {
+            self.refuse = !self.refuse;
+            if self.refuse {
+                self.refused
+                    .fetch_add(samples.len() as u64, Ordering::Relaxed);
+                0
+            } else {
+                samples.len()
+            }
+        }
+    }
+
+    #[test]
+    fn overruns_equal_what_the_sink_refused() {
+        let shared = Arc::new(Shared::default());
+        shared.generation.store(1, Ordering::Relaxed);
+        let slot = Arc::new(SinkSlot::new());
+        let refused = Arc::new(AtomicU64::new(0));
+        slot.replace(Some(Box::new(Alternating {
+            refuse: false,
+            refused: refused.clone(),
+        })));
+        let mut feed = Feed::<4>::new(shared.clone(), slot.clone(), 1);
+        // Chunks of 4, 4, 2: refused, accepted, refused.
+        feed.on_data(&[1i16; 10]);
+        assert_eq!(shared.overruns.load(Ordering::Relaxed), 6);
+        assert_eq!(refused.load(Ordering::Relaxed), 6);
+        assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn error_callback_marks_only_breaking_kinds() {
+        let shared = Shared::default();
+        on_error(&shared, 3, &cpal::Error::new(cpal::ErrorKind::Xrun));
+        on_error(
+            &shared,
+            3,
+            &cpal::Error::new(cpal::ErrorKind::DeviceChanged),
+        );
+        assert_eq!(shared.broken.load(Ordering::Relaxed), 0);
+        on_error(
+            &shared,
+            3,
+            &cpal::Error::new(cpal::ErrorKind::StreamInvalidated),
+        );
+        assert_eq!(shared.broken.load(Ordering::Relaxed), 3);
+        assert_eq!(shared.errors.load(Ordering::Relaxed), 3);
+        assert_eq!(shared.xruns.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,165 @@
+//! [`CaptureSource`]: a [`Capture`] as a recorder [`Source`](crate::source::Source).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::callback::Shared;
+use super::{Capture, CaptureError, CaptureRequest, CaptureStats, SampleSink, StreamFormat};
+use crate::ring::AudioProducer;
+use crate::source::{Source, SourceStats, SourceStatus};
+
+/// How often [`CaptureSource`]'s supervisor thread polls.
+pub const SUPERVISOR_PERIOD: Duration = Duration::from_millis(100);
+
+/// A [`Capture`] as a recorder [`Source`]: a small thread runs [`Capture::poll`] every
+/// [`SUPERVISOR_PERIOD`] and reports a lost stream through the [`SourceStatus`].
+#[derive(Debug)]
+pub struct CaptureSource {
+    format: StreamFormat,
+    capture: Option<Capture>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<(Capture, CaptureStats)>>,
+    /// The capture's counters, readable while the supervisor thread owns the capture.
+    shared: Arc<Shared>,
+}
+
+impl CaptureSource {
+    /// Wraps an opened (not started) capture.
+    pub fn new(capture: Capture) -> Self {
+        Self {
+            format: capture.format().clone(),
+            shared: capture.shared.clone(),
+            capture: Some(capture),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        }
+    }
+
+    /// Opens a capture and wraps it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Capture::open`].
+    pub fn open(request: &CaptureRequest) -> Result<Self, CaptureError> {
+        Capture::open(request).map(Self::new)
+    }
+
+    /// The negotiated format.
+    pub fn format(&self) -> &StreamFormat {
+        &self.format
+    }
+
+    /// The counters (live while running; final after `stop`).
+    pub fn stats(&self) -> CaptureStats {
+        self.shared.stats(self.format.channels)
+    }
+
+    /// Starts the capture and its supervisor thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`Capture::start`]; [`CaptureError::Thread`] if the thread cannot be spawned.
+    pub fn start_sink<S: SampleSink>(
+        &mut self,
+        sink: S,
+        status: Option<Arc<SourceStatus>>,
+    ) -> Result<(), CaptureError> {
+        let Some(mut capture) = self.capture.take() else {
+            return Err(CaptureError::AlreadyStarted);
+        };
+        if let Err(e) = capture.start(sink) {
+            self.capture = Some(capture);
+            return Err(e);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        self.stop = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("w4l-capture".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::park_timeout(SUPERVISOR_PERIOD);
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Err(e) = capture.poll() {
+                        if let Some(status) = &status {
+                            status.fail(e.into());
+                        }
+                        break;
+                    }
+                }
+                let last = capture.stop();
+                (capture, last)
+            });
+        match spawned {
+            Ok(handle) => {
+                self.thread = Some(handle);
+                Ok(())
+            }
+            Err(e) => Err(CaptureError::Thread {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Stops the capture (joins the supervisor). Returns the final counters.
+    pub fn stop_capture(&mut self) -> CaptureStats {
+        self.stop.store(true, Ordering::Release);
+        if let Some(handle) = self.thread.take() {
+            handle.thread().unpark();
+            if let Ok((capture, stats)) = handle.join() {
+                self.capture = Some(capture);
+                return stats;
+            }
+        }
+        match self.capture.as_mut() {
+            Some(c) => c.stop(),
+            // The supervisor panicked: the capture is gone with it (dropped, hence stopped).
+            None => self.stats(),
+        }
+    }
+}
+
+impl Drop for CaptureSource {
+    fn drop(&mut self) {
+        self.stop_capture();
+    }
+}
+
+impl Source for CaptureSource {
+    fn describe(&self) -> String {
+        format!("device '{}'", self.format.device_name)
+    }
+
+    fn rate(&self) -> u32 {
+        self.format.rate
+    }
+
+    fn channels(&self) -> u16 {
+        self.format.channels
+    }
+
+    fn start(
+        &mut self,
+        producer: AudioProducer,
+        status: Arc<SourceStatus>,
+    ) -> crate::error::Result<()> {
+        self.start_sink(producer, Some(status)).map_err(Into::into)
+    }
+
+    fn stop(&mut self) {
+        self.stop_capture();
+    }
+
+    fn stats(&self) -> SourceStats {
+        let s = CaptureSource::stats(self);
+        SourceStats {
+            stream_errors: s.stream_errors,
+            xruns: s.xruns,
+            restarts: s.restarts,
+            gap_frames: s.gap_frames,
+        }
+    }
+}
