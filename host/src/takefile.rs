@@ -279,7 +279,6 @@ impl TakeFile {
     ) -> Result<Self> {
         let mut file = Self::new(manager, ledger, config);
         file.open_file()?;
-        file.checkpoint()?;
         Ok(file)
     }
 
@@ -333,7 +332,11 @@ impl TakeFile {
             .config
             .format
             .spec(self.config.rate, self.config.channels);
-        let writer = hound::WavWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), spec)
+        let mut writer = hound::WavWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), spec)
+            .map_err(|e| self.write_error(temp.path(), &e))?;
+        // Every file is a valid (empty) WAV file on disk from its first moment.
+        writer
+            .flush()
             .map_err(|e| self.write_error(temp.path(), &e))?;
         self.open = Some(OpenFile {
             temp,
@@ -685,4 +688,35 @@ pub(crate) fn spill_oldest(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_paths() {
+        let out = Path::new("/rec/take.wav");
+        assert_eq!(numbered_path(out, 0), out);
+        assert_eq!(numbered_path(out, 1), Path::new("/rec/take.001.wav"));
+        assert_eq!(numbered_path(out, 12), Path::new("/rec/take.012.wav"));
+        assert_eq!(numbered_path(out, 1234), Path::new("/rec/take.1234.wav"));
+        assert_eq!(numbered_path(Path::new("take"), 2), Path::new("take.002"));
+        assert_eq!(
+            numbered_path(Path::new("a.b.wav"), 3),
+            Path::new("a.b.003.wav")
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(SampleFormat::default(), SampleFormat::I16);
+        assert_eq!(SampleFormat::I16.header_bytes(2), 44);
+        assert_eq!(SampleFormat::I16.header_bytes(3), 68);
+        assert_eq!(SampleFormat::F32.header_bytes(1), 68);
+        assert_eq!(SampleFormat::F32.bytes_per_sample(), 4);
+        assert_eq!(SampleFormat::F32.as_str(), "f32");
+        // The limit leaves room for the largest header in a 32-bit RIFF size.
+        assert!(WAV_DATA_LIMIT + 68 <= u64::from(u32::MAX));
+    }
 }
