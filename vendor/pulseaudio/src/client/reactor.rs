@@ -307,6 +307,12 @@ impl Reactor {
 
         let reactor_thread = std::thread::spawn(move || match reactor.run() {
             Ok(_) => Ok(()),
+            // w4l patch: dropping the client closes its command channel, which ends the
+            // reactor with `Disconnected`; that is a normal shutdown, not an error.
+            Err(ClientError::Disconnected) => {
+                log::debug!("Reactor stopped: client disconnected");
+                Err(ClientError::Disconnected)
+            }
             Err(err) => {
                 log::error!("Reactor error: {err}");
                 Err(err)
