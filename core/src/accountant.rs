@@ -94,6 +94,27 @@ pub enum Category {
     Disk,
 }
 
+/// `array[category]`, one slot per category, with the bounds proven by the match (the core
+/// must not contain a panicking index).
+const fn slot<T>(array: &[T; 4], category: Category) -> &T {
+    match category {
+        Category::Audio => &array[0],
+        Category::Model => &array[1],
+        Category::Other => &array[2],
+        Category::Disk => &array[3],
+    }
+}
+
+/// `&mut array[category]`; see [`slot`].
+const fn slot_mut<T>(array: &mut [T; 4], category: Category) -> &mut T {
+    match category {
+        Category::Audio => &mut array[0],
+        Category::Model => &mut array[1],
+        Category::Other => &mut array[2],
+        Category::Disk => &mut array[3],
+    }
+}
+
 impl Category {
     /// Every category, in [`index`](Category::index) order.
     ///
@@ -497,7 +518,7 @@ impl Figures {
     /// assert_eq!(acc.figures().category(Category::Model).used, 0);
     /// ```
     pub fn category(&self, category: Category) -> &CategoryFigures {
-        &self.categories[category.index()]
+        slot(&self.categories, category)
     }
 
     /// Memory bytes not yet reserved.
@@ -728,7 +749,7 @@ impl Accountant {
         /// ```
         #[must_use]
         pub fn with_limit(mut self, category: Category, limit: usize) -> Self {
-            self.limits[category.index()] = limit;
+            *slot_mut(&mut self.limits, category) = limit;
             self
         }
     }
@@ -760,7 +781,7 @@ impl Accountant {
     /// assert_eq!(Accountant::new(1, 1).limit(Category::Model), None);
     /// ```
     pub fn limit(&self, category: Category) -> Option<usize> {
-        match self.limits[category.index()] {
+        match *slot(&self.limits, category) {
             usize::MAX => None,
             limit => Some(limit),
         }
@@ -800,7 +821,7 @@ impl Accountant {
     /// ```
     pub fn used(&self, category: Category) -> usize {
         self.layout
-            .used(self.cells[category.index()].word.load(Ordering::Acquire))
+            .used(slot(&self.cells, category).word.load(Ordering::Acquire))
     }
 
     /// Bytes a new reservation of `category` could get right now (the smaller of what its
@@ -826,7 +847,7 @@ impl Accountant {
     /// The effective per-category cap: the limit, and for disk also the disk budget.
     #[inline]
     fn cap(&self, category: Category) -> usize {
-        let limit = self.limits[category.index()];
+        let limit = *slot(&self.limits, category);
         if category.is_memory() {
             limit
         } else {
@@ -951,7 +972,7 @@ impl Accountant {
         cap: usize,
         grant: bool,
     ) -> Result<(), usize> {
-        let cell = &self.cells[category.index()];
+        let cell = slot(&self.cells, category);
         let l = self.layout;
         let cap = cap.min(l.used_mask);
         let mut current = cell.word.load(Ordering::Relaxed);
@@ -990,7 +1011,7 @@ impl Accountant {
     /// (in the same RMW, plus one on the ended high part when the word's ended bits wrap).
     #[inline]
     fn discharge(&self, category: Category, bytes: usize, end: bool) {
-        let cell = &self.cells[category.index()];
+        let cell = slot(&self.cells, category);
         let l = self.layout;
         // Category before total: a category never holds bytes the total does not.
         // `used >= bytes`, so the subtraction never borrows from the counters; the ended
@@ -1010,7 +1031,7 @@ impl Accountant {
     /// `(bytes held, granted, ended)` of a category, exact at quiescence. Ended first: a
     /// reservation is granted before it ends.
     fn counts(&self, category: Category) -> (usize, usize, usize) {
-        let cell = &self.cells[category.index()];
+        let cell = slot(&self.cells, category);
         let l = self.layout;
         let ended_hi = cell.ended_hi.load(Ordering::Acquire);
         let word = cell.word.load(Ordering::Acquire);
@@ -1035,7 +1056,7 @@ impl Accountant {
         limit: usize,
         current: usize,
     ) -> ReserveError {
-        self.cells[category.index()]
+        slot(&self.cells, category)
             .refused
             .fetch_add(1, Ordering::Relaxed);
         ReserveError {
@@ -1074,14 +1095,10 @@ impl Accountant {
             };
         }
         let mut entries = Category::MEMORY.map(holder);
-        // Three entries: a stable insertion sort, largest first.
-        for i in 1..entries.len() {
-            let mut j = i;
-            while j > 0 && entries[j - 1].bytes < entries[j].bytes {
-                entries.swap(j - 1, j);
-                j -= 1;
-            }
-        }
+        // Largest first; ties keep the categories' order.
+        entries.sort_unstable_by(|a, b| {
+            (b.bytes.cmp(&a.bytes)).then(a.category.index().cmp(&b.category.index()))
+        });
         Holders { entries, len: 3 }
     }
 
@@ -1097,7 +1114,7 @@ impl Accountant {
         let mut categories = [CategoryFigures::default(); 4];
         let (mut all_live, mut granted, mut refused) = (0usize, 0usize, 0usize);
         for (c, out) in Category::ALL.iter().zip(categories.iter_mut()) {
-            let cell = &self.cells[c.index()];
+            let cell = slot(&self.cells, *c);
             let (used, c_granted, c_ended) = self.counts(*c);
             *out = CategoryFigures {
                 used,
@@ -1111,7 +1128,7 @@ impl Accountant {
             granted = granted.wrapping_add(out.granted);
             refused = refused.wrapping_add(out.refused);
         }
-        let disk = categories[Category::Disk.index()];
+        let disk = *slot(&categories, Category::Disk);
         Figures {
             memory_budget: self.memory_budget,
             memory_used: self.memory_used(),

@@ -959,8 +959,9 @@ impl<R: RingRef> Producer<R> {
                         .dropped
                         .store(self.dropped, Ordering::Relaxed);
                 }
-                if n != 0 {
-                    self.commit(&data[..n], n);
+                // `n <= data.len()`, so `get` always succeeds.
+                if let Some(accepted) = data.get(..n).filter(|a| !a.is_empty()) {
+                    self.commit(accepted, n);
                 }
                 n
             }
@@ -1006,8 +1007,9 @@ impl<R: RingRef> Producer<R> {
         match self.ring.overflow {
             Overflow::RejectNewest => {
                 let n = self.free_for(data.len()).min(data.len());
-                if n != 0 {
-                    self.commit(&data[..n], n);
+                // `n <= data.len()`, so `get` always succeeds.
+                if let Some(accepted) = data.get(..n).filter(|a| !a.is_empty()) {
+                    self.commit(accepted, n);
                 }
                 n
             }
