@@ -76,33 +76,12 @@ impl Mode {
     }
 }
 
-/// The Whisper model the recording is meant for; it sets the default memory budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Model {
-    /// Whisper tiny (39 M parameters).
-    Tiny,
-    /// Whisper base (74 M parameters).
-    Base,
-    /// Whisper small (244 M parameters).
-    Small,
-    /// Whisper medium (769 M parameters).
-    Medium,
-    /// Whisper large (1550 M parameters).
-    Large,
-}
+/// The Whisper model a take is for: the core's table ([`w4l_core::budget::Model`]), parsed by
+/// the core (`small`, `Small`, `small.en`, `large-v3`, … name their base model).
+pub use w4l_core::budget::Model;
 
-impl Model {
-    /// The name used on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Model::Tiny => "tiny",
-            Model::Base => "base",
-            Model::Small => "small",
-            Model::Medium => "medium",
-            Model::Large => "large",
-        }
-    }
+fn parse_model(text: &str) -> Result<Model, String> {
+    Model::parse(text).map_err(|e| e.to_string())
 }
 
 /// `w4l record`.
@@ -143,7 +122,7 @@ pub struct RecordArgs {
     /// The Whisper model the take is for. Its memory budget (footprint + 512 MiB: tiny 662 MiB,
     /// base 762 MiB, small 1012 MiB, medium 2012 MiB, large 3012 MiB; audio at most 100 MiB) is
     /// the default --budget, and the process's RSS limit.
-    #[arg(long, value_enum, default_value_t = Model::Base)]
+    #[arg(long, value_name = "MODEL", default_value = "base", value_parser = parse_model)]
     pub model: Model,
 
     /// The input device: its exact name or id, or a unique part of its name (see `w4l devices`).
@@ -193,7 +172,7 @@ pub struct MonitorArgs {
     pub budget: Option<u64>,
 
     /// The Whisper model whose budget applies.
-    #[arg(long, value_enum, default_value_t = Model::Base)]
+    #[arg(long, value_name = "MODEL", default_value = "base", value_parser = parse_model)]
     pub model: Model,
 
     /// One JSON object per reading (JSON lines) instead of text.

@@ -268,24 +268,9 @@ fn print_json(value: &impl serde::Serialize) -> Result<bool> {
     emit(&format!("{text}\n"))
 }
 
-fn core_model(model: w4l::cli::Model) -> Model {
-    match model {
-        w4l::cli::Model::Tiny => Model::Tiny,
-        w4l::cli::Model::Base => Model::Base,
-        w4l::cli::Model::Small => Model::Small,
-        w4l::cli::Model::Medium => Model::Medium,
-        w4l::cli::Model::Large => Model::Large,
-    }
-}
-
 /// The accountant for `--budget` / `--model`: an explicit budget is the whole memory budget and
 /// the audio limit; without one, the model's table entry applies.
-fn accountant_for(
-    budget: Option<u64>,
-    model: w4l::cli::Model,
-    disk: Option<u64>,
-) -> (Accountant, u64) {
-    let model = core_model(model);
+fn accountant_for(budget: Option<u64>, model: Model, disk: Option<u64>) -> (Accountant, u64) {
     let rss_limit = model.total_limit() as u64;
     let with_disk = |b: Budget| match disk {
         Some(d) => b.with_disk(usize::try_from(d).unwrap_or(usize::MAX)),
