@@ -254,6 +254,8 @@ fn run_measured(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Measured {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // Reaped below by `wait4` (which also returns its rusage), not by `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("spawn w4l");
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
