@@ -7,8 +7,16 @@
 //!  (cpal callback,                                                  └─▶ block store (whole take,
 //!   WAV replay,                                                         fixed-size blocks,
 //!   synthetic)                                   MemoryMonitor ◀─step─    each reserved from
-//!                                                (core policy)  ─drop─▶   the accountant)
+//!                                                (core policy)  ─spill─▶  the accountant)
+//!                                                                   │            │ oldest blocks
+//!                                           file mode: every chunk ─┴──▶ take file (temporary WAV,
+//!                                                                        disk budget; see
+//!                                                                        crate::takefile)
 //! ```
+//!
+//! The take is always `take file ++ blocks in memory`: [`Recorder::save`] appends the blocks to
+//! the file and moves it to the output. [`Recorder::set_mode`] switches stream ↔ file between
+//! two chunks of the worker, so no sample is lost or written twice.
 //!
 //! # Defects of the earlier design that cannot come back
 //!
@@ -78,8 +86,9 @@ impl Block {
 ///
 /// Every block is reserved from the accountant before it is allocated, so the store never holds
 /// more than the budget allows. When a reservation is refused the caller decides (through the
-/// core policy) what to give up: [`pop_oldest`](Self::pop_oldest) hands the oldest block out —
-/// today to be dropped (and counted), later to be spilled to a file — and the caller retries.
+/// core policy) what to give up: the oldest blocks go to the take's file on disk
+/// ([`crate::takefile`]: spilled, nothing lost), or, when that fails, are dropped and counted —
+/// and the caller retries.
 /// Blocks are only ever removed from the front, so what remains is always one contiguous stretch
 /// of the take, ending at the newest sample.
 #[derive(Debug)]
@@ -517,8 +526,8 @@ impl Recorder {
     ///
     /// # Errors
     ///
-    /// Usage errors for `--mode file` (not yet supported) and for a budget too small for the
-    /// ring, the window and one block.
+    /// A usage error for a budget too small for the ring, the window and one block; in file
+    /// mode, the take's temporary file cannot be created.
     pub fn new(
         source: Box<dyn Source>,
         monitor: Arc<MemoryMonitor>,
