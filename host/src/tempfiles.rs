@@ -442,6 +442,9 @@ struct Entry {
     /// A partial copy in a destination directory ([`TempFile::persist`] across
     /// filesystems): removed by cleanups, but not a temporary file of ours.
     partial: bool,
+    /// Charged to a ledger of its own ([`ResourceManager::create_charged`]), which
+    /// [`ResourceManager::set_ledger`] leaves alone.
+    own_ledger: bool,
 }
 
 /// The exclusive `flock` on `w4l-<pid>.lock`.
@@ -876,11 +879,16 @@ impl ResourceManager {
 
     /// Charges every file, present and future, to `ledger` (the accountant's `Disk`
     /// category). Files already open are charged at once; a refusal for one of them is
-    /// returned, the others stay charged.
+    /// returned, the others stay charged. Files made with [`create_charged`](Self::create_charged)
+    /// keep their own ledger.
     pub fn set_ledger(&self, ledger: Arc<dyn DiskLedger>) -> Result<(), TempError> {
         let mut registry = lock(&self.shared.registry);
         let mut first_refusal = None;
-        for entry in registry.entries.values_mut().filter(|e| !e.partial) {
+        for entry in registry
+            .entries
+            .values_mut()
+            .filter(|e| !e.partial && !e.own_ledger)
+        {
             let mut hold = ledger.hold();
             if let Err(refused) = hold.resize(entry.bytes) {
                 first_refusal.get_or_insert(refused);
@@ -964,6 +972,7 @@ impl ResourceManager {
                 state: FileState::InProgress,
                 hold,
                 partial: false,
+                own_ledger: ledger.is_some(),
             },
         );
         Ok(TempFile {
@@ -1328,6 +1337,7 @@ impl TempFile {
                             state: FileState::InProgress,
                             hold: None,
                             partial: true,
+                            own_ledger: false,
                         },
                     );
                     (partial, id)

@@ -345,3 +345,24 @@ fn dropping_an_unsaved_take_removes_its_files_and_gives_the_disk_back() {
     d.assert_no_temp_files();
     assert_eq!(acc.disk_used(), 0);
 }
+
+#[test]
+fn a_file_with_its_own_ledger_is_charged_there_only() {
+    use std::io::Write;
+    let d = Dirs::new();
+    let managers = Arc::new(Accountant::new(1 << 20, 1 << 20));
+    let mine = Arc::new(Accountant::new(1 << 20, 1 << 20));
+    d.manager.set_accountant(managers.clone()).expect("ledger");
+    let mut file = d
+        .manager
+        .create_charged("spill", &mine.clone())
+        .expect("create");
+    file.write_all(&[0; 3000]).expect("write");
+    assert_eq!((mine.disk_used(), managers.disk_used()), (3000, 0));
+    // A new manager-wide ledger leaves the file where it is charged.
+    let other = Arc::new(Accountant::new(1 << 20, 1 << 20));
+    d.manager.set_accountant(other.clone()).expect("ledger");
+    assert_eq!((mine.disk_used(), other.disk_used()), (3000, 0));
+    drop(file);
+    assert_eq!(mine.disk_used(), 0);
+}
