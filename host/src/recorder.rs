@@ -1013,9 +1013,8 @@ impl Recorder {
         out
     }
 
-    /// Writes the take held in memory to `path` as a 16-bit WAV file (through a temporary file
-    /// renamed into place, so a failure leaves nothing behind). Only the blocks in memory:
-    /// [`save`](Self::save) writes the whole take, including what is on disk.
+    /// Writes the take to `path` as a 16-bit WAV file (through a temporary file renamed into
+    /// place, so a failure leaves nothing behind), like [`write_take`](Self::write_take).
     ///
     /// # Errors
     ///
@@ -1027,8 +1026,9 @@ impl Recorder {
         Ok(summary)
     }
 
-    /// Appends the take held in memory to `out` (which must have this recorder's rate and
-    /// channels); the caller finishes it.
+    /// Appends the take to `out` (which must have this recorder's rate and channels): what
+    /// was spilled to disk (read back from the take's file, which stays), then the blocks in
+    /// memory; the caller finishes it. [`save`](Self::save) does the same without the copy.
     ///
     /// # Errors
     ///
@@ -1036,6 +1036,11 @@ impl Recorder {
     pub fn write_take(&self, out: &mut WavOutput) -> Result<WavSummary> {
         let before = out.len();
         let store = lock(&self.shared.store);
+        if let Some(file) = lock(&self.shared.take).file.as_mut()
+            && file.samples() > 0
+        {
+            file.read_all(&mut |samples| out.write(samples))?;
+        }
         for b in store.blocks() {
             out.write(b.samples())?;
         }

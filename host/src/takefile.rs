@@ -507,6 +507,63 @@ impl TakeFile {
         self.closed.push(ClosedFile { temp });
     }
 
+    /// Hands every sample in the files to `f`, oldest first, in 16-bit chunks (an `f32` file's
+    /// samples are exact 16-bit values). Checkpoints the open file first; the files stay.
+    ///
+    /// # Errors
+    ///
+    /// A file cannot be read, or `f`'s error.
+    pub fn read_all(&mut self, f: &mut dyn FnMut(&[i16]) -> Result<()>) -> Result<()> {
+        self.checkpoint()?;
+        let mut i16s = vec![0i16; 1 << 16];
+        let mut f32s = vec![0f32; 1 << 16];
+        for path in self.files() {
+            let read_error = |e: hound::Error| {
+                Error::runtime(
+                    format!(
+                        "cannot read the take's temporary file {} ({})",
+                        path.display(),
+                        reason(&e)
+                    ),
+                    "check the temporary directory (see W4L_TEMP_DIR)",
+                )
+            };
+            let mut reader = hound::WavReader::open(&path).map_err(read_error)?;
+            match self.config.format {
+                SampleFormat::I16 => {
+                    let mut samples = reader.samples::<i16>();
+                    loop {
+                        let mut n = 0;
+                        for (slot, s) in i16s.iter_mut().zip(samples.by_ref()) {
+                            *slot = s.map_err(read_error)?;
+                            n += 1;
+                        }
+                        if n == 0 {
+                            break;
+                        }
+                        f(&i16s[..n])?;
+                    }
+                }
+                SampleFormat::F32 => {
+                    let mut samples = reader.samples::<f32>();
+                    loop {
+                        let mut n = 0;
+                        for (slot, s) in f32s.iter_mut().zip(samples.by_ref()) {
+                            *slot = s.map_err(read_error)?;
+                            n += 1;
+                        }
+                        if n == 0 {
+                            break;
+                        }
+                        convert(&f32s[..n], &mut i16s[..n]);
+                        f(&i16s[..n])?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Finishes every file and moves them to `output`, `output.001`, … ([`numbered_path`]).
     /// Returns the paths written, in order.
     ///

@@ -366,3 +366,58 @@ fn a_file_with_its_own_ledger_is_charged_there_only() {
     drop(file);
     assert_eq!(mine.disk_used(), 0);
 }
+
+#[test]
+fn write_wav_includes_what_was_spilled_and_leaves_the_take_for_save() {
+    let d = Dirs::new();
+    let input = d.path("in.wav");
+    let samples = signal(12 * RATE as usize, 1, 8);
+    write_wav(&input, 1, &samples);
+    for (mode, format) in [
+        (Mode::Stream, SampleFormat::I16),
+        (Mode::File, SampleFormat::F32),
+    ] {
+        let source = WavReplay::open(&input, false).expect("open input");
+        let mut rec = Recorder::new(
+            Box::new(source),
+            monitor(300 << 10, 64 << 20),
+            RecorderConfig {
+                mode,
+                format,
+                temp_files: Some(d.manager.clone()),
+                max_file_bytes: 50_000,
+                window: Duration::from_secs(1),
+                ..RecorderConfig::default()
+            },
+        )
+        .expect("recorder");
+        rec.start().expect("start");
+        assert!(rec.wait(Duration::from_secs(60)));
+        rec.stop().expect("stop");
+        assert!(rec.info().frames_on_disk > 0, "{:?}", rec.info());
+        let copy = d.path("copy.wav");
+        let summary = rec.write_wav(&copy).expect("write_wav");
+        assert_eq!(summary.frames, samples.len() as u64);
+        assert!(
+            read_i16(&copy).1 == samples,
+            "{mode:?}: write_wav is not the take"
+        );
+        let saved = d.path("saved.wav");
+        let summary = rec.save(&saved).expect("save");
+        let mut all = Vec::new();
+        for f in &summary.files {
+            let mut r = hound::WavReader::open(f).expect("open");
+            match format {
+                SampleFormat::I16 => all.extend(r.samples::<i16>().map(|s| s.expect("s"))),
+                SampleFormat::F32 => {
+                    all.extend(r.samples::<f32>().map(|s| (s.expect("s") * 32768.0) as i16))
+                }
+            }
+        }
+        assert!(
+            all == samples,
+            "{mode:?}: save after write_wav is not the take"
+        );
+    }
+    d.assert_no_temp_files();
+}
