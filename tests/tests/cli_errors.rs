@@ -253,12 +253,8 @@ fn unsupported_rate_and_channels() {
 }
 
 #[test]
-fn file_mode_is_parsed_but_not_yet_supported() {
-    record_fails(
-        &["--mode", "file"],
-        2,
-        &["--mode file", "not yet supported", "--mode stream"],
-    );
+fn unknown_mode_is_a_usage_error() {
+    // `--mode file` works (tests/tests/record_file_mode.rs); anything else is refused.
     record_fails(&["--mode", "tape"], 2, &["--mode"]);
 }
 
