@@ -344,6 +344,18 @@ pub mod faults {
             matches!(child.try_wait(), Ok(Some(_)))
         }
 
+        /// Waits up to `limit` for the exit (without reaping it); whether it exited.
+        pub fn exits_within(&mut self, limit: Duration) -> bool {
+            let deadline = Instant::now() + limit;
+            while Instant::now() < deadline {
+                if self.has_exited() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.has_exited()
+        }
+
         /// Whether one of its threads is named `name` (`/proc/<pid>/task/*/comm`).
         pub fn has_thread(&self, name: &str) -> bool {
             let Ok(tasks) = fs::read_dir(format!("/proc/{}/task", self.pid())) else {

@@ -230,3 +230,67 @@ fn the_microphone_unplugged_and_back_mid_take_in_stream_mode_is_survived_and_rep
 fn the_microphone_unplugged_and_back_mid_take_in_file_mode_is_survived_and_reported() {
     device_unplugged_mid_take("file", "fault-unplug-f", 54);
 }
+
+/// The same server restart under the ALSA backend (cpal's ALSA host through PulseAudio's ALSA
+/// plugin): whatever the plugin does with its dead connection (it reports no error), the take
+/// must end in bounded time — survived, or failed with one line — and a Ctrl-C must always stop
+/// it promptly and save what was captured.
+#[test]
+fn a_server_restart_mid_take_with_the_alsa_backend_ends_in_bounded_time() {
+    let pulse = Pulse::private("fault-restart-a");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let temp = private_dir(dir.path());
+    let output = dir.path().join("take.wav");
+    let mut env: Vec<(String, String)> = pulse.env();
+    env.push(("W4L_TEMP_DIR".into(), temp.display().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = output.display().to_string();
+    let mut w = Spawned::start(
+        &[
+            "record",
+            "--backend",
+            "alsa",
+            "--seconds",
+            "6s",
+            "--json",
+            "-o",
+            &out,
+        ],
+        &env,
+    );
+    w.until(LIMIT, "w4l's record stream appears on the server", |_| {
+        let outputs = pactl(&pulse, &["list", "short", "source-outputs"]);
+        (!outputs.trim().is_empty()).then_some(())
+    });
+    // Two and a half seconds of capture first (where the restart hangs the plugin).
+    let signal = test_signal(SIGNAL_FRAMES, CHANNELS as u16, 55);
+    play(&pulse, dir.path(), &signal);
+    pulse.restart();
+    if !w.exits_within(Duration::from_secs(30)) {
+        w.signal("INT");
+        let stopped = w.exits_within(Duration::from_secs(10));
+        let run = w.kill();
+        panic!(
+            "30 s after a server restart the 6 s take has not ended (no error, no rebuild); \
+             a SIGINT {} within 10 s: {run:#?}",
+            if stopped {
+                "stopped it"
+            } else {
+                "did not stop it"
+            }
+        );
+    }
+    let run = w.wait(LIMIT);
+    match run.code {
+        Some(0) => assert_eq!(
+            json_u64(run.stdout.trim(), "frames_written"),
+            TAKE_SECONDS * u64::from(RATE),
+            "{run:#?}"
+        ),
+        _ => {
+            run.fails(1, &[]);
+        }
+    }
+    assert_no_leftovers(&temp, &[]);
+    assert_no_leftovers(dir.path(), &[]);
+}
