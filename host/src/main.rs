@@ -368,8 +368,11 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     let mut recorder = Recorder::new(source, monitor, config)?;
     let live = LiveLine::for_stdout();
     let started = Instant::now();
+    // The live line refreshes ten times a second; without one, the loop only watches for
+    // Ctrl-C, and four wake-ups a second keep stopping prompt at less CPU.
+    let tick = Duration::from_millis(if live.is_visible() { 100 } else { 250 });
     recorder.start()?;
-    while !recorder.wait(Duration::from_millis(100)) {
+    while !recorder.wait(tick) {
         if interrupted() {
             break;
         }

@@ -1245,12 +1245,12 @@ struct Worker {
 const DRAIN_CHUNK: usize = 8192;
 /// How long the worker sleeps when the ring is empty (a real-time source needs no wake-up
 /// call from its callback this way). Capture delivers in ~100 ms periods and the ring holds
-/// 500 ms, so 20 ms loses nothing; `stop` unparks the worker at once. At 2 ms the idle
-/// wake-ups were 57% of `w4l record`'s CPU (scripts/bench-capture).
-const IDLE_WAIT: Duration = Duration::from_millis(20);
+/// 500 ms, so 50 ms (a tenth of the ring) loses nothing; `stop` unparks the worker at once.
+/// At 2 ms the idle wake-ups were 57% of `w4l record`'s CPU (scripts/bench-capture).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// The wait instead when the worker just drained half the ring or more since its last wait:
-/// the source runs faster than real time (replay, synthetic), and a 20 ms nap per ring-full
-/// would throttle it to about 3 M samples/s (an hour of 48 kHz stereo in 105 s).
+/// the source runs faster than real time (replay, synthetic), and a 50 ms nap per ring-full
+/// would throttle it to about 1 M samples/s.
 const BUSY_WAIT: Duration = Duration::from_millis(1);
 
 impl Worker {
