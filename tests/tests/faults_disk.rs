@@ -1,6 +1,7 @@
 //! Disk faults, end to end: the disk filling up mid-take (ENOSPC on a 1 MiB tmpfs, or, where
 //! mounting is not allowed, `RLIMIT_FSIZE` giving EFBIG at the same size) and an output
-//! directory that does not accept files (a read-only tmpfs as root, mode 0500 otherwise).
+//! directory that does not accept files (a read-only tmpfs, else an immutable directory as root,
+//! else mode 0500).
 //!
 //! A full disk must end the take with one clear error line and an output finalized up to the
 //! last sample that was written (checked sample by sample against the input); an unwritable
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use w4l_tests::faults::{Spawned, Tmpfs, assert_no_leftovers, assert_prefix, private_dir};
+use w4l_tests::faults::{
+    Spawned, Tmpfs, assert_no_leftovers, assert_prefix, current_uid, private_dir,
+};
 use w4l_tests::{Run, read_wav_i16, test_signal, w4l_bin, write_wav_i16};
 
 const RATE: u32 = 48_000;
@@ -180,14 +183,48 @@ fn disk_full_in_stream_mode_finalizes_the_output_up_to_the_last_good_sample() {
     assert_no_leftovers(&small.dir, &[]);
 }
 
-/// A directory w4l cannot create files in, even as root: a read-only tmpfs, or mode 0500 for
-/// an ordinary user.
-fn unwritable_dir(at: &Path) -> (PathBuf, Option<Tmpfs>) {
-    if let Some(m) = Tmpfs::mount(at, "ro,size=64k") {
-        return (at.to_owned(), Some(m));
+/// A directory w4l cannot create files in, even as root: a read-only tmpfs; where mounting is
+/// not allowed, an immutable directory (`chattr +i`, root) or mode 0500 (anyone else).
+struct Unwritable {
+    dir: PathBuf,
+    _mount: Option<Tmpfs>,
+    immutable: bool,
+}
+
+impl Unwritable {
+    fn new(at: &Path) -> Unwritable {
+        if let Some(m) = Tmpfs::mount(at, "ro,size=64k") {
+            return Unwritable {
+                dir: at.to_owned(),
+                _mount: Some(m),
+                immutable: false,
+            };
+        }
+        let immutable = current_uid() == 0
+            && Command::new("chattr")
+                .arg("+i")
+                .arg(at)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !immutable {
+            fs::set_permissions(at, fs::Permissions::from_mode(0o500)).expect("chmod 500");
+        }
+        Unwritable {
+            dir: at.to_owned(),
+            _mount: None,
+            immutable,
+        }
     }
-    fs::set_permissions(at, fs::Permissions::from_mode(0o500)).expect("chmod 500");
-    (at.to_owned(), None)
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        if self.immutable {
+            let _ = Command::new("chattr").arg("-i").arg(&self.dir).status();
+        } else {
+            let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700));
+        }
+    }
 }
 
 /// The output directory is checked before recording starts: a usage error (exit 2) at once,
@@ -196,7 +233,8 @@ fn unwritable_output_dir_is_refused_before_recording(mode: &str) {
     let base = tempfile::tempdir().expect("temp dir");
     let temp = private_dir(base.path());
     let (input, _) = input(base.path(), 20, 33);
-    let (dir, _mount) = unwritable_dir(&base.path().join("readonly"));
+    let unwritable = Unwritable::new(&base.path().join("readonly"));
+    let dir = unwritable.dir.clone();
     let output = dir.join("take.wav");
     let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
     let started = Instant::now();
