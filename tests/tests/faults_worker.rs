@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use w4l::cli::Mode;
 use w4l::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig};
 use w4l::source::WavReplay;
+use w4l::tempfiles::ResourceManager;
 use w4l_core::accountant::{Accountant, Category};
 use w4l_core::policy::Action;
 use w4l_tests::faults::{assert_no_leftovers, assert_prefix};
@@ -35,31 +37,27 @@ fn monitor(budget: usize) -> Arc<MemoryMonitor> {
     )
 }
 
-/// Replays `input` into a recorder whose budget passes the `Elevated` threshold (60 %) a few
-/// seconds in, without ever refusing a block, with a callback that panics at the first
-/// cleanup request. Returns the recorder (stopped), `stop`'s result and the audio time of the
+/// Replays `input` into a recorder whose `budget` is passed the `Elevated` threshold (60 %)
+/// without ever refusing a block, with a callback that panics at the first cleanup request
+/// from `panic_from_ms` of audio on. Returns the recorder (stopped), `stop`'s result and the audio time of the
 /// panic, ms.
-fn record_until_the_worker_panics(input: &Path) -> (Recorder, w4l::error::Result<()>, u64) {
-    // Ring 32 KiB + window 32 KB + 64 KiB blocks: 5 blocks (10 s) are 64 % of 600 KiB.
-    let monitor = monitor(600 << 10);
+fn record_until_the_worker_panics(
+    input: &Path,
+    budget: usize,
+    panic_from_ms: u64,
+    config: RecorderConfig,
+) -> (Recorder, w4l::error::Result<()>, u64) {
+    let monitor = monitor(budget);
     let panicked_at = Arc::new(AtomicU64::new(u64::MAX));
     let source = WavReplay::open(input, false).expect("open input");
-    let mut recorder = Recorder::new(
-        Box::new(source),
-        monitor.clone(),
-        RecorderConfig {
-            window: Duration::from_secs(1),
-            ..RecorderConfig::default()
-        },
-    )
-    .expect("recorder");
+    let mut recorder = Recorder::new(Box::new(source), monitor.clone(), config).expect("recorder");
     let at = panicked_at.clone();
     monitor.add_cleanup_callback(move |req| {
         assert!(
             req.wants(Action::ReleaseIdleBuffers),
             "a cleanup without the cheapest action: {req:?}"
         );
-        if std::thread::current().name() == Some("w4l-worker") {
+        if std::thread::current().name() == Some("w4l-worker") && req.at_ms >= panic_from_ms {
             at.store(req.at_ms, Ordering::SeqCst);
             panic!("injected fault: a cleanup callback panics on the worker thread");
         }
@@ -84,7 +82,16 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
     let samples = test_signal(20 * RATE as usize, 1, 41);
     write_wav_i16(&input, RATE, 1, &samples);
 
-    let (mut recorder, stopped, at_ms) = record_until_the_worker_panics(&input);
+    // Ring 32 KiB + window 32 KB + 64 KiB blocks: 5 blocks (10 s) are 64 % of 600 KiB.
+    let (mut recorder, stopped, at_ms) = record_until_the_worker_panics(
+        &input,
+        600 << 10,
+        0,
+        RecorderConfig {
+            window: Duration::from_secs(1),
+            ..RecorderConfig::default()
+        },
+    );
     assert!(at_ms != u64::MAX, "the policy never asked for a cleanup");
     let err = stopped.expect_err("stop must report the worker's failure");
     assert!(
@@ -119,6 +126,52 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
     recorder.cleanup();
     drop(recorder);
     assert_eq!(accountant.used(Category::Audio), 0);
+}
+
+/// File mode: the take goes to a temporary WAV file as it is captured. After the worker's
+/// panic, `save` still moves everything captured before it to the output, and nothing is left
+/// in the temporary directory once the recorder and its manager are gone.
+#[test]
+fn a_panic_on_the_worker_in_file_mode_keeps_the_audio_captured_before_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.wav");
+    let samples = test_signal(20 * RATE as usize, 1, 43);
+    write_wav_i16(&input, RATE, 1, &samples);
+    let temp = w4l_tests::faults::private_dir(dir.path());
+    let manager = Arc::new(ResourceManager::with_dir(&temp).expect("manager"));
+
+    // No blocks in memory in file mode: ring 32 KiB + window 32 KB are 63 % of 100 KiB (with
+    // 4 KiB blocks, the budget holds one); the panic comes at the first request from 3 s on.
+    let (mut recorder, stopped, at_ms) = record_until_the_worker_panics(
+        &input,
+        100 << 10,
+        3000,
+        RecorderConfig {
+            mode: Mode::File,
+            block_bytes: 4 << 10,
+            temp_files: Some(manager.clone()),
+            window: Duration::from_secs(1),
+            ..RecorderConfig::default()
+        },
+    );
+    assert!(at_ms != u64::MAX, "the policy never asked for a cleanup");
+    stopped.expect_err("stop must report the worker's failure");
+    let expected = (at_ms * u64::from(RATE) / 1000) as usize;
+    assert!(expected >= RATE as usize, "panicked at {at_ms} ms");
+    assert_eq!(recorder.frames_kept(), expected as u64);
+    let info = recorder.info();
+    assert!(info.frames_on_disk > 0, "not a file-mode take: {info:?}");
+
+    let output = dir.path().join("out.wav");
+    let summary = recorder.save(&output).expect("save the take");
+    assert_eq!(summary.frames, expected as u64);
+    let (_, back) = read_wav_i16(&output);
+    assert_eq!(assert_prefix(&back, &samples), expected);
+
+    drop(recorder);
+    drop(manager);
+    assert_no_leftovers(&temp, &[]);
+    assert_no_leftovers(dir.path(), &[]);
 }
 
 /// The binary's own panic hook (`W4L_TEST_PANIC=write`, debug builds: a panic on the main
