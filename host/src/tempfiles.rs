@@ -721,6 +721,15 @@ fn probe_owner(dir: &Path, pid: u32, uid: u32, dry_run: bool) -> io::Result<Live
         Err(e) if dry_run && e.kind() == io::ErrorKind::NotFound => {
             return Ok(Liveness::Dead(None));
         }
+        // A symbolic link (ELOOP under O_NOFOLLOW), or a file that is not a regular file of
+        // ours: not a lock w4l made, so its pid's files are not ours to judge. Leaving them
+        // alone is the answer, not a failure to report.
+        Err(e)
+            if e.raw_os_error() == Some(libc::ELOOP)
+                || e.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            return Ok(Liveness::Live);
+        }
         Err(e) => return Err(e),
     };
     match file.try_lock() {
