@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use w4l_tests::faults::{
-    Spawned, assert_no_leftovers, assert_prefix, data_bytes_on_disk, data_chunk, dead_pid,
+    Spawned, Tmpfs, assert_no_leftovers, assert_prefix, data_bytes_on_disk, data_chunk, dead_pid,
     private_dir, read_wav_f32, temp_wavs_of, w4l_leftovers,
 };
 use w4l_tests::{json_field, json_u64, read_wav_i16, test_signal, w4l_with, write_wav_i16};
@@ -483,4 +483,102 @@ fn planted_symlinks_in_the_temporary_directory_survive_with_their_targets() {
         Some(0),
         "w4l clean fails over links it must leave alone: {clean:#?}"
     );
+}
+
+/// Writes a 16-bit WAV file of `frames` frames quickly (no per-sample calls): sample `i` is
+/// `i * 7919` wrapped, so every part of the file differs from its neighbours.
+fn write_big_wav(path: &Path, frames: usize) {
+    use std::io::Write;
+    let data = (frames * usize::from(CHANNELS) * 2) as u32;
+    let mut bytes = Vec::with_capacity(44 + data as usize);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes());
+    bytes.extend_from_slice(&CHANNELS.to_le_bytes());
+    bytes.extend_from_slice(&RATE.to_le_bytes());
+    bytes.extend_from_slice(&(RATE * u32::from(CHANNELS) * 2).to_le_bytes());
+    bytes.extend_from_slice(&(CHANNELS * 2).to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data.to_le_bytes());
+    for i in 0..frames * usize::from(CHANNELS) {
+        bytes.extend_from_slice(&((i as u32).wrapping_mul(7919) as i16).to_le_bytes());
+    }
+    fs::File::create(path)
+        .and_then(|mut f| f.write_all(&bytes))
+        .expect("write the big input");
+}
+
+/// A second signal while the take is being saved exits at once (`128 + signo`): it must not
+/// leave the output's half-written temporary file (`.NAME.*.w4l-tmp` or `.w4l-partial-*`,
+/// beside the output) behind, nor a partial output; or, if the save won the race, the output
+/// is complete.
+fn second_signal_while_saving(mode: &str) {
+    let base = tempfile::tempdir().expect("temp dir");
+    // File mode moves the take's file to the output: a rename on one file system, a copy
+    // (through a partial file beside the output) from a tmpfs, where one can be mounted.
+    let mount = (mode == "file")
+        .then(|| Tmpfs::mount(&base.path().join("tmpfs"), "size=128m"))
+        .flatten();
+    let temp = match &mount {
+        Some(m) => m.path().join("w4l"),
+        None => private_dir(base.path()),
+    };
+    let input = base.path().join("big.wav");
+    let frames = 180 * RATE as usize;
+    write_big_wav(&input, frames);
+    let out_dir = base.path().join("out");
+    fs::create_dir(&out_dir).expect("out dir");
+    let output = out_dir.join("take.wav");
+    let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+    let mut w = Spawned::start(
+        &[
+            "record",
+            "--json",
+            "--mode",
+            mode,
+            "--input",
+            input.to_str().expect("utf-8"),
+            "-o",
+            output.to_str().expect("utf-8"),
+        ],
+        &env,
+    );
+    // The save is under way once its temporary file shows up beside the output.
+    let seen = w.until(LIMIT, "the output's temporary file appears", |_| {
+        let partial = fs::read_dir(&out_dir).ok()?.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".w4l-tmp") || name.starts_with(".w4l-partial-")
+        });
+        (partial || output.exists()).then_some(partial)
+    });
+    // Two different signals, so that neither is merged into the other: the first asks to
+    // stop, the second exits at once.
+    w.signal("INT");
+    w.signal("TERM");
+    let run = w.wait(LIMIT);
+    match run.code {
+        // Whichever of the two the watcher thread saw second decides the status.
+        Some(130 | 143) => assert!(!output.exists(), "a partial output after the second signal"),
+        Some(0) => {
+            let (_, back) = read_wav_i16(&output);
+            assert_eq!(back.len(), frames * usize::from(CHANNELS), "{run:#?}");
+        }
+        _ => panic!("SIGINT + SIGTERM while saving: {run:#?}"),
+    }
+    assert_no_leftovers(&out_dir, &[]);
+    assert_no_leftovers(&temp, &[]);
+    assert!(seen || run.code == Some(0), "{run:#?}");
+}
+
+#[test]
+fn a_second_signal_while_saving_in_stream_mode_leaves_no_partial_file() {
+    second_signal_while_saving("stream");
+}
+
+#[test]
+fn a_second_signal_while_saving_in_file_mode_leaves_no_partial_file() {
+    second_signal_while_saving("file");
 }
