@@ -542,7 +542,54 @@ pub fn cleanup_all() -> ReapReport {
             report.merge(shared.remove_all(&mut registry, true));
         }
     }
+    if let Some(mut outside) = lock_patiently(&OUTSIDE) {
+        for path in outside.drain(..) {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => report.failed(path, &e),
+            }
+        }
+    }
     report
+}
+
+/// Files w4l writes outside its temporary directory while they are unfinished (an output's
+/// hidden temporary beside `-o`), which [`cleanup_all`] removes too: a signal or panic that
+/// ends the process with [`std::process::exit`] runs no destructor.
+static OUTSIDE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Keeps an unfinished file outside the temporary directory on the list [`cleanup_all`]
+/// removes, until dropped (drop it once the file is finished or gone).
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join(".out.wav.w4l-tmp");
+/// std::fs::write(&path, b"unfinished")?;
+/// let guard = w4l::tempfiles::OutsideFile::register(&path);
+/// w4l::tempfiles::cleanup_all();
+/// assert!(!path.exists());
+/// drop(guard);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct OutsideFile(PathBuf);
+
+impl OutsideFile {
+    /// Puts `path` on the list.
+    pub fn register(path: &Path) -> Self {
+        lock(&OUTSIDE).push(path.to_path_buf());
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for OutsideFile {
+    fn drop(&mut self) {
+        let mut outside = lock(&OUTSIDE);
+        if let Some(i) = outside.iter().position(|p| *p == self.0) {
+            outside.swap_remove(i);
+        }
+    }
 }
 
 /// For the application's panic hook: removes every temporary file of this process, as

@@ -86,6 +86,8 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
 pub struct WavOutput {
     writer: hound::WavWriter<BufWriter<File>>,
     temp: tempfile::TempPath,
+    /// `temp` on the list a signal's or panic's cleanup removes, until the output is finished.
+    _outside: crate::tempfiles::OutsideFile,
     path: PathBuf,
     format: SampleFormat,
     scratch: Vec<f32>,
@@ -128,9 +130,11 @@ impl WavOutput {
         let spec = format.spec(rate, channels);
         let writer =
             hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| write_error(path, &e))?;
+        let _outside = crate::tempfiles::OutsideFile::register(&temp);
         Ok(Self {
             writer,
             temp,
+            _outside,
             path: path.to_owned(),
             format,
             scratch: Vec::new(),
