@@ -491,8 +491,8 @@ impl Capture {
         // Callbacks of the old stream no longer push.
         self.shared.generation.store(0, Ordering::Release);
         // Dropped without `pause`: a round trip to a server that may be gone. Dropping deletes
-        // the stream (PulseAudio) or joins its worker (ALSA).
-        drop(self.stream.take());
+        // the stream (PulseAudio) or joins its worker (ALSA), so it is bounded.
+        drop_bounded(self.stream.take());
         self.schedule_retry(failed, reason, None, now)
     }
 
@@ -543,7 +543,7 @@ impl Capture {
         self.shared.generation.store(0, Ordering::Release);
         // A stream still being opened is dropped by its helper thread (not waited for).
         self.opening = None;
-        drop(self.stream.take());
+        drop_bounded(self.stream.take());
         // Waits for a callback still inside the sink, then takes the sink away for good.
         drop(self.slot.replace(None));
         if !matches!(self.state, State::Idle) {
@@ -556,6 +556,29 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// How long [`drop_bounded`] waits for a stream to go.
+const STREAM_DROP_WAIT: Duration = Duration::from_secs(2);
+
+/// Drops a stream without hanging on it. cpal's ALSA stream joins its worker thread on drop,
+/// and with ALSA's `pulse` plugin a PulseAudio server that restarted can block that thread for
+/// ever (in libpulse's mainloop), which hung the supervisor and with it Ctrl-C. The drop runs on
+/// its own thread; after [`STREAM_DROP_WAIT`] the stream is left to go (or not) on its own.
+/// Callbacks no longer reach the sink by then: the generation and the sink slot see to that.
+fn drop_bounded(stream: Option<cpal::Stream>) {
+    let Some(stream) = stream else { return };
+    let (done, gone) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("w4l-stream-drop".into())
+        .spawn(move || {
+            drop(stream);
+            let _ = done.send(());
+        });
+    // If the thread cannot be spawned, the closure (and the stream) was dropped right here.
+    if spawned.is_ok() && gone.recv_timeout(STREAM_DROP_WAIT).is_err() {
+        tracing::warn!("an audio stream did not close within {STREAM_DROP_WAIT:?}; abandoned");
     }
 }
 
