@@ -399,18 +399,16 @@ pub mod faults {
                 .and_then(|c| c.wait().ok())
                 .and_then(|s| s.code());
             self.child = None;
+            self.collect(code)
+        }
+
+        /// The run with exit `code` and everything it printed (joins the output readers).
+        fn collect(&mut self, code: Option<i32>) -> Run {
+            let joined = |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok());
             Run {
                 code,
-                stdout: self
-                    .out
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default(),
-                stderr: self
-                    .err
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default(),
+                stdout: joined(self.out.take()).unwrap_or_default(),
+                stderr: joined(self.err.take()).unwrap_or_default(),
             }
         }
 
@@ -432,19 +430,7 @@ pub mod faults {
                     None => std::thread::sleep(Duration::from_millis(20)),
                 }
             };
-            Run {
-                code: status.code(),
-                stdout: self
-                    .out
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default(),
-                stderr: self
-                    .err
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default(),
-            }
+            self.collect(status.code())
         }
 
         /// SIGKILL, then reap it; returns what it printed.
@@ -452,19 +438,7 @@ pub mod faults {
             let mut child = self.child.take().expect("running");
             let _ = child.kill();
             let status = child.wait().expect("reap w4l");
-            Run {
-                code: status.code(),
-                stdout: self
-                    .out
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default(),
-                stderr: self
-                    .err
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_default(),
-            }
+            self.collect(status.code())
         }
     }
 
