@@ -30,7 +30,7 @@ pub mod bin {
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
     use std::sync::OnceLock;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     /// The `w4l` binary of this build, built first (once per test process) with
     /// `cargo build -p w4l` in the same target directory and profile as the tests.
@@ -142,46 +142,8 @@ pub mod bin {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut cmd = Command::new(w4l_bin());
-        cmd.args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn w4l");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let out = std::thread::spawn(move || {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut stdout, &mut s).ok();
-            s
-        });
-        let err = std::thread::spawn(move || {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut stderr, &mut s).ok();
-            s
-        });
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            match child.try_wait().expect("wait for w4l") {
-                Some(status) => break status,
-                None if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("w4l did not finish within {limit:?}");
-                }
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
-        };
-        Run {
-            code: status.code(),
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        }
+        let args: Vec<S> = args.into_iter().collect();
+        crate::faults::Spawned::start(&args, env).wait(limit)
     }
 }
 
