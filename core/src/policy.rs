@@ -240,14 +240,13 @@ impl Level {
     /// );
     /// assert_eq!(Level::Critical.actions().len(), 6);
     /// ```
-    pub fn actions(self) -> Actions {
-        let mut out = Actions::new();
-        for a in Action::ALL {
-            if a.level() <= self {
-                out.push(a);
-            }
+    pub const fn actions(self) -> Actions {
+        // `Action::ALL` is ordered by level, two actions per level: a level's actions are
+        // the first two per level up to it.
+        Actions {
+            items: Action::ALL,
+            len: 2 * self as u8,
         }
-        out
     }
 }
 
@@ -358,13 +357,6 @@ impl Actions {
         Self {
             items: Action::ALL,
             len: 0,
-        }
-    }
-
-    fn push(&mut self, a: Action) {
-        if let Some(slot) = self.items.get_mut(usize::from(self.len)) {
-            *slot = a;
-            self.len = self.len.saturating_add(1);
         }
     }
 
@@ -1030,8 +1022,8 @@ struct Pending {
 pub struct Policy {
     config: PolicyConfig,
     level: Level,
-    /// Latest time seen (times are clamped to never decrease).
-    now_ms: Option<u64>,
+    /// Latest time seen (times are clamped to never decrease); 0 before the first reading.
+    now_ms: u64,
     /// When the current level was entered.
     entered_ms: u64,
     /// Last emission of actions.
@@ -1092,7 +1084,7 @@ impl Policy {
         Self {
             config,
             level: Level::Normal,
-            now_ms: None,
+            now_ms: 0,
             entered_ms: 0,
             last_action_ms: None,
             above_since: [None; 4],
@@ -1225,11 +1217,9 @@ impl Policy {
     /// assert_eq!(s.actions.as_slice(), &[Action::ReleaseIdleBuffers, Action::ReapTempFiles]);
     /// ```
     pub fn step(&mut self, reading: &Reading) -> Step {
-        let now = match self.now_ms {
-            Some(prev) => reading.now_ms.max(prev),
-            None => reading.now_ms,
-        };
-        self.now_ms = Some(now);
+        // Times never go backwards: the latest time seen (0 before the first reading).
+        let now = reading.now_ms.max(self.now_ms);
+        self.now_ms = now;
         let (ppm, source) = self.pressure_ppm(reading);
         let pressure = Pressure {
             permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
@@ -1238,29 +1228,28 @@ impl Policy {
         self.trend.push(now, ppm);
         let forecast = self.trend.forecast();
 
-        // Measured: highest confirmed level whose enter threshold is met.
+        // Measured: highest confirmed level whose enter threshold is met. Also re-arms
+        // feedback escalation once pressure left a level's episode.
         let mut measured = Level::Normal;
         let mut instant = Level::Normal;
         for level in [Level::Elevated, Level::High, Level::Critical] {
-            let slot = self.above_since.get_mut(level.index());
-            let above = ppm >= self.config.enter_ppm(level);
-            if let Some(slot) = slot {
-                if above {
-                    let since = *slot.get_or_insert(now);
-                    instant = level;
-                    if now.saturating_sub(since) >= self.config.confirm_ms(level) {
-                        measured = level;
-                    }
-                } else {
-                    *slot = None;
+            let i = level.index();
+            let (Some(slot), Some(used)) = (
+                self.above_since.get_mut(i),
+                self.ineffective_used.get_mut(i),
+            ) else {
+                continue;
+            };
+            if ppm >= self.config.enter_ppm(level) {
+                let since = *slot.get_or_insert(now);
+                instant = level;
+                if now.saturating_sub(since) >= self.config.confirm_ms(level) {
+                    measured = level;
                 }
+            } else {
+                *slot = None;
             }
-        }
-        // Re-arm feedback escalation once pressure left a level's episode.
-        for level in [Level::Elevated, Level::High, Level::Critical] {
-            if ppm < self.config.exit_ppm(level)
-                && let Some(used) = self.ineffective_used.get_mut(level.index())
-            {
+            if ppm < self.config.exit_ppm(level) {
                 *used = false;
             }
         }
@@ -1287,27 +1276,6 @@ impl Policy {
             self.predicted_since = None;
         }
 
-        // Feedback: escalate if the last batch freed too little and pressure persists.
-        let mut ineffective = None;
-        if let Some(p) = self.pending.take()
-            && p.reported
-            && p.level == self.level
-            && self.level > Level::Normal
-            && ppm >= self.config.enter_ppm(self.level)
-            && !self
-                .ineffective_used
-                .get(self.level.index())
-                .copied()
-                .unwrap_or(true)
-            && u128::from(p.freed) * 1000
-                < u128::from(p.wanted) * u128::from(self.config.params.ineffective_permille)
-            && let Some(up) = self.level.up()
-        {
-            ineffective = Some((up, p.freed, p.wanted));
-        }
-
-        let mut transition = None;
-        let mut actions = Actions::new();
         let from = self.level;
         let mut target = measured;
         let mut reason = Reason::Pressure(pressure);
@@ -1318,64 +1286,89 @@ impl Policy {
                 eta_ms: eta.unwrap_or(0),
             };
         }
-        if let Some((up, freed, wanted)) = ineffective
+        // Feedback: escalate if the last batch freed too little and pressure persists.
+        if let Some(p) = self.pending.take()
+            && p.reported
+            && p.level == from
+            && from > Level::Normal
+            && ppm >= self.config.enter_ppm(from)
+            && u128::from(p.freed) * 1000
+                < u128::from(p.wanted) * u128::from(self.config.params.ineffective_permille)
+            && let Some(up) = from.up()
             && up > target
+            && let Some(used) = self.ineffective_used.get_mut(from.index())
+            && !*used
         {
             target = up;
-            reason = Reason::Ineffective { freed, wanted };
-            if let Some(used) = self.ineffective_used.get_mut(from.index()) {
-                *used = true;
-            }
+            reason = Reason::Ineffective {
+                freed: p.freed,
+                wanted: p.wanted,
+            };
+            *used = true;
         }
 
+        // The new level (or a forced cleanup's `from`) and why; the level to act on.
+        let mut change = None;
+        let mut act = None;
         if target > from {
-            self.change_level(now, from, target, reason, &mut transition);
-            actions = self.emit(now, reading, target);
+            change = Some((target, reason));
+            act = Some(target);
         } else {
             // Calm: below the exit threshold with no prediction holding this level.
             // Rising back into this level within the horizon also holds it.
-            let returning = forecast
-                .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
-                .is_some_and(|e| e <= horizon);
             if from > Level::Normal
                 && ppm < self.config.exit_ppm(from)
                 && forecast_level < from
-                && !returning
+                && forecast
+                    .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
+                    .is_none_or(|e| e > horizon)
             {
                 self.calm_since.get_or_insert(now);
             } else {
                 self.calm_since = None;
             }
-            let calm_for = self.calm_since.map(|s| now.saturating_sub(s));
-            let dwelt = now.saturating_sub(self.entered_ms);
-            if let (Some(calm_for), Some(down)) = (calm_for, from.down())
-                && dwelt >= u64::from(self.config.params.dwell_ms)
-                && calm_for >= u64::from(self.config.params.calm_ms)
+            if let (Some(calm_since), Some(down)) = (self.calm_since, from.down())
+                && now.saturating_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
+                && now.saturating_sub(calm_since) >= u64::from(self.config.params.calm_ms)
             {
-                self.change_level(now, from, down, Reason::Pressure(pressure), &mut transition);
+                change = Some((down, Reason::Pressure(pressure)));
             } else if from > Level::Normal
                 && ppm >= self.config.exit_ppm(from)
                 && self.cooled_down(now)
             {
-                actions = self.emit(now, reading, from);
+                act = Some(from);
             }
         }
-
-        if reading.force && actions.is_empty() {
-            let level = self.level.max(Level::Elevated);
-            actions = self.emit(now, reading, level);
-            if transition.is_none() {
-                let t = Transition {
-                    at_ms: now,
-                    from: self.level,
-                    to: self.level,
-                    reason: Reason::Forced(pressure),
-                };
-                self.log.push(t);
-                transition = Some(t);
-            }
+        if reading.force && act.is_none() {
+            let level = match change {
+                Some((to, _)) => to,
+                None => {
+                    change = Some((from, Reason::Forced(pressure)));
+                    from
+                }
+            };
+            act = Some(level.max(Level::Elevated));
         }
 
+        let transition = change.map(|(to, reason)| {
+            if to != from {
+                self.level = to;
+                self.entered_ms = now;
+                self.calm_since = None;
+            }
+            let t = Transition {
+                at_ms: now,
+                from,
+                to,
+                reason,
+            };
+            self.log.push(t);
+            t
+        });
+        let actions = match act {
+            Some(level) => self.emit(now, reading, level),
+            None => Actions::new(),
+        };
         Step {
             level: self.level,
             transition,
@@ -1389,27 +1382,6 @@ impl Policy {
         self.last_action_ms.is_none_or(|last| {
             now.saturating_sub(last) >= u64::from(self.config.params.cooldown_ms)
         })
-    }
-
-    fn change_level(
-        &mut self,
-        now: u64,
-        from: Level,
-        to: Level,
-        reason: Reason,
-        out: &mut Option<Transition>,
-    ) {
-        self.level = to;
-        self.entered_ms = now;
-        self.calm_since = None;
-        let t = Transition {
-            at_ms: now,
-            from,
-            to,
-            reason,
-        };
-        self.log.push(t);
-        *out = Some(t);
     }
 
     fn emit(&mut self, now: u64, reading: &Reading, level: Level) -> Actions {
