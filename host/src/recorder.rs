@@ -38,7 +38,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use w4l_core::accountant::{Accountant, Category, Reservation, ReserveError};
-use w4l_core::level::LevelMeter;
+use w4l_core::level::to_dbfs;
 use w4l_core::policy::{Action, Level};
 use w4l_core::ring::Overflow;
 use w4l_core::sample::convert;
@@ -1243,22 +1243,20 @@ struct Worker {
 
 /// Samples the worker takes from the ring at once.
 const DRAIN_CHUNK: usize = 8192;
-/// How long the worker sleeps when the ring is empty (a real-time source needs no wake-up
-/// call from its callback this way). Capture delivers in ~100 ms periods and the ring holds
-/// 500 ms, so 50 ms (a tenth of the ring) loses nothing; `stop` unparks the worker at once.
-/// At 2 ms the idle wake-ups were 57% of `w4l record`'s CPU (scripts/bench-capture).
+/// How long the worker sleeps when the ring is empty, unless woken: a non-real-time source
+/// (replay, synthetic) wakes it after every push ([`SourceStatus::wake_consumer`]); a device
+/// callback must not (waking is a syscall), so for capture the worker polls at this period.
+/// Capture delivers in ~100 ms periods and the ring holds 500 ms, so 50 ms (a tenth of the
+/// ring) loses nothing; `stop` unparks the worker at once. At 2 ms the idle wake-ups were 57%
+/// of `w4l record`'s CPU (scripts/bench-capture).
 const IDLE_WAIT: Duration = Duration::from_millis(50);
-/// The wait instead when the worker just drained half the ring or more since its last wait:
-/// the source runs faster than real time (replay, synthetic), and a 50 ms nap per ring-full
-/// would throttle it to about 1 M samples/s.
-const BUSY_WAIT: Duration = Duration::from_millis(1);
 
 impl Worker {
     fn run(mut self) {
         let _done = DoneGuard(self.shared.clone());
         let mut buf = vec![0.0f32; DRAIN_CHUNK];
         let mut i16s = vec![0i16; DRAIN_CHUNK];
-        let mut meter = LevelMeter::new();
+        let mut peak = 0u16;
         let channels = u64::from(self.channels);
         let meter_samples = (u64::from(self.rate) / 20).max(1) * channels;
         let mut metered = 0u64;
@@ -1267,7 +1265,7 @@ impl Worker {
         let mut refusal_warned = false;
         let mut applied_switch = 0u64;
         let capacity = self.consumer.capacity();
-        let mut drained = 0usize;
+        self.status.set_consumer();
         loop {
             if self.shared.switch_gen.load(Ordering::Acquire) != applied_switch {
                 applied_switch = self.apply_switch();
@@ -1286,16 +1284,14 @@ impl Worker {
                 if self.status.is_finished() {
                     self.shared.signal_done();
                 }
-                let wait = if drained >= capacity / 2 {
-                    BUSY_WAIT
-                } else {
-                    IDLE_WAIT
-                };
-                drained = 0;
-                std::thread::park_timeout(wait);
+                std::thread::park_timeout(IDLE_WAIT);
                 continue;
             }
-            drained += n;
+            // A waiting non-real-time source is woken once a quarter of the ring is free, not after
+            // every pop: each wake-up of a parked thread is a syscall and a context switch.
+            if self.consumer.ring().free() >= capacity / 4 {
+                self.status.wake_producer();
+            }
             if self.shared.ended.load(Ordering::Acquire) {
                 // A disk error ended the take; what arrives until `stop` is not part of it.
                 continue;
@@ -1309,17 +1305,19 @@ impl Worker {
                 }
                 chunk = &chunk[..chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX))];
             }
-            meter.feed(chunk);
-            metered += chunk.len() as u64;
-            if metered >= meter_samples {
-                metered = 0;
-                let peak = meter.take().peak_dbfs();
-                self.shared
-                    .peak_bits
-                    .store(peak.to_bits(), Ordering::Relaxed);
-            }
             let out = &mut i16s[..chunk.len()];
             convert(chunk, out);
+            // The live meter's peak, of the samples as kept (an integer maximum: it vectorizes,
+            // where a float meter's running sum would cost as much as the rest of this loop).
+            peak = out.iter().fold(peak, |m, s| m.max(s.unsigned_abs()));
+            metered += out.len() as u64;
+            if metered >= meter_samples {
+                metered = 0;
+                let dbfs = to_dbfs(f32::from(std::mem::take(&mut peak)) / 32768.0);
+                self.shared
+                    .peak_bits
+                    .store(dbfs.to_bits(), Ordering::Relaxed);
+            }
             lock(&self.shared.window).write(out);
             // Policy steps fall exactly on step boundaries of the sample stream, however the
             // ring happened to chunk it: every decision is a function of the audio alone.

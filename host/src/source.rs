@@ -6,10 +6,12 @@
 //! overrun. The file and synthetic sources are not real-time: when the ring is full they wait
 //! for the worker, so a replay never loses a sample however slow the consumer is.
 
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use w4l_core::sample::Sample;
@@ -18,11 +20,19 @@ use crate::error::{Error, Result};
 use crate::ring::AudioProducer;
 use crate::wav::{self, WavInfo};
 
-/// What a source reports to the recorder while it runs: the end of its input, or a failure.
+/// What a source and the recorder's worker share while it runs: the end of the input or a
+/// failure, and for a non-real-time source (file, synthetic) the wake-ups between its thread
+/// and the worker, so neither polls: the source wakes the worker when it pushed, the worker wakes
+/// the source when it made room. A real-time source never calls those (waking a thread may be a
+/// syscall, which a device callback must not make): the worker then polls the ring.
 #[derive(Debug, Default)]
 pub struct SourceStatus {
     finished: AtomicBool,
     error: Mutex<Option<Error>>,
+    /// The thread draining the ring.
+    consumer: Mutex<Option<Thread>>,
+    /// The thread of a non-real-time source, waiting for room in the ring.
+    producer: Mutex<Option<Thread>>,
 }
 
 impl SourceStatus {
@@ -34,6 +44,30 @@ impl SourceStatus {
     /// The source has delivered everything it will (end of file, end of the synthetic take).
     pub fn finish(&self) {
         self.finished.store(true, Ordering::Release);
+        self.wake_consumer();
+    }
+
+    /// The calling thread drains the ring: [`wake_consumer`](Self::wake_consumer) unparks it.
+    pub fn set_consumer(&self) {
+        *self.consumer.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(std::thread::current());
+    }
+
+    /// The calling thread feeds the ring: [`wake_producer`](Self::wake_producer) unparks it.
+    pub fn set_producer(&self) {
+        *self.producer.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(std::thread::current());
+    }
+
+    /// Wakes the consumer (if parked): there is something new in the ring. Not from a real-time
+    /// callback.
+    pub fn wake_consumer(&self) {
+        wake(&self.consumer);
+    }
+
+    /// Wakes the producer (if parked): there is room in the ring.
+    pub fn wake_producer(&self) {
+        wake(&self.producer);
     }
 
     /// The source failed; it delivers nothing more. The first error is kept.
@@ -57,6 +91,13 @@ impl SourceStatus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+}
+
+/// Unparks the thread in `slot`, if any: an atomic swap unless it is parked.
+fn wake(slot: &Mutex<Option<Thread>>) {
+    if let Some(t) = &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
+        t.unpark();
     }
 }
 
@@ -96,28 +137,27 @@ pub trait Source: Send {
     }
 }
 
-/// How long a non-real-time source waits for room in a full ring before it looks again.
-const FULL_RING_WAIT: Duration = Duration::from_micros(500);
+/// How long a non-real-time source waits for room in a full ring before it looks again (the
+/// worker wakes it sooner when it makes room).
+const FULL_RING_WAIT: Duration = Duration::from_millis(5);
 
-/// Pushes all of `samples` (waiting while the ring is full) unless `stop` is raised; returns
-/// whether everything was pushed.
-fn push_all(producer: &mut AudioProducer, mut samples: &[f32], stop: &AtomicBool) -> bool {
-    let mut idle = 0u32;
+/// Pushes all of `samples` (waiting while the ring is full, woken by the worker) unless `stop`
+/// is raised; returns whether everything was pushed. Wakes the worker after each push.
+fn push_all(
+    producer: &mut AudioProducer,
+    mut samples: &[f32],
+    status: &SourceStatus,
+    stop: &AtomicBool,
+) -> bool {
     while !samples.is_empty() {
         let n = producer.push_slice_partial(samples);
         samples = &samples[n..];
-        if n == 0 {
-            if stop.load(Ordering::Acquire) {
-                return false;
-            }
-            idle += 1;
-            if idle < 16 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(FULL_RING_WAIT);
-            }
+        if n > 0 {
+            status.wake_consumer();
+        } else if stop.load(Ordering::Acquire) {
+            return false;
         } else {
-            idle = 0;
+            std::thread::park_timeout(FULL_RING_WAIT);
         }
     }
     true
@@ -162,13 +202,14 @@ impl Pusher {
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
 }
 
 /// Frames pushed per chunk by the non-real-time sources.
-const CHUNK_FRAMES: usize = 1024;
+const CHUNK_FRAMES: usize = 4096;
 
 /// Replays a WAV file through the ring, as fast as the worker takes it (or at the file's real
 /// speed with `realtime`), never losing a sample.
@@ -226,28 +267,30 @@ impl Source for WavReplay {
         let realtime = self.realtime;
         let shown = self.path.display().to_string();
         self.pusher.spawn("w4l-replay", move |stop| {
+            status.set_producer();
             let started = Instant::now();
-            let chunk_len = CHUNK_FRAMES * usize::from(info.channels);
-            let mut chunk = Vec::with_capacity(chunk_len);
+            let mut chunk = vec![0.0f32; CHUNK_FRAMES * usize::from(info.channels)];
             let mut frames = 0u64;
             let mut samples = Samples::new(reader, info);
             loop {
-                chunk.clear();
-                if let Err(e) = samples.fill(&mut chunk, chunk_len) {
-                    status.fail(Error::runtime(
-                        format!("reading {shown} failed mid-way ({e})"),
-                        "check that the file is not being changed while it is replayed",
-                    ));
+                let n = match samples.fill(&mut chunk) {
+                    Ok(0) => {
+                        status.finish();
+                        return;
+                    }
+                    Ok(n) => n,
+                    Err(e) => {
+                        status.fail(Error::runtime(
+                            format!("reading {shown} failed mid-way ({e})"),
+                            "check that the file is not being changed while it is replayed",
+                        ));
+                        return;
+                    }
+                };
+                if !push_all(&mut producer, &chunk[..n], &status, stop) {
                     return;
                 }
-                if chunk.is_empty() {
-                    status.finish();
-                    return;
-                }
-                if !push_all(&mut producer, &chunk, stop) {
-                    return;
-                }
-                frames += (chunk.len() / usize::from(info.channels)) as u64;
+                frames += (n / usize::from(info.channels)) as u64;
                 if realtime {
                     pace(started, frames, info.rate, stop);
                 }
@@ -264,44 +307,92 @@ impl Source for WavReplay {
 }
 
 /// The samples of a WAV file as `f32`, whatever their stored format.
-struct Samples {
-    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
-    info: WavInfo,
+enum Samples {
+    /// 16-bit integers or 32-bit floats in their natural containers (nearly every WAV file):
+    /// read in bulk and decoded a slice at a time. `left` samples remain.
+    Bulk {
+        reader: BufReader<File>,
+        left: u64,
+        float: bool,
+        bytes: Vec<u8>,
+    },
+    /// Anything else (8-, 24- and 32-bit integers, padded containers): hound, sample by sample.
+    Hound {
+        reader: hound::WavReader<BufReader<File>>,
+        info: WavInfo,
+    },
 }
 
 impl Samples {
-    fn new(reader: hound::WavReader<std::io::BufReader<std::fs::File>>, info: WavInfo) -> Self {
-        Self { reader, info }
+    fn new(reader: hound::WavReader<BufReader<File>>, info: WavInfo) -> Self {
+        match (info.float, info.bits, info.sample_bytes) {
+            (false, 16, 2) | (true, 32, 4) => Samples::Bulk {
+                left: u64::from(reader.len()),
+                // hound stops its reader at the first sample (any bytes it buffered beyond
+                // that stay in the `BufReader`).
+                reader: reader.into_inner(),
+                float: info.float,
+                bytes: Vec::new(),
+            },
+            _ => Samples::Hound { reader, info },
+        }
     }
 
-    /// Appends up to `max` samples to `out`; fewer only at the end of the file.
-    fn fill(&mut self, out: &mut Vec<f32>, max: usize) -> std::result::Result<(), hound::Error> {
-        if self.info.float {
-            for s in self.reader.samples::<f32>().take(max) {
-                out.push(s?);
+    /// Fills the start of `out` with the next samples and returns how many: `out.len()`, fewer
+    /// only at the end of the file.
+    fn fill(&mut self, out: &mut [f32]) -> std::result::Result<usize, hound::Error> {
+        match self {
+            Samples::Bulk {
+                reader,
+                left,
+                float,
+                bytes,
+            } => {
+                let n = out.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let width = if *float { 4 } else { 2 };
+                bytes.resize(n * width, 0);
+                reader.read_exact(bytes)?;
+                *left -= n as u64;
+                if *float {
+                    for (s, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                        *s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    }
+                } else {
+                    for (s, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                        *s = i16::from_le_bytes([b[0], b[1]]).to_f32();
+                    }
+                }
+                Ok(n)
             }
-        } else {
-            match self.info.bits {
-                8 => {
-                    for s in self.reader.samples::<i8>().take(max) {
-                        out.push(s?.to_f32());
+            Samples::Hound { reader, info } => {
+                let mut n = 0;
+                if info.float {
+                    for (s, x) in out.iter_mut().zip(reader.samples::<f32>()) {
+                        *s = x?;
+                        n += 1;
+                    }
+                } else {
+                    match info.bits {
+                        8 => {
+                            for (s, x) in out.iter_mut().zip(reader.samples::<i8>()) {
+                                *s = x?.to_f32();
+                                n += 1;
+                            }
+                        }
+                        bits => {
+                            // 16-bit in a wide container, 24- and 32-bit integers, scaled up
+                            // to the full i32 range.
+                            let shift = 32 - u32::from(bits);
+                            for (s, x) in out.iter_mut().zip(reader.samples::<i32>()) {
+                                *s = (x? << shift).to_f32();
+                                n += 1;
+                            }
+                        }
                     }
                 }
-                16 => {
-                    for s in self.reader.samples::<i16>().take(max) {
-                        out.push(s?.to_f32());
-                    }
-                }
-                bits => {
-                    // 24- and 32-bit integers, scaled up to the full i32 range.
-                    let shift = 32 - u32::from(bits);
-                    for s in self.reader.samples::<i32>().take(max) {
-                        out.push((s? << shift).to_f32());
-                    }
-                }
+                Ok(n)
             }
         }
-        Ok(())
     }
 }
 
@@ -349,6 +440,7 @@ impl Source for Synthetic {
             (self.rate, self.channels, self.frames, self.realtime);
         let mut voice = SyntheticVoice::new(rate, channels, self.seed);
         self.pusher.spawn("w4l-synthetic", move |stop| {
+            status.set_producer();
             let started = Instant::now();
             let mut chunk = vec![0.0f32; CHUNK_FRAMES * usize::from(channels)];
             let mut done = 0u64;
@@ -356,7 +448,7 @@ impl Source for Synthetic {
                 let frames = (total - done).min(CHUNK_FRAMES as u64) as usize;
                 let buf = &mut chunk[..frames * usize::from(channels)];
                 voice.fill(buf);
-                if !push_all(&mut producer, buf, stop) {
+                if !push_all(&mut producer, buf, &status, stop) {
                     return;
                 }
                 done += frames as u64;

@@ -254,6 +254,9 @@ pub struct WavInfo {
     pub bits: u16,
     /// Whether the samples are IEEE floats (else integers).
     pub float: bool,
+    /// Bytes each sample occupies in the file (its container: a 24-bit sample may sit in 3 or 4
+    /// bytes); 0 when the header could not be walked to tell.
+    pub sample_bytes: u16,
 }
 
 /// Opens and checks `path` as a PCM WAV file: readable, a RIFF/WAVE header hound understands, a
@@ -318,7 +321,8 @@ pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Wav
         )));
     }
     // hound trusts the data chunk's declared length; a truncated file would fail mid-replay.
-    if let Some(start) = data_start(path) {
+    let layout = data_layout(path);
+    if let Some(DataLayout { start, .. }) = layout {
         let bytes = samples * u64::from(spec.bits_per_sample.div_ceil(8));
         if start.saturating_add(bytes) > file_len {
             return Err(malformed(format!(
@@ -333,13 +337,22 @@ pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Wav
         frames: samples / u64::from(spec.channels),
         bits: spec.bits_per_sample,
         float,
+        sample_bytes: layout.map_or(0, |l| l.block_align / spec.channels),
     };
     Ok((reader, info))
 }
 
-/// Where the sample data of the WAV file at `path` starts (`None` if that cannot be told):
-/// walks the RIFF chunks to the `data` chunk, as hound does.
-fn data_start(path: &Path) -> Option<u64> {
+/// Where a WAV file's samples start, and the bytes of one frame (the `fmt ` chunk's block
+/// alignment; 0 if the data chunk came first).
+#[derive(Debug, Clone, Copy)]
+struct DataLayout {
+    start: u64,
+    block_align: u16,
+}
+
+/// Walks the RIFF chunks of the WAV file at `path` to its `data` chunk, as hound does (`None`
+/// if the layout cannot be told).
+fn data_layout(path: &Path) -> Option<DataLayout> {
     use std::io::{Read, SeekFrom};
     let mut f = File::open(path).ok()?;
     let mut riff = [0u8; 12];
@@ -348,6 +361,7 @@ fn data_start(path: &Path) -> Option<u64> {
         return None;
     }
     let mut offset = 12u64;
+    let mut block_align = 0;
     // Real files have a handful of chunks; the bound only stops a pathological one.
     for _ in 0..10_000 {
         let mut header = [0u8; 8];
@@ -355,8 +369,20 @@ fn data_start(path: &Path) -> Option<u64> {
         let size = u64::from(u32::from_le_bytes([
             header[4], header[5], header[6], header[7],
         ]));
-        if &header[..4] == b"data" {
-            return Some(offset + 8);
+        match &header[..4] {
+            b"data" => {
+                return Some(DataLayout {
+                    start: offset + 8,
+                    block_align,
+                });
+            }
+            b"fmt " => {
+                // Format tag, channels, rate, byte rate, then the block alignment.
+                let mut fmt = [0u8; 14];
+                f.read_exact(&mut fmt).ok()?;
+                block_align = u16::from_le_bytes([fmt[12], fmt[13]]);
+            }
+            _ => {}
         }
         offset = offset.checked_add(8 + size + (size & 1))?;
         f.seek(SeekFrom::Start(offset)).ok()?;
