@@ -189,13 +189,15 @@ impl Trend {
     /// assert_eq!(t.len(), 1);
     /// ```
     pub fn push(&mut self, t_ms: u64, ppm: u32) {
-        if let Some(slot) = self.t_ms.get_mut(self.head) {
+        // `head < HISTORY_LEN` always; the modulo only lets the compiler see it.
+        let head = self.head % HISTORY_LEN;
+        if let Some(slot) = self.t_ms.get_mut(head) {
             *slot = t_ms;
         }
-        if let Some(slot) = self.ppm.get_mut(self.head) {
+        if let Some(slot) = self.ppm.get_mut(head) {
             *slot = ppm;
         }
-        self.head = (self.head + 1) % HISTORY_LEN;
+        self.head = (head + 1) % HISTORY_LEN;
         if self.len < HISTORY_LEN {
             self.len += 1;
         }
@@ -231,56 +233,39 @@ impl Trend {
     /// assert_eq!(f.eta_ms, Some(450_000));
     /// ```
     pub fn forecast(&self) -> Option<Forecast> {
-        if self.len < MIN_SAMPLES {
+        let len = self.len;
+        if len < MIN_SAMPLES {
             return None;
         }
         // Oldest sample: `head` when full, else index 0.
-        let start = if self.len == HISTORY_LEN {
-            self.head
-        } else {
-            0
-        };
+        let start = if len == HISTORY_LEN { self.head } else { 0 };
         let t0 = *self.t_ms.get(start)?;
-        // Offsets from the oldest sample, oldest first; their OR has the bit length of the
-        // largest. The time unit 2^shift ms brings every one below 2^X_BITS.
-        let mut xs = [0u64; HISTORY_LEN];
-        let mut span = 0;
-        for (k, x) in xs.iter_mut().enumerate().take(self.len) {
-            let t = self.t_ms.get((start + k) % HISTORY_LEN).copied();
-            *x = t.unwrap_or(t0).saturating_sub(t0);
-            span |= *x;
-        }
+        // Sample `k` (0 = oldest): its time offset from the oldest sample and its pressure.
+        let sample = |k: usize| {
+            let i = (start + k) % HISTORY_LEN;
+            let x = self.t_ms.get(i).map_or(0, |t| t.saturating_sub(t0));
+            let y = self.ppm.get(i).map_or(0, |&y| y.min(MAX_PRESSURE_PPM));
+            (x, y)
+        };
+        // The OR of the offsets has the bit length of the largest. The time unit 2^shift ms
+        // brings every one below 2^X_BITS.
+        let span = (0..len).fold(0, |span, k| span | sample(k).0);
         let shift = (u64::BITS - span.leading_zeros()).saturating_sub(X_BITS);
-        let recent_from = self.len.saturating_sub(MIN_SAMPLES);
-        // [the whole window, its newest MIN_SAMPLES]
-        let mut sums = [Sums::default(); 2];
-        for (k, x) in xs.iter().enumerate().take(self.len) {
+        let recent_from = len.saturating_sub(MIN_SAMPLES);
+        let mut all = Sums::default();
+        let mut recent = Sums::default();
+        for k in 0..len {
+            let (x, y) = sample(k);
             // Below 2^X_BITS and at most MAX_PRESSURE_PPM (< 2^21): both fit in an i32.
-            let x = (x >> shift) as i32;
-            let y = self
-                .ppm
-                .get((start + k) % HISTORY_LEN)
-                .map_or(0, |&y| y.min(MAX_PRESSURE_PPM)) as i32;
-            let fits = if k >= recent_from { 2 } else { 1 };
-            for s in sums.iter_mut().take(fits) {
-                s.add(x, y);
+            let (x, y) = ((x >> shift) as i32, y as i32);
+            all.add(x, y);
+            if k >= recent_from {
+                recent.add(x, y);
             }
         }
-        let [all, recent] = sums;
-        let fit = all.line()?;
-        // Slope in ppm/ms is num / (den · 2^shift); scaled to ppm/s. |num · 1000| < 2^52, so a
-        // denominator that would pass 2^62 makes the quotient 0 either way.
-        let den_ms = if shift < den_headroom(fit.den) {
-            fit.den << shift
-        } else {
-            i64::MAX
-        };
-        Some(Forecast {
-            slope_ppm_per_s: fit.num * 1000 / den_ms,
-            fitted_ppm: u32::try_from((fit.fitted_num / fit.nden).max(0)).unwrap_or(u32::MAX),
-            eta_ms: fit.eta(shift),
-            recent_eta_ms: recent.line().and_then(|f| f.eta(shift)),
-        })
+        let mut forecast = all.fit(shift)?;
+        forecast.recent_eta_ms = recent.fit(shift).and_then(|f| f.eta_ms);
+        Some(forecast)
     }
 }
 
@@ -297,9 +282,16 @@ pub const MAX_EXACT_SPAN_MS: u64 = (1 << X_BITS) - 1;
 /// Bits of a (possibly rounded) time offset: `0 <= x < 2^X_BITS`.
 const X_BITS: u32 = 15;
 
-/// Shifts `den` may take before passing 2^62.
-fn den_headroom(den: i64) -> u32 {
-    den.leading_zeros().saturating_sub(1)
+/// `num / den` rounded toward zero, for `den > 0`; 0 when `num <= 0` (and, never reached,
+/// when `den == 0`). Unsigned division: no overflow case, no panic path.
+#[inline(never)]
+fn positive_div(num: i64, den: i64) -> u64 {
+    if num <= 0 {
+        return 0;
+    }
+    num.unsigned_abs()
+        .checked_div(den.unsigned_abs())
+        .unwrap_or(0)
 }
 
 /// Running least-squares sums over at most [`HISTORY_LEN`] = 16 points with
@@ -327,16 +319,6 @@ struct Sums {
     x_last: i32,
 }
 
-/// A fitted line: slope = `num / den` (ppm per time unit), `ŷ = fitted_num / nden` at the
-/// newest sample.
-struct Line {
-    n: i64,
-    num: i64,
-    den: i64,
-    nden: i64,
-    fitted_num: i64,
-}
-
 impl Sums {
     fn add(&mut self, x: i32, y: i32) {
         self.n += 1;
@@ -347,8 +329,10 @@ impl Sums {
         self.x_last = x;
     }
 
-    /// `None` when every x is the same (no slope).
-    fn line(&self) -> Option<Line> {
+    /// The fitted line, x in time units of 2^shift ms: slope = `num / den` ppm per unit,
+    /// `ŷ = fitted_num / nden` at the newest sample; `None` when every x is the same (no
+    /// slope). Leaves `recent_eta_ms` at `None`.
+    fn fit(&self, shift: u32) -> Option<Forecast> {
         let n = i64::from(self.n);
         let (sx, sy) = (i64::from(self.sx), i64::from(self.sy));
         let num = n * self.sxy - sx * sy;
@@ -356,30 +340,33 @@ impl Sums {
         if den <= 0 {
             return None;
         }
-        Some(Line {
-            n,
-            num,
-            den,
-            nden: n * den,
-            // ŷ·n·den = Σy·den + num·(n·x_last − Σx).
-            fitted_num: sy * den + num * i64::from(self.n * self.x_last - self.sx),
-        })
-    }
-}
-
-impl Line {
-    /// `(LIMIT − ŷ) / slope` = `(LIMIT·n·den − ŷ·n·den) / (n·num)` time units, floored, in
-    /// ms (time unit 2^shift ms); `None` when not growing, `Some(0)` at or past the limit.
-    fn eta(&self, shift: u32) -> Option<u64> {
-        if self.num <= 0 {
-            return None;
-        }
-        let remaining = i64::from(LIMIT_PPM) * self.nden - self.fitted_num;
-        let units = u64::try_from(remaining / (self.n * self.num)).unwrap_or(0);
-        Some(if shift < units.leading_zeros() {
-            units << shift
+        let nden = n * den;
+        // ŷ·n·den = Σy·den + num·(n·x_last − Σx).
+        let fitted_num = sy * den + num * i64::from(self.n * self.x_last - self.sx);
+        // Slope in ppm/ms is num / (den · 2^shift); scaled to ppm/s, rounded toward zero.
+        // |num · 1000| < 2^52, so a denominator that would pass 2^62 makes the quotient 0
+        // either way.
+        let den_ms = if shift < den.leading_zeros().saturating_sub(1) {
+            den << shift
         } else {
-            u64::MAX
+            i64::MAX
+        };
+        let slope = positive_div(num.abs() * 1000, den_ms) as i64;
+        // Eta: (LIMIT − ŷ) / slope = (LIMIT·n·den − ŷ·n·den) / (n·num) time units, floored,
+        // in ms; `None` when not growing, `Some(0)` at or past the limit.
+        let eta_ms = (num > 0).then(|| {
+            let units = positive_div(i64::from(LIMIT_PPM) * nden - fitted_num, n * num);
+            if shift < units.leading_zeros() {
+                units << shift
+            } else {
+                u64::MAX
+            }
+        });
+        Some(Forecast {
+            slope_ppm_per_s: if num < 0 { -slope } else { slope },
+            fitted_ppm: u32::try_from(positive_div(fitted_num, nden)).unwrap_or(u32::MAX),
+            eta_ms,
+            recent_eta_ms: None,
         })
     }
 }
