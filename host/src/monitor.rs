@@ -269,10 +269,15 @@ pub struct StepReport {
 /// Most timeline entries kept; older ones are counted and dropped.
 const TIMELINE_CAPACITY: usize = 10_000;
 
+/// How old a reading of the process's and the system's memory may be when the policy steps.
+const MAX_READING_AGE: Duration = Duration::from_millis(100);
+
 struct State {
     policy: Policy,
     probe: Option<Probe>,
     last: Option<SystemReading>,
+    /// When `last` was read (wall clock).
+    last_at: Option<Instant>,
     timeline: std::collections::VecDeque<Event>,
     timeline_dropped: u64,
 }
@@ -326,6 +331,7 @@ impl MemoryMonitor {
             policy: Policy::new(config.policy),
             probe,
             last: None,
+            last_at: None,
             timeline: std::collections::VecDeque::new(),
             timeline_dropped: 0,
         };
@@ -570,11 +576,19 @@ impl Drop for MemoryMonitor {
 
 impl Shared {
     fn read(&self, state: &mut State, now_ms: u64, force: bool) -> Reading {
-        if let Some(probe) = state.probe.as_mut() {
+        // The accountant's figures are atomics, fresh at every step; the process's and the
+        // system's come from /proc (tens of µs) and are read again only when the last reading
+        // is older than the monitoring interval or 100 ms. A replay steps the policy thousands
+        // of times a second (every block the budget refuses, every step of audio): reading
+        // /proc each time was 40% of its worker.
+        let fresh = self.config.interval.min(MAX_READING_AGE);
+        let stale = state.last_at.is_none_or(|t| t.elapsed() >= fresh);
+        if let Some(probe) = state.probe.as_mut().filter(|_| stale) {
             match probe.read() {
                 Ok(r) => state.last = Some(r),
                 Err(e) => tracing::debug!("memory reading failed: {e}"),
             }
+            state.last_at = Some(Instant::now());
         }
         let mut reading = Reading {
             accounted: self.accountant.memory_used(),
