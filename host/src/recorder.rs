@@ -50,7 +50,7 @@ use crate::monitor::{CallbackId, MemoryMonitor};
 use crate::ring::{AudioConsumer, AudioRing};
 use crate::source::{Source, SourceStats, SourceStatus};
 use crate::takefile::{
-    SampleFormat, Spilled, TakeFileConfig, TakeSlot, WAV_DATA_LIMIT, spill_oldest,
+    SampleFormat, Spilled, TakeFileConfig, TakeSlot, WAV_DATA_LIMIT, spill_oldest, warn_stale_part,
 };
 use crate::tempfiles::ResourceManager;
 use crate::wav::WavOutput;
@@ -1185,6 +1185,7 @@ impl Recorder {
             drop((store, take));
             before_move();
             out.finish()?;
+            warn_stale_part(path, 1);
             return Ok(summary(written, vec![path.to_owned()]));
         }
         let file = take.get()?;
@@ -1200,6 +1201,7 @@ impl Recorder {
         drop((store, take));
         before_move();
         let files = file.persist(path)?;
+        warn_stale_part(path, files.len());
         match moved.error {
             Some(e) => Err(e),
             None => Ok(summary(written, files)),

@@ -192,6 +192,20 @@ fn start_writeback(file: &File, from: u64) {
     let _ = (file, from);
 }
 
+/// Warns when the numbered part after the `parts` files just saved at `output` exists: it is left
+/// from an earlier, longer take at the same path and is not part of this one. It is not removed:
+/// w4l deletes only files this process created.
+pub(crate) fn warn_stale_part(output: &Path, parts: usize) {
+    let next = numbered_path(output, parts.max(1));
+    if next.symlink_metadata().is_ok() {
+        tracing::warn!(
+            "{} is left from an earlier, longer take at {}; it is not part of this take (remove it if it is unwanted)",
+            next.display(),
+            output.display()
+        );
+    }
+}
+
 /// A short reason for an I/O error, without the OS error number noise.
 fn reason(e: &hound::Error) -> String {
     match e {

@@ -183,6 +183,41 @@ fn every_input_format_replays_exactly() {
     }
 }
 
+/// A numbered part left at `-o` by an earlier, longer take is named in a warning, and kept: w4l
+/// deletes only the files it created.
+#[test]
+fn a_stale_numbered_part_is_named_and_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("in.wav");
+    let samples = test_signal(4_000, 1, 16_000);
+    write_wav_i16(&input, 16_000, 1, &samples);
+    let output = dir.path().join("take.wav");
+    let stale = dir.path().join("take.001.wav");
+    std::fs::write(&stale, b"an earlier take's second part").expect("plant");
+    for extra in [&[][..], &["--mode", "file"][..]] {
+        let mut args = vec![
+            "record".to_owned(),
+            "--input".to_owned(),
+            input.display().to_string(),
+            "-o".to_owned(),
+            output.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let r = w4l(&args).ok();
+        assert!(
+            r.stderr
+                .contains("take.001.wav is left from an earlier, longer take"),
+            "{extra:?}: {}",
+            r.stderr
+        );
+        assert_eq!(read_wav_i16(&output).1, samples);
+        assert_eq!(
+            std::fs::read(&stale).expect("still there"),
+            b"an earlier take's second part"
+        );
+    }
+}
+
 #[test]
 fn budget_exhaustion_drops_the_oldest_blocks_and_counts_them() {
     let dir = tempfile::tempdir().expect("temp dir");
