@@ -7,16 +7,22 @@ use std::time::{Duration, Instant};
 
 use w4l_tests::{json_field, json_u64, read_wav_i16, test_signal, w4l, w4l_bin, write_wav_i16};
 
-fn record_json(input: &Path, output: &Path, extra: &[&str]) -> String {
+/// `w4l record --input INPUT -o OUTPUT EXTRA...`
+fn record_args(input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "record".to_owned(),
         "--input".to_owned(),
         input.display().to_string(),
         "-o".to_owned(),
         output.display().to_string(),
-        "--json".to_owned(),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+fn record_json(input: &Path, output: &Path, extra: &[&str]) -> String {
+    let mut args = record_args(input, output, extra);
+    args.push("--json".to_owned());
     let r = w4l(&args).ok();
     assert!(r.stderr.is_empty(), "stderr: {}", r.stderr);
     let line = r.stdout.trim().to_owned();
@@ -195,15 +201,7 @@ fn a_stale_numbered_part_is_named_and_kept() {
     let stale = dir.path().join("take.001.wav");
     std::fs::write(&stale, b"an earlier take's second part").expect("plant");
     for extra in [&[][..], &["--mode", "file"][..]] {
-        let mut args = vec![
-            "record".to_owned(),
-            "--input".to_owned(),
-            input.display().to_string(),
-            "-o".to_owned(),
-            output.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let r = w4l(&args).ok();
+        let r = w4l(&record_args(&input, &output, extra)).ok();
         assert!(
             r.stderr
                 .contains("take.001.wav is left from an earlier, longer take"),
