@@ -1095,10 +1095,14 @@ impl Accountant {
             };
         }
         let mut entries = Category::MEMORY.map(holder);
-        // Largest first; ties keep the categories' order.
-        entries.sort_unstable_by(|a, b| {
-            (b.bytes.cmp(&a.bytes)).then(a.category.index().cmp(&b.category.index()))
-        });
+        // Largest first; ties keep the categories' order: a stable bubble sort of three.
+        for i in [0, 1, 0] {
+            if let Some([a, b]) = entries.get_mut(i..i + 2).and_then(|p| p.as_mut_array())
+                && b.bytes > a.bytes
+            {
+                core::mem::swap(a, b);
+            }
+        }
         Holders { entries, len: 3 }
     }
 
