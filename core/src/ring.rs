@@ -912,7 +912,15 @@ impl<R: RingRef> Producer<R> {
         // SAFETY: the caller checked `data.len()` against the free room, i.e. positions
         // `tail..tail + len` lie in `tail..head + cap`, which only the producer touches.
         unsafe { ring.write_at(self.tail, data.as_ptr(), data.len()) };
-        self.tail = ring.advance(self.tail, data.len());
+        self.publish(data.len(), offered);
+    }
+
+    /// Advances `tail` past `stored` written samples and publishes it together with the
+    /// counters (`offered` samples pushed).
+    #[inline(always)]
+    fn publish(&mut self, stored: usize, offered: usize) {
+        let ring: &Ring<R::Storage> = &self.ring;
+        self.tail = ring.advance(self.tail, stored);
         self.pushed = self.pushed.wrapping_add(offered);
         // Counters first, so that whoever acquires `tail` sees them at least this high.
         ring.producer.0.pushed.store(self.pushed, Ordering::Relaxed);
@@ -1038,11 +1046,46 @@ impl<R: RingRef> Producer<R> {
         &mut self,
         value: <R::Storage as Storage>::Item,
     ) -> Result<(), PushError<<R::Storage as Storage>::Item>> {
-        if self.push_slice(core::slice::from_ref(&value)) == 1 {
-            Ok(())
-        } else {
-            Err(PushError::Full(value))
+        // `push_slice` of one sample, without its slice arithmetic and copies.
+        let stored = match self.ring.overflow {
+            Overflow::RejectNewest => {
+                if self.free_for(1) == 0 {
+                    self.dropped = self.dropped.wrapping_add(1);
+                    self.ring
+                        .producer
+                        .0
+                        .dropped
+                        .store(self.dropped, Ordering::Relaxed);
+                    return Err(PushError::Full(value));
+                }
+                1
+            }
+            Overflow::OverwriteOldest => {
+                // Full with the consumer mid-copy: the sample is lost (and counted).
+                let before = self.overwritten;
+                let n = self.make_room(1).min(1);
+                self.overwritten = self.overwritten.wrapping_add(1 - n);
+                if self.overwritten != before {
+                    self.ring
+                        .producer
+                        .0
+                        .overwritten
+                        .store(self.overwritten, Ordering::Relaxed);
+                }
+                n
+            }
+        };
+        if stored == 1 {
+            let ring: &Ring<R::Storage> = &self.ring;
+            let slot = ring.slot(self.tail);
+            ring.tracker.write(slot, 1);
+            // SAFETY: there is room for one sample (checked or made above), so position
+            // `tail` lies in `tail..head + cap`, which only the producer touches; `slot(tail)`
+            // is below `cap`, inside the storage.
+            unsafe { ring.buf.add(slot).write(value) };
         }
+        self.publish(stored, 1);
+        Ok(())
     }
 
     /// Free slots as the producer sees them (the consumer may free more at any moment).
