@@ -64,6 +64,63 @@ pub fn to_dbfs(amplitude: f32) -> f32 {
     }
 }
 
+/// The correctly rounded square root of `x` (IEEE 754 `sqrt`, round to nearest, as
+/// `libm::sqrt`) for `x >= 0`, `+∞` and NaN (returned unchanged, as is `-0.0`); negative `x`
+/// never occurs here (a mean of squares) and gives NaN.
+///
+/// Digit by digit in integers, two radicand bits per step: a few dozen instructions instead
+/// of a general-purpose soft-float implementation, for a figure computed once per display
+/// interval.
+fn sqrt(x: f64) -> f64 {
+    const SIGN: u64 = 1 << 63;
+    const INFINITY: u64 = 0x7ff0 << 48;
+    let bits = x.to_bits();
+    // ±0, +∞ and NaN are their own roots; other negatives (sign set, up to −∞) have none.
+    if bits == 0 || bits >= INFINITY {
+        return if bits > SIGN && bits <= SIGN | INFINITY {
+            f64::NAN
+        } else {
+            x
+        };
+    }
+    // x = m · 2^e with m < 2^53 (exponent field 0: subnormal, no implicit bit).
+    let field = (bits >> 52) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mut m, mut e) = if field == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), field - 1075)
+    };
+    // Normalise to m in [2^52, 2^53) (subnormals), then make e even: m in [2^52, 2^54).
+    let shift = m.leading_zeros() as i32 - 11;
+    m <<= shift;
+    e -= shift;
+    if e & 1 != 0 {
+        m <<= 1;
+        e -= 1;
+    }
+    // q = floor(sqrt(m · 2^54)), a 54-bit integer in [2^53, 2^54): the 53-bit significand
+    // and one rounding bit; `rem` = m · 2^54 − q², the radicand fed two bits at a time from
+    // the top (m shifted to the top of `rest`, then zeros).
+    let (mut q, mut rem, mut rest) = (0u64, 0u64, m << 10);
+    for _ in 0..54 {
+        rem = (rem << 2) | (rest >> 62);
+        rest <<= 2;
+        let trial = (q << 2) | 1;
+        q <<= 1;
+        if rem >= trial {
+            rem -= trial;
+            q |= 1;
+        }
+    }
+    // Round to nearest: up when the rounding bit is set. An exact tie would need
+    // q² = m · 2^54 with q odd, but m · 2^54 is even; so the bit alone decides. The carry of
+    // a significand rounded up to 2^53 correctly bumps the exponent.
+    // sqrt(x) = q · 2^(e/2 − 27), i.e. the significand q / 2 times 2^(e/2 − 26).
+    let exponent = (e / 2 + 26 + 1023) as u64;
+    f64::from_bits((exponent << 52) + q.div_ceil(2) - (1 << 52))
+}
+
 /// A snapshot of one display interval.
 ///
 /// ```
@@ -210,7 +267,7 @@ impl LevelMeter {
             return 0.0;
         }
         // u64 → f64 may round for astronomically long intervals; harmless for a meter.
-        libm::sqrt(self.sum_sq / self.samples as f64) as f32
+        sqrt(self.sum_sq / self.samples as f64) as f32
     }
 
     /// [`peak`](Self::peak) in dBFS, floored at [`DBFS_FLOOR`].
@@ -282,5 +339,56 @@ impl LevelMeter {
         let level = self.level();
         self.reset();
         level
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digit-by-digit `sqrt` against libm's, bit for bit.
+    #[test]
+    fn sqrt_is_libm_sqrt() {
+        let check = |x: f64| {
+            let (got, want) = (sqrt(x), libm::sqrt(x));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "sqrt({x:e}) = {got:e}, libm {want:e}"
+            );
+        };
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            2.0,
+            4.0,
+            0.25,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::INFINITY,
+        ] {
+            check(x);
+        }
+        check(f64::NAN);
+        check(-1.0);
+        check(f64::from_bits(1)); // smallest subnormal
+        check(f64::from_bits((1 << 52) - 1)); // largest subnormal
+        // Perfect squares and their neighbours, and pseudo-random bit patterns (xorshift).
+        let n: u64 = if cfg!(miri) { 300 } else { 300_000 };
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 1..n {
+            let s = (i * 7_919) as f64;
+            for x in [
+                s * s,
+                f64::from_bits((s * s).to_bits() + 1),
+                f64::from_bits((s * s).to_bits() - 1),
+            ] {
+                check(x);
+            }
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            check(f64::from_bits(state >> 1)); // positive: normal, subnormal, inf or NaN
+        }
     }
 }
