@@ -932,11 +932,14 @@ impl TransitionLog {
         }
     }
 
+    #[inline(never)]
     fn push(&mut self, t: Transition) {
-        if let Some(slot) = self.entries.get_mut(self.head) {
+        // `head < LOG_CAPACITY` always; the modulo only lets the compiler see it.
+        let head = self.head % LOG_CAPACITY;
+        if let Some(slot) = self.entries.get_mut(head) {
             *slot = t;
         }
-        self.head = (self.head + 1) % LOG_CAPACITY;
+        self.head = (head + 1) % LOG_CAPACITY;
         if self.len < LOG_CAPACITY {
             self.len += 1;
         } else {
