@@ -109,22 +109,19 @@ fn of_limit(limit: u64, permille: i64) -> u64 {
 /// assert!(r.accounted > BUDGET / 100 * 94); // the recording is at its peak
 /// ```
 pub fn reading(i: u32) -> Reading {
-    let idle_acc = 100 + noise(i, 0, 5);
-    let idle_rss = 300 + noise(i, 1, 20);
-    let (acc_pm, rss_pm) = match i {
-        300..900 => (idle_acc, 560 + noise(i, 1, 45)),
+    let mut acc_pm = 100 + noise(i, 0, 5);
+    // The rss level and its noise amplitude (per-mille).
+    let (rss_base, rss_amp) = match i {
+        300..900 => (560, 45),
         1200..1400 => {
-            let growth = 5 * i64::from(i.saturating_sub(1200)).min(170);
-            let acc = idle_acc + growth;
-            (acc, 250 + acc / 2 + noise(i, 1, 20))
+            acc_pm += 5 * i64::from(i.saturating_sub(1200)).min(170);
+            (250 + acc_pm / 2, 20)
         }
-        1850 | 1851 | 1900 | 1950..1960 => (idle_acc, 950 + noise(i, 1, 10)),
-        2400..2700 => {
-            let leak = 3 * i64::from(i.saturating_sub(2400)).min(195);
-            (idle_acc, 300 + leak + noise(i, 1, 10))
-        }
-        _ => (idle_acc, idle_rss),
+        1850 | 1851 | 1900 | 1950..1960 => (950, 10),
+        2400..2700 => (300 + 3 * i64::from(i.saturating_sub(2400)).min(195), 10),
+        _ => (300, 20),
     };
+    let rss_pm = rss_base + noise(i, 1, rss_amp);
     let available = if (2250..2330).contains(&i) {
         LOW_AVAILABLE
     } else {
