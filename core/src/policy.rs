@@ -1220,7 +1220,9 @@ impl Policy {
     /// assert_eq!(s.actions.as_slice(), &[Action::ReleaseIdleBuffers, Action::ReapTempFiles]);
     /// ```
     pub fn step(&mut self, reading: &Reading) -> Step {
-        // Times never go backwards: the latest time seen (0 before the first reading).
+        // Times never go backwards: the latest time seen (0 before the first reading). Every
+        // time the policy keeps (`*_since`, `entered_ms`, `last_action_ms`) is an earlier
+        // `now`, so `now.wrapping_sub(t)` below is the exact elapsed time.
         let now = reading.now_ms.max(self.now_ms);
         self.now_ms = now;
         let (ppm, source) = self.pressure_ppm(reading);
@@ -1246,7 +1248,7 @@ impl Policy {
             if ppm >= self.config.enter_ppm(level) {
                 let since = *slot.get_or_insert(now);
                 instant = level;
-                if now.saturating_sub(since) >= self.config.confirm_ms(level) {
+                if now.wrapping_sub(since) >= self.config.confirm_ms(level) {
                     measured = level;
                 }
             } else {
@@ -1272,7 +1274,7 @@ impl Policy {
                 .unwrap_or(Level::Critical)
                 .min(self.config.params.predict_max);
             forecast_level = target;
-            if now.saturating_sub(since) >= self.config.confirm_ms(target) {
+            if now.wrapping_sub(since) >= self.config.confirm_ms(target) {
                 predicted = target;
             }
         } else {
@@ -1331,8 +1333,8 @@ impl Policy {
                 self.calm_since = None;
             }
             if let (Some(calm_since), Some(down)) = (self.calm_since, from.down())
-                && now.saturating_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
-                && now.saturating_sub(calm_since) >= u64::from(self.config.params.calm_ms)
+                && now.wrapping_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
+                && now.wrapping_sub(calm_since) >= u64::from(self.config.params.calm_ms)
             {
                 change = Some((down, Reason::Pressure(pressure)));
             } else if from > Level::Normal
@@ -1382,9 +1384,8 @@ impl Policy {
     }
 
     fn cooled_down(&self, now: u64) -> bool {
-        self.last_action_ms.is_none_or(|last| {
-            now.saturating_sub(last) >= u64::from(self.config.params.cooldown_ms)
-        })
+        self.last_action_ms
+            .is_none_or(|last| now.wrapping_sub(last) >= u64::from(self.config.params.cooldown_ms))
     }
 
     fn emit(&mut self, now: u64, reading: &Reading, level: Level) -> Actions {
