@@ -656,32 +656,35 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
         let mut picked = [false; N];
         let mut selection = Selection::default();
         // "a goes before b" under the requested order.
-        let before = |a: &Entry<P>, b: &Entry<P>| {
-            let by_priority = if lowest_priority_first {
-                a.priority.cmp(&b.priority)
+        // Sort key, smallest first: priority (if asked), then age or size (larger first:
+        // bitwise not reverses the order), then id.
+        let key = |e: &Entry<P>| {
+            let priority = if lowest_priority_first {
+                e.priority
             } else {
-                core::cmp::Ordering::Equal
+                Priority::Low
             };
-            let by_order = match order {
-                Order::OldestFirst => a.created_ms.cmp(&b.created_ms),
-                Order::LargestFirst => b.bytes().cmp(&a.bytes()),
+            let rank = match order {
+                Order::OldestFirst => e.created_ms,
+                Order::LargestFirst => !(e.bytes() as u64),
             };
-            by_priority.then(by_order).then(a.id.cmp(&b.id)).is_lt()
+            (priority, rank, e.id)
         };
         for slot_out in out.iter_mut() {
             if selection.bytes >= bytes {
                 break;
             }
-            let mut best: Option<(usize, &Entry<P>)> = None;
+            let mut best = None;
             for (i, (slot, taken)) in self.slots.iter().zip(picked.iter()).enumerate() {
                 let (Some(entry), false) = (slot, *taken) else {
                     continue;
                 };
-                if best.is_none_or(|(_, b)| before(entry, b)) {
-                    best = Some((i, entry));
+                let k = key(entry);
+                if best.is_none_or(|(_, _, b)| k < b) {
+                    best = Some((i, entry, k));
                 }
             }
-            let Some((index, entry)) = best else {
+            let Some((index, entry, _)) = best else {
                 break;
             };
             if let Some(flag) = picked.get_mut(index) {
