@@ -692,6 +692,7 @@ impl<S: Storage> Ring<S> {
     /// assert_eq!(ring.stats().dropped, 1);
     /// # Ok::<(), w4l_core::ring::RingError>(())
     /// ```
+    #[inline(never)]
     pub fn stats(&self) -> RingStats {
         RingStats {
             pushed: self.producer.0.pushed.load(Ordering::Acquire),
