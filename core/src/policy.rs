@@ -1059,13 +1059,14 @@ fn ratio_ppm(num: u64, den: u64) -> u32 {
     if num / 2 >= den {
         return MAX_PRESSURE_PPM;
     }
-    // Now num < 2·den. Scale down huge values so num·10⁶ fits in u64 (num < 2⁴⁴).
+    // Now num < 2·den. Scale down huge values so num·10⁶ fits in u64 (num < 2⁴⁴): the
+    // product cannot wrap, and d >= 2²³ after scaling.
     let (n, d) = if den >= 1 << 43 {
-        (num >> 20, (den >> 20).max(1))
+        (num >> 20, den >> 20)
     } else {
         (num, den)
     };
-    let v = n.saturating_mul(1_000_000) / d;
+    let v = n.wrapping_mul(1_000_000).checked_div(d).unwrap_or(0);
     u32::try_from(v.min(u64::from(MAX_PRESSURE_PPM))).unwrap_or(MAX_PRESSURE_PPM)
 }
 
