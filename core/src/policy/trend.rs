@@ -343,15 +343,10 @@ impl Sums {
         let nden = n * den;
         // ŷ·n·den = Σy·den + num·(n·x_last − Σx).
         let fitted_num = sy * den + num * i64::from(self.n * self.x_last - self.sx);
-        // Slope in ppm/ms is num / (den · 2^shift); scaled to ppm/s, rounded toward zero.
-        // |num · 1000| < 2^52, so a denominator that would pass 2^62 makes the quotient 0
-        // either way.
-        let den_ms = if shift < den.leading_zeros().saturating_sub(1) {
-            den << shift
-        } else {
-            i64::MAX
-        };
-        let slope = positive_div(num.abs() * 1000, den_ms) as i64;
+        // Slope in ppm/ms is num / (den · 2^shift); scaled to ppm/s, rounded toward zero:
+        // ⌊⌊|num|·1000 / den⌋ / 2^shift⌋ = ⌊|num|·1000 / (den · 2^shift)⌋. |num · 1000| < 2^52
+        // and shift < 64 − X_BITS.
+        let slope = (positive_div(num.abs() * 1000, den) >> shift) as i64;
         // Eta: (LIMIT − ŷ) / slope = (LIMIT·n·den − ŷ·n·den) / (n·num) time units, floored,
         // in ms; `None` when not growing, `Some(0)` at or past the limit.
         let eta_ms = (num > 0).then(|| {
