@@ -226,10 +226,7 @@ impl LevelMeter {
         for s in samples {
             let x = s.to_f32();
             if x.is_finite() {
-                let a = x.abs();
-                if a > peak {
-                    peak = a;
-                }
+                peak = peak.max(x.abs());
                 sum_sq += x * x;
                 counted += 1;
             }
