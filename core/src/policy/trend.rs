@@ -263,9 +263,8 @@ impl Trend {
                 recent.add(x, y);
             }
         }
-        let mut forecast = all.fit(shift)?;
-        forecast.recent_eta_ms = recent.fit(shift).and_then(|f| f.eta_ms);
-        Some(forecast)
+        let recent_eta_ms = recent.fit(shift, None).and_then(|f| f.eta_ms);
+        all.fit(shift, recent_eta_ms)
     }
 }
 
@@ -331,8 +330,8 @@ impl Sums {
 
     /// The fitted line, x in time units of 2^shift ms: slope = `num / den` ppm per unit,
     /// `ŷ = fitted_num / nden` at the newest sample; `None` when every x is the same (no
-    /// slope). Leaves `recent_eta_ms` at `None`.
-    fn fit(&self, shift: u32) -> Option<Forecast> {
+    /// slope). `recent_eta_ms` is passed through.
+    fn fit(&self, shift: u32, recent_eta_ms: Option<u64>) -> Option<Forecast> {
         let n = i64::from(self.n);
         let (sx, sy) = (i64::from(self.sx), i64::from(self.sy));
         let num = n * self.sxy - sx * sy;
@@ -361,7 +360,7 @@ impl Sums {
             slope_ppm_per_s: if num < 0 { -slope } else { slope },
             fitted_ppm: u32::try_from(positive_div(fitted_num, nden)).unwrap_or(u32::MAX),
             eta_ms,
-            recent_eta_ms: None,
+            recent_eta_ms,
         })
     }
 }
