@@ -580,11 +580,9 @@ impl Transition {
 
 impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "t={}ms {}->{} {}",
-            self.at_ms, self.from, self.to, self.reason
-        )
+        write!(f, "t={}ms {}->{} ", self.at_ms, self.from, self.to)?;
+        // Reason's `fmt` writes through `write!`, ignoring `f`'s options, as `{}` would.
+        self.reason.fmt(f)
     }
 }
 
