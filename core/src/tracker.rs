@@ -419,30 +419,21 @@ impl<P, const N: usize> Tracker<P, N> {
         priority: Priority,
         payload: P,
     ) -> Result<(), RegisterError<P>> {
-        if self.position(id).is_some() {
-            return Err(RegisterError {
-                kind: RegisterErrorKind::Duplicate(id),
+        let kind = if self.position(id).is_some() {
+            RegisterErrorKind::Duplicate(id)
+        } else if let Some(slot) = self.slots.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(Entry {
                 id,
+                created_ms,
+                priority,
                 payload,
             });
-        }
-        match self.slots.iter_mut().find(|s| s.is_none()) {
-            Some(slot) => {
-                *slot = Some(Entry {
-                    id,
-                    created_ms,
-                    priority,
-                    payload,
-                });
-                self.len += 1;
-                Ok(())
-            }
-            None => Err(RegisterError {
-                kind: RegisterErrorKind::Full { capacity: N },
-                id,
-                payload,
-            }),
-        }
+            self.len += 1;
+            return Ok(());
+        } else {
+            RegisterErrorKind::Full { capacity: N }
+        };
+        Err(RegisterError { kind, id, payload })
     }
 
     /// Stops tracking `id` and hands its entry back; dropping the entry (or its payload)
