@@ -83,18 +83,21 @@ fn sqrt(x: f64) -> f64 {
             x
         };
     }
-    // x = m · 2^e with m < 2^53 (exponent field 0: subnormal, no implicit bit).
-    let field = (bits >> 52) as i32;
-    let fraction = bits & ((1 << 52) - 1);
-    let (mut m, mut e) = if field == 0 {
-        (fraction, -1074)
+    // x = m · 2^e with m < 2^53 (exponent field 0: subnormal, no implicit bit, the
+    // exponent of the smallest normal); normalised to m in [2^52, 2^53), then e made even:
+    // m in [2^52, 2^54).
+    let mut e = (bits >> 52) as i32;
+    let mut m = bits & ((1 << 52) - 1);
+    if e == 0 {
+        e = 1;
     } else {
-        (fraction | (1 << 52), field - 1075)
-    };
-    // Normalise to m in [2^52, 2^53) (subnormals), then make e even: m in [2^52, 2^54).
-    let shift = m.leading_zeros() as i32 - 11;
-    m <<= shift;
-    e -= shift;
+        m |= 1 << 52;
+    }
+    e -= 1075;
+    while m < 1 << 52 {
+        m <<= 1;
+        e -= 1;
+    }
     if e & 1 != 0 {
         m <<= 1;
         e -= 1;
