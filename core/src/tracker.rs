@@ -670,12 +670,11 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
                 let (Some(entry), false) = (slot, *taken) else {
                     continue;
                 };
-                let k = key(entry);
-                if best.is_none_or(|(_, _, b)| k < b) {
-                    best = Some((i, entry, k));
+                if best.is_none_or(|(_, b)| key(entry) < key(b)) {
+                    best = Some((i, entry));
                 }
             }
-            let Some((index, entry, _)) = best else {
+            let Some((index, entry)) = best else {
                 break;
             };
             if let Some(flag) = picked.get_mut(index) {
