@@ -1068,6 +1068,14 @@ fn ratio_ppm(num: u64, den: u64) -> u32 {
     u32::try_from(v.min(u64::from(MAX_PRESSURE_PPM))).unwrap_or(MAX_PRESSURE_PPM)
 }
 
+/// `⌈value · permille / 1000⌉` for `permille ≤ 1000` (then at most `value`: no overflow), so
+/// that `freed · 1000 < wanted · permille` exactly when `freed < ceil_permille(wanted,
+/// permille)`.
+fn ceil_permille(value: u64, permille: u16) -> u64 {
+    let permille = u64::from(permille);
+    (value / 1000) * permille + ((value % 1000) * permille).div_ceil(1000)
+}
+
 /// `value · permille / 1000` without overflow (`permille ≤ 1000`).
 fn scale_permille(value: u64, permille: u64) -> u64 {
     (value / 1000)
@@ -1296,8 +1304,7 @@ impl Policy {
             && p.level == from
             && from > Level::Normal
             && ppm >= self.config.enter_ppm(from)
-            && u128::from(p.freed) * 1000
-                < u128::from(p.wanted) * u128::from(self.config.params.ineffective_permille)
+            && p.freed < ceil_permille(p.wanted, self.config.params.ineffective_permille)
             && let Some(up) = from.up()
             && up > target
             && let Some(used) = self.ineffective_used.get_mut(from.index())
@@ -1410,6 +1417,34 @@ mod tests {
         assert_eq!(ratio_ppm(u64::MAX, 1), MAX_PRESSURE_PPM);
         assert_eq!(ratio_ppm(u64::MAX / 2, u64::MAX / 2), 1_000_000);
         assert_eq!(ratio_ppm(1, 3), 333_333);
+    }
+
+    #[test]
+    fn ceil_permille_decides_like_the_wide_product() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let n = if cfg!(miri) { 200 } else { 20_000 };
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let wanted = x >> (x % 64);
+            let permille = (x % 1001) as u16;
+            let c = ceil_permille(wanted, permille);
+            for freed in [
+                c.wrapping_sub(1),
+                c,
+                c.saturating_add(1),
+                0,
+                wanted,
+                u64::MAX,
+            ] {
+                assert_eq!(
+                    freed < c,
+                    u128::from(freed) * 1000 < u128::from(wanted) * u128::from(permille),
+                    "freed {freed} wanted {wanted} permille {permille}"
+                );
+            }
+        }
     }
 
     #[test]
