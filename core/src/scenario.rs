@@ -85,14 +85,15 @@ const fn mix(mut x: u32) -> u32 {
 }
 
 /// Noise in `-amp..=amp` per-mille for sample `i` and stream `salt`.
-const fn noise(i: u32, salt: u32, amp: u32) -> i64 {
+const fn noise(i: u32, salt: u32, amp: u32) -> i32 {
     let span = amp.saturating_mul(2).saturating_add(1);
     let h = mix(i.wrapping_mul(4).wrapping_add(salt));
-    (h % span) as i64 - amp as i64
+    // Both terms at most `amp` (at most 45 here): no truncation.
+    (h % span) as i32 - amp as i32
 }
 
 /// `limit · permille / 1000`, permille clamped to `0..=2000`.
-fn of_limit(limit: u64, permille: i64) -> u64 {
+fn of_limit(limit: u64, permille: i32) -> u64 {
     let pm = permille.clamp(0, 2000) as u64;
     (limit / 1000).saturating_mul(pm) + (limit % 1000).saturating_mul(pm) / 1000
 }
@@ -114,11 +115,11 @@ pub fn reading(i: u32) -> Reading {
     let (rss_base, rss_amp) = match i {
         300..900 => (560, 45),
         1200..1400 => {
-            acc_pm += 5 * i64::from(i.saturating_sub(1200)).min(170);
+            acc_pm += 5 * i.saturating_sub(1200).min(170) as i32;
             (250 + acc_pm / 2, 20)
         }
         1850 | 1851 | 1900 | 1950..1960 => (950, 10),
-        2400..2700 => (300 + 3 * i64::from(i.saturating_sub(2400)).min(195), 10),
+        2400..2700 => (300 + 3 * i.saturating_sub(2400).min(195) as i32, 10),
         _ => (300, 20),
     };
     let rss_pm = rss_base + noise(i, 1, rss_amp);
