@@ -201,7 +201,7 @@ fn a_stale_numbered_part_is_named_and_kept() {
     let stale = dir.path().join("take.001.wav");
     std::fs::write(&stale, b"an earlier take's second part").expect("plant");
     for extra in [&[][..], &["--mode", "file"][..]] {
-        let r = w4l(&record_args(&input, &output, extra)).ok();
+        let r = w4l(record_args(&input, &output, extra)).ok();
         assert!(
             r.stderr
                 .contains("take.001.wav is left from an earlier, longer take"),
