@@ -444,6 +444,14 @@ impl Reactor {
                     log::error!("unknown stream: {channel}");
                 }
             }
+            // w4l patch: the server killed a record stream (its source went away). Its sink is
+            // dropped, which tells its owner (cpal's record stream wakes its latency thread,
+            // whose next request fails with the server's error); upstream ignored the command,
+            // and the stream went quiet until the client noticed by other means.
+            protocol::Command::RecordStreamKilled(channel) => {
+                log::debug!("record stream killed by the server: {channel}");
+                state.record_streams.remove(&channel);
+            }
             protocol::Command::Request(protocol::Request { channel, length }) => {
                 if let Some(stream) = state.playback_streams.get_mut(&channel) {
                     stream.requested_bytes += length as usize;

@@ -24,6 +24,28 @@ use crate::{
 
 const LATENCY_MAX_INTERVAL: Duration = Duration::from_millis(100);
 
+// w4l patch: how often a record stream's latency thread asks the server for timing info when
+// nothing wakes it earlier. Upstream woke it after every data callback and at least every
+// `LATENCY_MAX_INTERVAL`: a server round trip (and four thread wake-ups) per fragment, about a
+// third of a capturing process's CPU. The server's side of a record stream's latency changes
+// only when the stream is moved or its source reconfigured, so once a second is enough; the
+// interpolation between polls stays capped at `LATENCY_MAX_INTERVAL`.
+const RECORD_LATENCY_INTERVAL: Duration = Duration::from_secs(1);
+
+// w4l patch: owned by a record stream's data callback, which the `pulseaudio` reactor drops when
+// the stream ends on the server's side (killed with its source, or the connection lost). Wakes
+// the latency thread, whose next poll fails and reports the error at once: errors reach the
+// error callback as promptly as with upstream's per-fragment polling.
+struct SinkGone(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for SinkGone {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.0;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_one();
+    }
+}
+
 // Coordinates the latency polling thread
 struct LatencyHandle {
     // Cancellation on drop
@@ -352,9 +374,11 @@ impl Stream {
         })?;
 
         let handle = LatencyHandle::new();
-        let update_callback = handle.update.clone();
+        let sink_gone = SinkGone(handle.update.clone());
 
         let callback = move |buf: &[u8]| {
+            // w4l patch: moves the guard into the callback (dropped with it, see `SinkGone`).
+            let _owned = &sink_gone;
             let elapsed = Instant::now().saturating_duration_since(start);
             let elapsed_usec = elapsed.as_micros() as u64;
 
@@ -391,11 +415,7 @@ impl Stream {
             let data = unsafe { Data::from_parts(buf.as_ptr() as *mut _, n_samples, format) };
 
             data_callback(&data, &InputCallbackInfo { timestamp });
-
-            // Notify the latency thread that audio was read, so it updates timing info.
-            let (lock, cvar) = &*update_callback;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            cvar.notify_one();
+            // w4l patch: no wake-up of the latency thread here (see `RECORD_LATENCY_INTERVAL`).
         };
 
         let stream =
@@ -440,11 +460,12 @@ impl Stream {
                     timing_info.read_offset,
                 );
 
-                // Wait until woken by a read/play/pause/drop event or until LATENCY_MAX_INTERVAL.
+                // Wait until woken by a play/pause/drop event or the end of the stream on the
+                // server (w4l patch: `SinkGone`), or until RECORD_LATENCY_INTERVAL.
                 let (lock, cvar) = &*update_thread;
                 let Ok(guard) = lock.lock() else { break };
                 let (mut guard, _) = cvar
-                    .wait_timeout_while(guard, LATENCY_MAX_INTERVAL, |notified| !*notified)
+                    .wait_timeout_while(guard, RECORD_LATENCY_INTERVAL, |notified| !*notified)
                     .unwrap_or_else(|e| e.into_inner());
                 *guard = false;
             }
