@@ -1,8 +1,9 @@
 //! The callback side: the only real-time code (see the [module docs](super)).
 
 use std::cell::UnsafeCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::Thread;
 use std::time::Duration;
 
 use cpal::traits::DeviceTrait;
@@ -33,6 +34,9 @@ pub(super) struct Shared {
     pub(super) broken: AtomicU64,
     /// The kind of the last error that broke a stream (index into [`BREAKING_KINDS`] + 1).
     pub(super) last_kind: AtomicU8,
+    /// The supervisor's thread, unparked by an error that breaks a stream so that it rebuilds
+    /// at once instead of at its next (slow, while all is well) poll.
+    pub(super) waker: Mutex<Option<Thread>>,
 }
 
 impl Shared {
@@ -217,7 +221,9 @@ impl<const N: usize> Feed<N> {
     }
 }
 
-/// The error callback: counters and a flag only.
+/// The error callback: counters and a flag, and for an error that breaks the stream a wake-up
+/// of the supervisor (not real-time code: cpal calls it from its own threads, not the data
+/// path).
 fn on_error(shared: &Shared, generation: u64, error: &cpal::Error) {
     shared.errors.fetch_add(1, Ordering::Relaxed);
     match error.kind() {
@@ -233,6 +239,14 @@ fn on_error(shared: &Shared, generation: u64, error: &cpal::Error) {
                 .map_or(u8::MAX, |i| i as u8 + 1);
             shared.last_kind.store(code, Ordering::Relaxed);
             shared.broken.store(generation, Ordering::Release);
+            if let Some(supervisor) = shared
+                .waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
+                supervisor.unpark();
+            }
         }
     }
 }

@@ -69,8 +69,8 @@ pub use backend::{ConfigRange, PREFERRED_RATES, describe_ranges, negotiate};
 pub(crate) use backend::{
     NamedDevice, config_ranges, cpal_message, default_device, input_devices, open_host,
 };
-pub use source::{CaptureSource, SUPERVISOR_PERIOD};
-pub use supervisor::Capture;
+pub use source::CaptureSource;
+pub use supervisor::{Capture, SUPERVISOR_IDLE_PERIOD, SUPERVISOR_PERIOD};
 
 /// Where captured samples go. The data callback calls [`push`](Self::push) with interleaved
 /// `f32` samples; it must not block, allocate or lock.

@@ -3,18 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use super::callback::Shared;
+use super::supervisor::SUPERVISOR_PERIOD;
 use super::{Capture, CaptureError, CaptureRequest, CaptureStats, SampleSink, StreamFormat};
 use crate::ring::AudioProducer;
 use crate::source::{Source, SourceStats, SourceStatus};
 
-/// How often [`CaptureSource`]'s supervisor thread polls.
-pub const SUPERVISOR_PERIOD: Duration = Duration::from_millis(100);
-
-/// A [`Capture`] as a recorder [`Source`]: a small thread runs [`Capture::poll`] every
-/// [`SUPERVISOR_PERIOD`] and reports a lost stream through the [`SourceStatus`].
+/// A [`Capture`] as a recorder [`Source`]: a small thread runs [`Capture::poll`] at the
+/// capture's [`poll_interval`](Capture::poll_interval) (once a second while the stream
+/// delivers; errors wake it at once) and reports a lost stream through the [`SourceStatus`].
 #[derive(Debug)]
 pub struct CaptureSource {
     format: StreamFormat,
@@ -78,8 +76,10 @@ impl CaptureSource {
         let spawned = std::thread::Builder::new()
             .name("w4l-capture".into())
             .spawn(move || {
+                capture.wake_on_error(Some(std::thread::current()));
+                let mut period = SUPERVISOR_PERIOD;
                 while !stop.load(Ordering::Acquire) {
-                    std::thread::park_timeout(SUPERVISOR_PERIOD);
+                    std::thread::park_timeout(period);
                     if stop.load(Ordering::Acquire) {
                         break;
                     }
@@ -89,7 +89,9 @@ impl CaptureSource {
                         }
                         break;
                     }
+                    period = capture.poll_interval();
                 }
+                capture.wake_on_error(None);
                 let last = capture.stop();
                 (capture, last)
             });

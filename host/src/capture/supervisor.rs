@@ -18,6 +18,15 @@ use super::{
     CaptureError, CaptureRequest, CaptureStats, RetryPolicy, SampleFormat, SampleSink, StreamFormat,
 };
 
+/// The supervisor's period while a stream is starting or being rebuilt (see
+/// [`Capture::poll_interval`]).
+pub const SUPERVISOR_PERIOD: Duration = Duration::from_millis(100);
+
+/// The supervisor's longest period while a stream delivers: errors wake it, so this only bounds
+/// how late a silent stall is noticed (after [`RetryPolicy::stall_timeout`]). At 100 ms its
+/// wake-ups were a tenth of `w4l record`'s CPU.
+pub const SUPERVISOR_IDLE_PERIOD: Duration = Duration::from_secs(1);
+
 /// How long building a stream may take (a hung server must not hang the supervisor forever).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -360,7 +369,31 @@ impl Capture {
         matches!(self.state, State::Running { .. })
     }
 
-    /// One supervisor step; call it every 50–200 ms from the thread that owns the capture.
+    /// How long the supervisor may wait before its next [`poll`](Self::poll): while the stream
+    /// delivers, half the stall timeout (at most [`SUPERVISOR_IDLE_PERIOD`], at least
+    /// [`SUPERVISOR_PERIOD`]): an error that breaks the stream wakes the thread given to
+    /// [`wake_on_error`](Self::wake_on_error) at once, so only a silent stall waits for it.
+    /// Otherwise (starting, recovering) [`SUPERVISOR_PERIOD`], for prompt rebuilds.
+    pub fn poll_interval(&self) -> Duration {
+        match self.state {
+            State::Running { flowing: true, .. } => (stall_timeout(&self.retry, &self.format) / 2)
+                .clamp(SUPERVISOR_PERIOD, SUPERVISOR_IDLE_PERIOD),
+            _ => SUPERVISOR_PERIOD,
+        }
+    }
+
+    /// Has an error that breaks a stream unpark `thread` (the one that calls
+    /// [`poll`](Self::poll)), or no thread with `None`.
+    pub fn wake_on_error(&self, thread: Option<std::thread::Thread>) {
+        *self
+            .shared
+            .waker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = thread;
+    }
+
+    /// One supervisor step; call it from the thread that owns the capture after
+    /// [`poll_interval`](Self::poll_interval) (or every 50–200 ms) and whenever woken.
     /// Detects a broken or stalled stream, and rebuilds it when its back-off delay has passed:
     /// a rebuild runs on a helper thread and takes effect at a later step, so `poll` never
     /// waits for the audio backend. Returns whether a stream is running after the step.
