@@ -18,8 +18,8 @@
 //! the policy's timings are built around one reading per second: `High` is entered after 1 s
 //! of confirmation, `Critical` after 3 s, actions repeat at most every 1.5 s, and the trend
 //! fit uses the last 16 readings. At 30 s the policy could neither confirm nor predict before
-//! a small budget ran out. One reading costs one `/proc` read of this process and one of
-//! `/proc/meminfo` (tens of microseconds), so 1 s is cheap.
+//! a small budget ran out. One reading costs one `pread` of `/proc/self/statm` and one read of
+//! `/proc/meminfo` through `sysinfo` (about 10 µs), so 1 s is cheap.
 //!
 //! The [`Recorder`](crate::recorder::Recorder) does not use the background thread: its worker
 //! calls [`MemoryMonitor::step_at`] once per second of *captured audio*, so decisions follow the
@@ -53,12 +53,18 @@ pub struct SystemReading {
     pub at: Instant,
 }
 
-/// Reads this process's RSS and the system's available memory, refreshing only those: one
-/// process (ours), memory only; RAM only, no swap, no CPU, no other processes.
+/// Reads this process's RSS and the system's available memory, refreshing only those: the
+/// system's RAM through `sysinfo` (no swap, no CPU, no other processes), and this process's
+/// resident set from `/proc/self/statm`, kept open and read again in one `pread` (Linux; through
+/// `sysinfo` elsewhere, or if it cannot be opened). `sysinfo`'s refresh of one process opens
+/// seven `/proc` files (its directory, `task`, `stat`, `statm`, `status`, `/proc/uptime`...)
+/// for the one figure the policy uses.
 #[derive(Debug)]
 pub struct Probe {
     system: System,
     pid: Pid,
+    /// `/proc/self/statm` and the page size, when available.
+    statm: Option<(std::fs::File, u64)>,
 }
 
 impl Probe {
@@ -76,28 +82,25 @@ impl Probe {
                 "w4l needs /proc (Linux) or the platform's equivalent",
             )
         })?;
-        Ok(Self { system, pid })
+        Ok(Self {
+            system,
+            pid,
+            statm: open_statm(),
+        })
     }
 
     /// A fresh reading.
     pub fn read(&mut self) -> Result<SystemReading> {
         self.system
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
-        self.system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[self.pid]),
-            false,
-            ProcessRefreshKind::nothing().with_memory(),
-        );
-        let rss = self
-            .system
-            .process(self.pid)
-            .map(sysinfo::Process::memory)
-            .ok_or_else(|| {
-                Error::runtime(
-                    "cannot read this process's memory use",
-                    "w4l needs /proc (Linux) or the platform's equivalent",
-                )
-            })?;
+        let rss = match self
+            .statm
+            .as_ref()
+            .and_then(|(f, page)| statm_rss(f, *page))
+        {
+            Some(rss) => rss,
+            None => self.sysinfo_rss()?,
+        };
         Ok(SystemReading {
             rss,
             available: self.system.available_memory(),
@@ -105,6 +108,47 @@ impl Probe {
             at: Instant::now(),
         })
     }
+
+    fn sysinfo_rss(&mut self) -> Result<u64> {
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[self.pid]),
+            false,
+            ProcessRefreshKind::nothing().with_memory(),
+        );
+        self.system
+            .process(self.pid)
+            .map(sysinfo::Process::memory)
+            .ok_or_else(|| {
+                Error::runtime(
+                    "cannot read this process's memory use",
+                    "w4l needs /proc (Linux) or the platform's equivalent",
+                )
+            })
+    }
+}
+
+/// `/proc/self/statm` and the page size, if this is Linux and both can be had.
+fn open_statm() -> Option<(std::fs::File, u64)> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    // SAFETY: `sysconf` only reads a configuration value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = u64::try_from(page).ok().filter(|&p| p > 0)?;
+    let file = std::fs::File::open("/proc/self/statm").ok()?;
+    // A first read proves the format; otherwise `sysinfo` it is.
+    statm_rss(&file, page)?;
+    Some((file, page))
+}
+
+/// The resident set in bytes from `statm` (`size resident shared ...`, in pages), read afresh.
+fn statm_rss(file: &std::fs::File, page: u64) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 128];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    pages.checked_mul(page)
 }
 
 /// How a [`MemoryMonitor`] reads and decides.
@@ -773,6 +817,22 @@ mod tests {
         let big = vec![1u8; 64 << 20];
         let r2 = p.read().expect("reading");
         assert!(r2.rss >= r.rss + (32 << 20), "{} -> {}", r.rss, r2.rss);
+        drop(big);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn statm_rss_agrees_with_sysinfo() {
+        let mut p = Probe::new().expect("probe");
+        let (file, page) = p.statm.take().expect("/proc/self/statm opens on Linux");
+        let big = vec![1u8; 16 << 20];
+        let ours = statm_rss(&file, page).expect("statm");
+        let theirs = p.sysinfo_rss().expect("sysinfo");
+        // Two readings a few allocations apart: within a megabyte.
+        assert!(
+            ours.abs_diff(theirs) < 1 << 20,
+            "statm {ours}, sysinfo {theirs}"
+        );
         drop(big);
     }
 }
