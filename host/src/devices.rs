@@ -170,6 +170,7 @@ fn describe(d: capture::NamedDevice, backend: Backend, default_id: Option<&str>)
         None,
         default.as_ref().map(|c| c.sample_rate()),
         default.as_ref().map(|c| c.channels()),
+        info.default_config.as_ref().map(|c| c.sample_format),
     )
     .ok()
     .map(|(rate, channels, sample_format)| ConfigChoice {

@@ -316,15 +316,17 @@ pub const PREFERRED_RATES: [u32; 2] = [48_000, 16_000];
 ///
 /// Rate: the requested one, else 48000, else 16000, else `default_rate`, else the highest
 /// supported rate up to 48000 (or the lowest above). Channels: the requested count, else
-/// `default_channels`, else the fewest supported. Format: the first of
-/// [`SampleFormat::PREFERENCE`] that supports both. `Err` describes what was wanted and what is
-/// supported.
+/// `default_channels`, else the fewest supported. Format: `default_format` (the device's own:
+/// no conversion in the audio server, and for a PulseAudio source of 16-bit samples half the
+/// bytes through its socket of `f32`), else the first of [`SampleFormat::PREFERENCE`], that
+/// supports both. `Err` describes what was wanted and what is supported.
 pub fn negotiate(
     ranges: &[ConfigRange],
     rate: Option<u32>,
     channels: Option<u16>,
     default_rate: Option<u32>,
     default_channels: Option<u16>,
+    default_format: Option<SampleFormat>,
 ) -> Result<(u32, u16, SampleFormat), (String, String)> {
     let supported = describe_ranges(ranges);
     let fewest = ranges.iter().map(|r| r.min_channels).min();
@@ -357,7 +359,7 @@ pub fn negotiate(
         }
     }
     for &r in &rates {
-        for format in SampleFormat::PREFERENCE {
+        for format in default_format.into_iter().chain(SampleFormat::PREFERENCE) {
             if ranges
                 .iter()
                 .any(|c| c.sample_format == format && c.contains(r, channels))
@@ -427,7 +429,7 @@ mod tests {
             range(SampleFormat::U8, (1, 2), (8000, 96000)),
         ];
         assert_eq!(
-            negotiate(&r, None, Some(1), None, None),
+            negotiate(&r, None, Some(1), None, None, None),
             Ok((48000, 1, SampleFormat::F32))
         );
         let r = [
@@ -435,32 +437,54 @@ mod tests {
             range(SampleFormat::U8, (1, 1), (16000, 44100)),
         ];
         assert_eq!(
-            negotiate(&r, None, None, Some(44100), Some(1)),
+            negotiate(&r, None, None, Some(44100), Some(1), None),
             Ok((16000, 1, SampleFormat::I16))
         );
         // Neither 48000 nor 16000: the device default.
         let r = [range(SampleFormat::I32, (2, 2), (44100, 44100))];
         assert_eq!(
-            negotiate(&r, None, None, Some(44100), Some(2)),
+            negotiate(&r, None, None, Some(44100), Some(2), None),
             Ok((44100, 2, SampleFormat::I32))
         );
         // No default: the closest to 48000 from below.
         let r = [range(SampleFormat::I8, (1, 1), (22050, 32000))];
         assert_eq!(
-            negotiate(&r, None, None, None, None),
+            negotiate(&r, None, None, None, None, None),
             Ok((32000, 1, SampleFormat::I8))
+        );
+    }
+
+    #[test]
+    fn negotiation_prefers_the_devices_own_format() {
+        let r = [
+            range(SampleFormat::I16, (1, 2), (8000, 48000)),
+            range(SampleFormat::F32, (1, 2), (8000, 48000)),
+        ];
+        assert_eq!(
+            negotiate(&r, None, Some(2), None, None, Some(SampleFormat::I16)),
+            Ok((48000, 2, SampleFormat::I16))
+        );
+        // A default the device cannot do at that rate: the preference order.
+        let r = [
+            range(SampleFormat::I16, (1, 2), (8000, 16000)),
+            range(SampleFormat::F32, (1, 2), (8000, 48000)),
+        ];
+        assert_eq!(
+            negotiate(&r, None, Some(2), None, None, Some(SampleFormat::I16)),
+            Ok((48000, 2, SampleFormat::F32))
         );
     }
 
     #[test]
     fn negotiation_failure_lists_what_is_supported() {
         let r = [range(SampleFormat::I16, (1, 2), (8000, 48000))];
-        let (wanted, supported) = negotiate(&r, Some(96000), Some(2), None, None).unwrap_err();
+        let (wanted, supported) =
+            negotiate(&r, Some(96000), Some(2), None, None, None).unwrap_err();
         assert_eq!(wanted, "96000 Hz with 2 channel(s)");
         assert_eq!(supported, "i16 1-2 ch 8000-48000 Hz");
-        let (wanted, _) = negotiate(&r, None, Some(6), None, None).unwrap_err();
+        let (wanted, _) = negotiate(&r, None, Some(6), None, None, None).unwrap_err();
         assert_eq!(wanted, "6 channel(s)");
-        let (_, supported) = negotiate(&[], None, None, None, None).unwrap_err();
+        let (_, supported) = negotiate(&[], None, None, None, None, None).unwrap_err();
         assert_eq!(supported, "no format w4l can convert");
     }
 

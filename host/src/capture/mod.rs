@@ -166,7 +166,8 @@ pub enum SampleFormat {
 
 impl SampleFormat {
     /// Every format, most preferred first: `f32` (no conversion), `i16` (what most microphones
-    /// deliver), then the others, widest first.
+    /// deliver), then the others, widest first. The device's own format, when it has one,
+    /// comes before all of them (see [`negotiate`]).
     pub const PREFERENCE: [SampleFormat; 6] = [
         SampleFormat::F32,
         SampleFormat::I16,

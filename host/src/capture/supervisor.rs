@@ -170,6 +170,9 @@ impl Capture {
             request.channels,
             default.as_ref().map(|c| c.sample_rate()),
             default.as_ref().map(|c| c.channels()),
+            default
+                .as_ref()
+                .and_then(|c| SampleFormat::from_cpal(c.sample_format())),
         )
         .map_err(|(wanted, supported)| CaptureError::Unsupported {
             device: named.label(),
