@@ -780,6 +780,7 @@ impl Recorder {
                 .map(|f| f.saturating_mul(u64::from(self.channels))),
             step_frames: ((self.config.step.as_secs_f64() * f64::from(self.rate)).round() as u64)
                 .max(1),
+            idle_wait: idle_wait(self.config.ring),
         };
         let handle = std::thread::Builder::new()
             .name("w4l-worker".into())
@@ -1241,17 +1242,23 @@ struct Worker {
     channels: u16,
     limit_samples: Option<u64>,
     step_frames: u64,
+    idle_wait: Duration,
 }
 
 /// Samples the worker takes from the ring at once.
 const DRAIN_CHUNK: usize = 8192;
-/// How long the worker sleeps when the ring is empty, unless woken: a non-real-time source
+/// How long the worker sleeps when the ring is empty, unless woken: a fifth of the ring's
+/// duration (100 ms for the default 500 ms ring), at least 1 ms. A non-real-time source
 /// (replay, synthetic) wakes it after every push ([`SourceStatus::wake_consumer`]); a device
 /// callback must not (waking is a syscall), so for capture the worker polls at this period.
-/// Capture delivers in ~100 ms periods and the ring holds 500 ms, so 50 ms (a tenth of the
-/// ring) loses nothing; `stop` unparks the worker at once. At 2 ms the idle wake-ups were 57%
-/// of `w4l record`'s CPU (scripts/bench-capture).
-const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// Capture delivers in 200 ms periods, so when the worker looks, the ring holds at most one
+/// period plus a fifth of its own length: nothing is lost. `stop` unparks the worker at once.
+/// Each wake-up is a context switch: at 2 ms they were 57% of `w4l record`'s CPU, and going
+/// from 50 to 100 ms took a 10 s file-mode take from 28 to 24 ms of CPU
+/// (scripts/bench-file-mode).
+fn idle_wait(ring: Duration) -> Duration {
+    (ring / 5).max(Duration::from_millis(1))
+}
 
 impl Worker {
     fn run(mut self) {
@@ -1286,7 +1293,7 @@ impl Worker {
                 if self.status.is_finished() {
                     self.shared.signal_done();
                 }
-                std::thread::park_timeout(IDLE_WAIT);
+                std::thread::park_timeout(self.idle_wait);
                 continue;
             }
             // A waiting non-real-time source is woken once a quarter of the ring is free, not after

@@ -48,7 +48,7 @@
 //! # Backend choice
 //!
 //! The default ([`Backend::Auto`]) is cpal's `pulseaudio` host whenever a PulseAudio server (or
-//! PipeWire's `pipewire-pulse`) is reachable, else its ALSA host, with 100 ms buffers either way:
+//! PipeWire's `pipewire-pulse`) is reachable, else its ALSA host, with 200 ms buffers either way:
 //! chosen by measurement, see `docs/capture-backends.md`.
 //!
 //! [`Source`]: crate::source::Source
@@ -261,7 +261,7 @@ pub struct CaptureRequest {
     pub channels: Option<u16>,
     /// Which cpal host.
     pub backend: Backend,
-    /// Frames per device buffer. `None`: a tenth of a second (see the [module docs](self)).
+    /// Frames per device buffer. `None`: a fifth of a second (see the [module docs](self)).
     pub buffer_frames: Option<u32>,
     /// Rebuilding after stream errors.
     pub retry: RetryPolicy,

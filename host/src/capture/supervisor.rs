@@ -182,7 +182,7 @@ impl Capture {
         let buffer_frames = request
             .buffer_frames
             .filter(|&b| b > 0)
-            .unwrap_or((rate / 10).max(1));
+            .unwrap_or((rate / 5).max(1));
         Ok(Capture {
             format: StreamFormat {
                 rate,
