@@ -12,6 +12,9 @@ fn f32_to_i16_saturates_instead_of_wrapping() {
     assert_eq!(i16::from_f32(f32::NAN), 0);
     assert_eq!(i16::from_f32(-f32::NAN), 0);
     assert_eq!(i16::from_f32(1.0), 32767);
+    // Just below full scale but above 32767.5 / 32768: saturates too (a proptest case once).
+    assert_eq!(i16::from_f32(0.999_989_8), 32767);
+    assert_eq!(i16::from_f32(32_767.5 / 32_768.0), 32767);
     assert_eq!(i16::from_f32(-1.0), -32768);
     assert_eq!(i16::from_f32(f32::INFINITY), 32767);
     assert_eq!(i16::from_f32(f32::NEG_INFINITY), -32768);
