@@ -316,7 +316,8 @@ enum Samples {
         float: bool,
         bytes: Vec<u8>,
     },
-    /// Anything else (8-, 24- and 32-bit integers, padded containers): hound, sample by sample.
+    /// Anything else (8-, 24- and 32-bit integers, 24-bit in 4 bytes): hound, sample by sample.
+    /// `wav::open_input` refuses what hound cannot decode.
     Hound {
         reader: hound::WavReader<BufReader<File>>,
         info: WavInfo,
@@ -367,6 +368,8 @@ impl Samples {
             Samples::Hound { reader, info } => {
                 let mut n = 0;
                 if info.float {
+                    // `out` first in each `zip`: it ends the loop without taking a sample
+                    // from the reader that would then be lost.
                     for (s, x) in out.iter_mut().zip(reader.samples::<f32>()) {
                         *s = x?;
                         n += 1;
@@ -380,8 +383,7 @@ impl Samples {
                             }
                         }
                         bits => {
-                            // 16-bit in a wide container, 24- and 32-bit integers, scaled up
-                            // to the full i32 range.
+                            // 24- and 32-bit integers, scaled up to the full i32 range.
                             let shift = 32 - u32::from(bits);
                             for (s, x) in out.iter_mut().zip(reader.samples::<i32>()) {
                                 *s = (x? << shift).to_f32();

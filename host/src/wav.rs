@@ -320,10 +320,27 @@ pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Wav
             spec.channels
         )));
     }
-    // hound trusts the data chunk's declared length; a truncated file would fail mid-replay.
     let layout = data_layout(path);
+    let sample_bytes = layout.map_or(0, |l| l.block_align / spec.channels);
+    // What hound decodes: each size in its own container, and 24-bit in 4 bytes. Anything else
+    // (e.g. 16-bit padded to 4 bytes) would fail at the first sample: refuse it here.
+    let width = if sample_bytes == 0 {
+        spec.bits_per_sample.div_ceil(8)
+    } else {
+        sample_bytes
+    };
+    if !matches!(
+        (width, spec.bits_per_sample),
+        (1, 8) | (2, 16) | (3, 24) | (4, 24 | 32)
+    ) {
+        return Err(malformed(format!(
+            "{}-bit samples in {width}-byte containers are not supported",
+            spec.bits_per_sample
+        )));
+    }
+    // hound trusts the data chunk's declared length; a truncated file would fail mid-replay.
     if let Some(DataLayout { start, .. }) = layout {
-        let bytes = samples * u64::from(spec.bits_per_sample.div_ceil(8));
+        let bytes = samples * u64::from(width);
         if start.saturating_add(bytes) > file_len {
             return Err(malformed(format!(
                 "truncated: its header promises {bytes} bytes of samples but only {} follow",
@@ -337,7 +354,7 @@ pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Wav
         frames: samples / u64::from(spec.channels),
         bits: spec.bits_per_sample,
         float,
-        sample_bytes: layout.map_or(0, |l| l.block_align / spec.channels),
+        sample_bytes,
     };
     Ok((reader, info))
 }

@@ -149,6 +149,15 @@ fn unreadable_and_malformed_input() {
     ])
     .fails(2, &["truncated.wav", "truncated"]);
 
+    // WAVE_FORMAT_EXTENSIBLE: 16-bit samples padded to 4-byte containers (hound cannot decode
+    // them): refused before recording, not mid-replay.
+    let padded = dir.path().join("padded.wav");
+    std::fs::write(&padded, padded_16_in_32()).expect("write");
+    w4l(["record", "--input", &padded.display().to_string(), "-o", &o]).fails(
+        2,
+        &["padded.wav", "16-bit samples in 4-byte containers", "sox"],
+    );
+
     // A header with no samples.
     let silent = dir.path().join("nothing.wav");
     write_wav_i16(&silent, 16_000, 1, &[]);
@@ -172,6 +181,7 @@ fn unreadable_and_malformed_input() {
             "garbage.wav",
             "empty.wav",
             "truncated.wav",
+            "padded.wav",
             "nothing.wav",
         ],
     );
@@ -306,4 +316,38 @@ fn a_panic_is_one_line_and_leaves_no_file() {
         ],
     );
     only(dir.path(), &["in.wav"]);
+}
+
+/// A mono 16 kHz WAVE_FORMAT_EXTENSIBLE file of 100 16-bit samples, each in a 4-byte container.
+fn padded_16_in_32() -> Vec<u8> {
+    const PCM_GUID: [u8; 16] = [
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b,
+        0x71,
+    ];
+    let mut fmt = Vec::new();
+    for (v, width) in [
+        (0xFFFE, 2), // WAVE_FORMAT_EXTENSIBLE
+        (1, 2),      // channels
+        (16_000, 4), // rate
+        (64_000, 4), // bytes per second
+        (4, 2),      // block align
+        (32, 2),     // container bits
+        (22, 2),     // extension size
+        (16, 2),     // valid bits
+        (4, 4),      // channel mask: front centre
+    ] {
+        fmt.extend_from_slice(&u32::to_le_bytes(v)[..width]);
+    }
+    fmt.extend_from_slice(&PCM_GUID);
+    let data: Vec<u8> = (0..100i32).flat_map(|v| (v << 16).to_le_bytes()).collect();
+    let mut body = b"WAVEfmt ".to_vec();
+    body.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+    body.extend_from_slice(&fmt);
+    body.extend_from_slice(b"data");
+    body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    body.extend_from_slice(&data);
+    let mut file = b"RIFF".to_vec();
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend_from_slice(&body);
+    file
 }
