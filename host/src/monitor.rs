@@ -320,7 +320,8 @@ struct State {
     policy: Policy,
     probe: Option<Probe>,
     last: Option<SystemReading>,
-    /// When `last` was read (wall clock).
+    /// When /proc was last read (wall clock), successfully or not (a failing read is not
+    /// retried at every step); `None` makes the next step read it.
     last_at: Option<Instant>,
     timeline: std::collections::VecDeque<Event>,
     timeline_dropped: u64,
@@ -418,6 +419,7 @@ impl MemoryMonitor {
     /// A fresh reading and the policy's view of it, without stepping the policy.
     pub fn usage(&self) -> MemoryUsage {
         let mut state = lock(&self.shared.state);
+        state.last_at = None;
         let reading = self.shared.read(&mut state, 0, false);
         let pressure = state.policy.pressure(&reading);
         self.shared.usage(&state, &reading, pressure)
@@ -622,9 +624,12 @@ impl Shared {
     fn read(&self, state: &mut State, now_ms: u64, force: bool) -> Reading {
         // The accountant's figures are atomics, fresh at every step; the process's and the
         // system's come from /proc (tens of µs) and are read again only when the last reading
-        // is older than the monitoring interval or 100 ms. A replay steps the policy thousands
-        // of times a second (every block the budget refuses, every step of audio): reading
-        // /proc each time was 40% of its worker.
+        // is older than the monitoring interval or 100 ms (or `usage()` asks for a fresh one).
+        // A replay steps the policy thousands of times a second (a forced step at every block
+        // the budget refuses, a step every second of audio): reading /proc each time was 40% of
+        // its worker. So a step right after a cleanup may still see the RSS from before it, for
+        // at most 100 ms of wall clock; the accountant's figures, which drive spilling, are
+        // always current.
         let fresh = self.config.interval.min(MAX_READING_AGE);
         let stale = state.last_at.is_none_or(|t| t.elapsed() >= fresh);
         if let Some(probe) = state.probe.as_mut().filter(|_| stale) {
