@@ -254,7 +254,8 @@ pub struct RecorderConfig {
     /// Bytes per block of the take (16-bit samples). Default 64 KiB: 2 s of 16 kHz mono.
     pub block_bytes: usize,
     /// Capacity of the ring between the source and the worker, as audio time. Default 500 ms:
-    /// the worker can stall that long before a real-time source overruns.
+    /// with capture's 200 ms periods and the worker's poll of a fifth of this, the worker can
+    /// stall about 200 ms beyond its poll before a real-time source overruns.
     pub ring: Duration,
     /// Stop consuming after exactly this many frames (`--seconds`).
     pub limit_frames: Option<u64>,
@@ -1296,8 +1297,9 @@ impl Worker {
                 std::thread::park_timeout(self.idle_wait);
                 continue;
             }
-            // A waiting non-real-time source is woken once a quarter of the ring is free, not after
-            // every pop: each wake-up of a parked thread is a syscall and a context switch.
+            // A non-real-time source that waits for room is woken by a pop that leaves at least a
+            // quarter of the ring free, so it refills in large pieces: a wake-up of a parked
+            // thread is a syscall and a context switch (of a thread not parked, an atomic swap).
             if self.consumer.ring().free() >= capacity / 4 {
                 self.status.wake_producer();
             }

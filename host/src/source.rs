@@ -94,7 +94,8 @@ impl SourceStatus {
     }
 }
 
-/// Unparks the thread in `slot`, if any: an atomic swap unless it is parked.
+/// Unparks the thread in `slot`, if any: an uncontended lock, and an atomic swap unless that
+/// thread is parked (a syscall only then).
 fn wake(slot: &Mutex<Option<Thread>>) {
     if let Some(t) = &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
         t.unpark();

@@ -54,8 +54,8 @@ use crate::tempfiles::{DiskLedger, ResourceManager, TempError, TempFile};
 pub const WAV_DATA_LIMIT: u64 = 0xFFFF_F000;
 
 /// Bytes of the output buffer in front of each file: it gathers the small writes of a live
-/// capture (a worker wake-up brings ~50 ms, 19 KiB at 48 kHz stereo), while a spilled block
-/// (larger) goes to the file in one `write` without being copied through it.
+/// capture (a worker wake-up brings ~100 ms, 19 KiB of 16-bit samples at 48 kHz stereo), while
+/// a spilled block (larger) goes to the file in one `write` without being copied through it.
 const WRITE_BUFFER: usize = 32 << 10;
 
 /// Sample format of the WAV files w4l writes.
@@ -176,7 +176,10 @@ const WRITEBACK_BYTES: u64 = 4 << 20;
 /// once [`WRITEBACK_BYTES`] more were written, it keeps a take at most that far ahead of the
 /// disk, so the `fsync` that ends a save waits for the last few MiB only instead of the whole
 /// take (`scripts/bench-offline`: that wait was a third of a 10-minute replay). A failure here is
-/// harmless: the final `fsync` reports real errors.
+/// harmless: the final `fsync` reports real errors. `from` is a count of sample bytes, so the
+/// range starts a header's length early: also harmless (those pages are already on their way).
+/// It may block while the disk's queue is full: a live take on slow media then leans on the
+/// ring's margin for that long, as it would for the writes themselves.
 fn start_writeback(file: &File, from: u64) {
     #[cfg(target_os = "linux")]
     {

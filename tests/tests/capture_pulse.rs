@@ -88,7 +88,8 @@ fn speech_played_into_the_virtual_microphone_is_captured_whole() {
     assert!(played.success(), "paplay failed: {played}");
 
     // Duration: the take holds 6 s of frames, and the clock agrees (within 2 %, plus the one
-    // 100 ms buffer that is in flight when the stream starts).
+    // 200 ms device buffer in flight when the stream starts and the probe's 100 ms drain
+    // period).
     let rate = json_u64(&report, "rate");
     let frames = json_u64(&report, "frames_written");
     assert_eq!(rate, 48_000, "{report}");
@@ -101,7 +102,7 @@ fn speech_played_into_the_virtual_microphone_is_captured_whole() {
         .and_then(|v| v.parse().ok())
         .expect("elapsed_s");
     assert!(
-        (elapsed - seconds).abs() <= 0.02 * seconds + 0.15,
+        (elapsed - seconds).abs() <= 0.02 * seconds + 0.3,
         "6 s of audio took {elapsed:.3} s of wall clock: {report}"
     );
     assert_eq!(json_u64(&report, "overruns"), 0, "{report}");

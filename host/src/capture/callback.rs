@@ -222,8 +222,9 @@ impl<const N: usize> Feed<N> {
 }
 
 /// The error callback: counters and a flag, and for an error that breaks the stream a wake-up
-/// of the supervisor (not real-time code: cpal calls it from its own threads, not the data
-/// path).
+/// of the supervisor (a short lock and a futex wake). cpal's ALSA host calls it on the stream's
+/// own thread, between data callbacks, but only a breaking error (the stream is over) takes the
+/// lock and makes the syscall; xruns and the rest are counters only.
 fn on_error(shared: &Shared, generation: u64, error: &cpal::Error) {
     shared.errors.fetch_add(1, Ordering::Relaxed);
     match error.kind() {

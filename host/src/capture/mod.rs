@@ -232,7 +232,10 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A running stream that delivers nothing for this long (or for three device buffers, if
     /// that is longer) is treated as broken. A rebuilt stream that never delivers counts as a
-    /// failed attempt, so a silent device ends in [`CaptureError::StreamLost`] too.
+    /// failed attempt, so a silent device ends in [`CaptureError::StreamLost`] too. The
+    /// supervisor looks once per poll period (half this, at most 1 s) and dates progress from
+    /// the poll that saw it, so a stall is noticed up to two periods later than this (with the
+    /// defaults, 2 to 4 s after the last audio).
     pub stall_timeout: Duration,
 }
 

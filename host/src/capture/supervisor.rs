@@ -23,8 +23,8 @@ use super::{
 pub const SUPERVISOR_PERIOD: Duration = Duration::from_millis(100);
 
 /// The supervisor's longest period while a stream delivers: errors wake it, so this only bounds
-/// how late a silent stall is noticed (after [`RetryPolicy::stall_timeout`]). At 100 ms its
-/// wake-ups were a tenth of `w4l record`'s CPU.
+/// how late a silent stall is noticed (up to two periods after [`RetryPolicy::stall_timeout`]).
+/// At 100 ms its wake-ups were a tenth of `w4l record`'s CPU.
 pub const SUPERVISOR_IDLE_PERIOD: Duration = Duration::from_secs(1);
 
 /// How long building a stream may take (a hung server must not hang the supervisor forever).

@@ -26,9 +26,9 @@ const LATENCY_MAX_INTERVAL: Duration = Duration::from_millis(100);
 
 // w4l patch: how often a record stream's latency thread asks the server for timing info when
 // nothing wakes it earlier. Upstream woke it after every data callback and at least every
-// `LATENCY_MAX_INTERVAL`: a server round trip (and four thread wake-ups) per fragment, about a
-// third of a capturing process's CPU. The server's side of a record stream's latency changes
-// only when the stream is moved or its source reconfigured, so once a second is enough; the
+// `LATENCY_MAX_INTERVAL`: a server round trip (and four thread wake-ups) per fragment, almost
+// a quarter (23%) of a capturing process's CPU. The server's side of a record stream's latency
+// changes only when the stream is moved or its source reconfigured, so once a second is enough; the
 // interpolation between polls stays capped at `LATENCY_MAX_INTERVAL`.
 const RECORD_LATENCY_INTERVAL: Duration = Duration::from_secs(1);
 
