@@ -101,7 +101,8 @@ fn slot<T>(array: &[T; 4], category: Category) -> &T {
     array.get(category.index()).unwrap_or(&array[0])
 }
 
-/// `&mut array[category]`; see [`slot`].
+/// `&mut array[category]`, as a `match` so that it stays `const` (every arm's index is a
+/// constant below 4: nothing can fail).
 const fn slot_mut<T>(array: &mut [T; 4], category: Category) -> &mut T {
     match category {
         Category::Audio => &mut array[0],

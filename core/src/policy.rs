@@ -241,8 +241,8 @@ impl Level {
     /// assert_eq!(Level::Critical.actions().len(), 6);
     /// ```
     pub const fn actions(self) -> Actions {
-        // `Action::ALL` is ordered by level, two actions per level: a level's actions are
-        // the first two per level up to it.
+        // `Action::ALL` is ordered by level, two actions per level (checked at compile time
+        // below its definition): a level's actions are the first two per level up to it.
         Actions {
             items: Action::ALL,
             len: 2 * self as u8,
@@ -311,6 +311,17 @@ impl Action {
         }
     }
 }
+
+// `Level::actions` relies on this layout of `Action::ALL`: two actions per level, by level.
+// Evaluated by the compiler: a failing check (or index) is a build error, never a panic.
+#[allow(clippy::indexing_slicing, clippy::panic)]
+const _: () = {
+    let mut i = 0;
+    while i < Action::ALL.len() {
+        assert!(Action::ALL[i].level() as usize == i / 2 + 1);
+        i += 1;
+    }
+};
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1072,7 +1083,8 @@ fn ratio_ppm(num: u64, den: u64) -> u32 {
 /// that `freed · 1000 < wanted · permille` exactly when `freed < ceil_permille(wanted,
 /// permille)`.
 fn ceil_permille(value: u64, permille: u16) -> u64 {
-    let permille = u64::from(permille);
+    // `PolicyConfig::new` refuses more than 1000; the clamp keeps this total on its own.
+    let permille = u64::from(permille.min(1000));
     (value / 1000) * permille + ((value % 1000) * permille).div_ceil(1000)
 }
 

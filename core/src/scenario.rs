@@ -88,7 +88,7 @@ const fn mix(mut x: u32) -> u32 {
 const fn noise(i: u32, salt: u32, amp: u32) -> i32 {
     let span = amp.saturating_mul(2).saturating_add(1);
     let h = mix(i.wrapping_mul(4).wrapping_add(salt));
-    // Both terms at most `amp` (at most 45 here): no truncation.
+    // `h % span` is at most `2 · amp` and `amp` at most 45 here: both fit an `i32`.
     (h % span) as i32 - amp as i32
 }
 

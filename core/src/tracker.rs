@@ -646,7 +646,6 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
     ) -> Selection {
         let mut picked = [false; N];
         let mut selection = Selection::default();
-        // "a goes before b" under the requested order.
         // Sort key, smallest first: priority (if asked), then age or size (larger first:
         // bitwise not reverses the order), then id.
         let key = |e: &Entry<P>| {
