@@ -244,7 +244,6 @@ impl Level {
         // `Action::ALL` is ordered by level, two actions per level (checked at compile time
         // below its definition): a level's actions are the first two per level up to it.
         Actions {
-            items: Action::ALL,
             len: 2 * self as u8,
         }
     }
@@ -336,7 +335,8 @@ impl fmt::Display for Action {
     }
 }
 
-/// Fixed-capacity, ordered list of [`Action`]s (no allocation; at most one of each).
+/// Fixed-capacity, ordered list of [`Action`]s (no allocation; at most one of each): always
+/// the first `len` of [`Action::ALL`], so a length is all it stores.
 ///
 /// ```
 /// use w4l_core::policy::{Action, Level};
@@ -345,11 +345,22 @@ impl fmt::Display for Action {
 /// let names: Vec<_> = actions.iter().map(|a| a.level()).collect();
 /// assert!(names.windows(2).all(|w| w[0] <= w[1]));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Actions {
-    items: [Action; 6],
     len: u8,
+}
+
+impl fmt::Debug for Actions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Actions {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[?]}", self.as_slice());
+    }
 }
 
 impl Default for Actions {
@@ -365,10 +376,7 @@ impl Actions {
     /// assert!(w4l_core::policy::Actions::new().is_empty());
     /// ```
     pub const fn new() -> Self {
-        Self {
-            items: Action::ALL,
-            len: 0,
-        }
+        Self { len: 0 }
     }
 
     /// The actions, cheapest first.
@@ -378,7 +386,7 @@ impl Actions {
     /// assert_eq!(Level::Elevated.actions().as_slice()[0], Action::ReleaseIdleBuffers);
     /// ```
     pub fn as_slice(&self) -> &[Action] {
-        self.items.get(..usize::from(self.len)).unwrap_or(&[])
+        Action::ALL.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     /// Iterate cheapest first.
@@ -1363,14 +1371,9 @@ impl Policy {
             }
         }
         if reading.force && act.is_none() {
-            let level = match change {
-                Some((to, _)) => to,
-                None => {
-                    change = Some((from, Reason::Forced(pressure)));
-                    from
-                }
-            };
-            act = Some(level.max(Level::Elevated));
+            let to = change.map_or(from, |(to, _)| to);
+            change.get_or_insert((from, Reason::Forced(pressure)));
+            act = Some(to.max(Level::Elevated));
         }
 
         let transition = change.map(|(to, reason)| {
