@@ -1,5 +1,5 @@
 //! Builds the C shim that silences ALSA's own diagnostics (called by `quiet_alsa` in
-//! `src/capture.rs`), on Linux only, against libasound found by pkg-config.
+//! `src/capture/alsa.rs`), on Linux only, against libasound found by pkg-config.
 //!
 //! ALSA's error handler is C-variadic, and stable Rust cannot define a C-variadic function, so
 //! the handler is defined in C, with the exact type ALSA calls it through.

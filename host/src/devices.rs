@@ -8,7 +8,6 @@
 
 use std::fmt;
 
-use cpal::traits::DeviceTrait;
 use serde::Serialize;
 
 use crate::capture::{
@@ -134,43 +133,42 @@ pub fn list_devices_for(backend: Backend) -> Result<DeviceList, CaptureError> {
 }
 
 fn describe(d: capture::NamedDevice, backend: Backend, default_id: Option<&str>) -> DeviceInfo {
-    let is_default = default_id == Some(d.id.as_str());
     let mut info = DeviceInfo {
-        name: d.name,
-        id: d.id,
+        name: d.name.clone(),
+        id: d.id.clone(),
         backend,
-        is_default,
+        is_default: default_id == Some(d.id.as_str()),
         configs: Vec::new(),
         other_format_ranges: 0,
         default_config: None,
         w4l_choice: None,
         error: None,
     };
-    match capture::config_ranges(&d.device) {
+    match d.configs() {
         Ok((configs, skipped)) => {
             info.configs = configs;
             info.other_format_ranges = skipped;
         }
         Err(e) => {
-            info.error = Some(capture::cpal_message(&e));
+            info.error = Some(e.what());
             return info;
         }
     }
-    let default = d.device.default_input_config().ok();
-    info.default_config = default.as_ref().and_then(|c| {
+    let default = d.default_config();
+    info.default_config = default.and_then(|(rate, channels, format)| {
         Some(ConfigChoice {
-            rate: c.sample_rate(),
-            channels: c.channels(),
-            sample_format: SampleFormat::from_cpal(c.sample_format())?,
+            rate,
+            channels,
+            sample_format: format?,
         })
     });
     info.w4l_choice = negotiate(
         &info.configs,
         None,
         None,
-        default.as_ref().map(|c| c.sample_rate()),
-        default.as_ref().map(|c| c.channels()),
-        info.default_config.as_ref().map(|c| c.sample_format),
+        default.map(|c| c.0),
+        default.map(|c| c.1),
+        default.and_then(|c| c.2),
     )
     .ok()
     .map(|(rate, channels, sample_format)| ConfigChoice {

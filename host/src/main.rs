@@ -372,9 +372,13 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     // Ctrl-C, and four wake-ups a second keep stopping prompt at less CPU.
     let tick = Duration::from_millis(if live.is_visible() { 100 } else { 250 });
     recorder.start()?;
+    let mut loss_warned = false;
     while !recorder.wait(tick) {
         if interrupted() {
             break;
+        }
+        if !loss_warned {
+            loss_warned = warn_of_loss(&recorder.source_stats(), rate);
         }
         if live.is_visible() {
             let info = recorder.info();
@@ -439,6 +443,15 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
             info.dropped_blocks,
             summary.frames_dropped
         ))?;
+        let device = &info.source_stats;
+        if device.lost_frames > 0 || device.restarts > 0 {
+            emit(&format!(
+                "device: lost {} frames ({:.3} s) that were captured but never arrived; {} stream restart(s)\n",
+                device.lost_frames,
+                device.lost_frames as f64 / f64::from(info.rate),
+                device.restarts
+            ))?;
+        }
         if info.frames_on_disk > 0 || summary.files.len() > 1 {
             let files: Vec<String> = summary
                 .files
@@ -462,6 +475,18 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Warns on stderr, once, that the device lost audio; returns whether it did.
+fn warn_of_loss(stats: &w4l::source::SourceStats, rate: u32) -> bool {
+    if stats.lost_frames == 0 {
+        return false;
+    }
+    eprintln!(
+        "warning: the audio device lost {:.3} s of audio so far (the take goes on; the summary counts it)",
+        stats.lost_frames as f64 / f64::from(rate.max(1))
+    );
+    true
 }
 
 fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {

@@ -825,7 +825,13 @@ impl Recorder {
     }
 
     fn finish_worker(&mut self) {
-        self.source.stop();
+        if self.is_complete() {
+            // Nothing more is wanted (the limit was reached, or the source is done).
+            self.source.stop();
+        } else {
+            // Everything captured up to now, including what is still on its way.
+            self.source.finish();
+        }
         self.shared.stop.store(true, Ordering::Release);
         if let Some(worker) = self.worker.take() {
             worker.thread().unpark();
@@ -911,6 +917,12 @@ impl Recorder {
         let mut out = vec![0.0f32; got * usize::from(self.channels)];
         convert(&i16s[..out.len()], &mut out);
         out
+    }
+
+    /// The source's own counters (device errors, restarts, lost frames): cheap, unlike
+    /// [`info`](Self::info).
+    pub fn source_stats(&self) -> SourceStats {
+        self.source.stats()
     }
 
     /// Every figure of the recorder.

@@ -113,6 +113,9 @@ pub struct SourceStats {
     pub restarts: u64,
     /// Frames missed while a stream was down.
     pub gap_frames: u64,
+    /// Frames the device captured that never arrived (outages included): see
+    /// [`CaptureStats::lost_frames`](crate::capture::CaptureStats::lost_frames).
+    pub lost_frames: u64,
 }
 
 /// A producer of interleaved `f32` samples.
@@ -129,9 +132,15 @@ pub trait Source: Send {
     ///
     /// The source could not be started; nothing was pushed.
     fn start(&mut self, producer: AudioProducer, status: Arc<SourceStatus>) -> Result<()>;
-    /// Stops pushing. When it returns, nothing more will be pushed (a thread is joined, a
-    /// stream is stopped), so everything pushed before is in the ring for the worker to drain.
+    /// Stops pushing at once. When it returns, nothing more will be pushed (a thread is joined,
+    /// a stream is stopped), so everything pushed before is in the ring for the worker to drain.
     fn stop(&mut self);
+    /// Stops pushing exactly now: a device source first waits (about one device buffer) for
+    /// the audio captured up to this call that is still on its way, then stops as
+    /// [`stop`](Self::stop). Other sources just stop.
+    fn finish(&mut self) {
+        self.stop();
+    }
     /// The source's own counters (device errors, restarts, gaps); zeros if it keeps none.
     fn stats(&self) -> SourceStats {
         SourceStats::default()

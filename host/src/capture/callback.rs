@@ -1,25 +1,29 @@
-//! The callback side: the only real-time code (see the [module docs](super)).
+//! The callback side: the only real-time code (see the [module docs](super)). Both backends
+//! hand their audio to a [`Feed`]: the ALSA backend from cpal's data callback, the PulseAudio
+//! backend from its stream thread.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
-use std::time::Duration;
 
-use cpal::traits::DeviceTrait;
 use w4l_core::sample::{Sample, convert};
 
-use super::{CaptureStats, SampleSink};
+use super::{CaptureStats, SampleFormat, SampleSink};
 
 /// Counters shared between the callbacks, the supervisor and whoever reads the stats.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Shared {
-    /// Samples delivered by the device.
+    /// Samples delivered by the device (and taken into the take: none after the cut).
     pub(super) samples: AtomicU64,
     /// Samples the sink accepted.
     pub(super) pushed: AtomicU64,
     /// Samples lost.
     pub(super) overruns: AtomicU64,
+    /// Samples the backend reported lost (PulseAudio holes, a stop whose last audio never came).
+    pub(super) lost_samples: AtomicU64,
+    /// Frames the supervisor's stream clock found missing (supervisor only).
+    pub(super) clock_lost_frames: AtomicU64,
     /// Errors reported.
     pub(super) errors: AtomicU64,
     /// Xruns reported.
@@ -30,42 +34,76 @@ pub(super) struct Shared {
     pub(super) gap_frames: AtomicU64,
     /// The stream generation whose callbacks may push (0: none).
     pub(super) generation: AtomicU64,
-    /// The generation an error callback declared broken (0: none).
+    /// The generation an error declared broken (0: none).
     pub(super) broken: AtomicU64,
-    /// The kind of the last error that broke a stream (index into [`BREAKING_KINDS`] + 1).
+    /// `samples` beyond which nothing is taken (the exact stop); `u64::MAX`: no cut.
+    pub(super) cut: AtomicU64,
+    /// The kind of the last cpal error that broke a stream (an index into the ALSA backend's
+    /// breaking kinds, + 1).
     pub(super) last_kind: AtomicU8,
+    /// Why the last stream broke, when the backend said so in words (PulseAudio).
+    pub(super) reason: Mutex<Option<String>>,
     /// The supervisor's thread, unparked by an error that breaks a stream so that it rebuilds
     /// at once instead of at its next (slow, while all is well) poll.
     pub(super) waker: Mutex<Option<Thread>>,
 }
 
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            samples: AtomicU64::new(0),
+            pushed: AtomicU64::new(0),
+            overruns: AtomicU64::new(0),
+            lost_samples: AtomicU64::new(0),
+            clock_lost_frames: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            xruns: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            gap_frames: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            broken: AtomicU64::new(0),
+            cut: AtomicU64::new(u64::MAX),
+            last_kind: AtomicU8::new(0),
+            reason: Mutex::new(None),
+            waker: Mutex::new(None),
+        }
+    }
+}
+
 impl Shared {
     /// The counters, for a stream of `channels` channels.
     pub(super) fn stats(&self, channels: u16) -> CaptureStats {
+        let channels = u64::from(channels.max(1));
         CaptureStats {
-            frames: self.samples.load(Ordering::Relaxed) / u64::from(channels.max(1)),
+            frames: self.samples.load(Ordering::Relaxed) / channels,
             samples_pushed: self.pushed.load(Ordering::Relaxed),
             overruns: self.overruns.load(Ordering::Relaxed),
+            lost_frames: self.lost_samples.load(Ordering::Relaxed) / channels
+                + self.clock_lost_frames.load(Ordering::Relaxed),
             stream_errors: self.errors.load(Ordering::Relaxed),
             xruns: self.xruns.load(Ordering::Relaxed),
             restarts: self.restarts.load(Ordering::Relaxed),
             gap_frames: self.gap_frames.load(Ordering::Relaxed),
         }
     }
-}
 
-/// The error kinds that break a stream, for [`Shared::last_kind`].
-pub(super) const BREAKING_KINDS: [cpal::ErrorKind; 9] = [
-    cpal::ErrorKind::DeviceNotAvailable,
-    cpal::ErrorKind::HostUnavailable,
-    cpal::ErrorKind::StreamInvalidated,
-    cpal::ErrorKind::BackendError,
-    cpal::ErrorKind::DeviceBusy,
-    cpal::ErrorKind::PermissionDenied,
-    cpal::ErrorKind::ResourceExhausted,
-    cpal::ErrorKind::InvalidInput,
-    cpal::ErrorKind::Other,
-];
+    /// Marks the stream of `generation` broken and wakes the supervisor: a short lock and a
+    /// futex wake, only when a stream is over.
+    pub(super) fn break_stream(&self, generation: u64, reason: Option<String>) {
+        if let Some(reason) = reason {
+            *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        }
+        self.broken.store(generation, Ordering::Release);
+        if let Some(supervisor) = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            supervisor.unpark();
+        }
+    }
+}
 
 /// The sink, reachable by one party at a time: the current stream's callback, or the supervisor
 /// (to install, hand over, or take it away). A flag, not a mutex: the callback never waits; if
@@ -134,8 +172,8 @@ impl SinkSlot {
 /// Samples in the callback's conversion buffer (16 KiB of `f32`).
 pub(super) const SCRATCH_SAMPLES: usize = 4096;
 
-/// A sample type cpal delivers and the core converts.
-pub(super) trait Incoming: cpal::SizedSample + Sample + Send + 'static {
+/// A sample type a backend delivers and the core converts.
+pub(super) trait Incoming: Sample + Send + 'static {
     /// Converts `data` through `scratch`, `N` samples at a time, and offers every chunk to the
     /// sink (so that what the sink refuses is exactly what this does not count as accepted);
     /// returns how many samples the sink accepted.
@@ -173,6 +211,9 @@ impl Incoming for u16 {}
 impl Incoming for u8 {}
 impl Incoming for i8 {}
 
+/// Samples decoded from bytes per step of [`Feed::on_le_bytes`].
+const DECODE_SAMPLES: usize = 1024;
+
 /// What one stream's data callback owns. The scratch buffer's length is part of the type (and
 /// checked non-zero when compiled), so the callback cannot slice it out of bounds.
 pub(super) struct Feed<const N: usize = SCRATCH_SAMPLES> {
@@ -194,9 +235,20 @@ impl<const N: usize> Feed<N> {
 
     /// The data callback. No allocation, lock, system call, logging or panic.
     #[inline]
-    fn on_data<T: Incoming>(&mut self, data: &[T]) {
+    pub(super) fn on_data<T: Incoming>(&mut self, data: &[T]) {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
             // A stream that was replaced or stopped: its samples are not part of the take.
+            return;
+        }
+        // Past the exact stop's cut: not part of the take.
+        let before = self.shared.samples.load(Ordering::Relaxed);
+        let room = self
+            .shared
+            .cut
+            .load(Ordering::Acquire)
+            .saturating_sub(before);
+        let data = data.get(..data.len().min(room as usize)).unwrap_or(data);
+        if data.is_empty() {
             return;
         }
         let n = data.len() as u64;
@@ -219,53 +271,64 @@ impl<const N: usize> Feed<N> {
                 .fetch_add(n - accepted, Ordering::Relaxed);
         }
     }
-}
 
-/// The error callback: counters and a flag, and for an error that breaks the stream a wake-up
-/// of the supervisor (a short lock and a futex wake). cpal's ALSA host calls it on the stream's
-/// own thread, between data callbacks, but only a breaking error (the stream is over) takes the
-/// lock and makes the syscall; xruns and the rest are counters only.
-fn on_error(shared: &Shared, generation: u64, error: &cpal::Error) {
-    shared.errors.fetch_add(1, Ordering::Relaxed);
-    match error.kind() {
-        cpal::ErrorKind::Xrun => {
-            shared.xruns.fetch_add(1, Ordering::Relaxed);
-        }
-        // The stream goes on (rerouted, or merely not real-time).
-        cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
-        kind => {
-            let code = BREAKING_KINDS
-                .iter()
-                .position(|&k| k == kind)
-                .map_or(u8::MAX, |i| i as u8 + 1);
-            shared.last_kind.store(code, Ordering::Relaxed);
-            shared.broken.store(generation, Ordering::Release);
-            if let Some(supervisor) = shared
-                .waker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-            {
-                supervisor.unpark();
+    /// [`on_data`](Self::on_data) for little-endian samples of `format` in `bytes` (a whole
+    /// number of samples), decoded in steps of [`DECODE_SAMPLES`] on the stack.
+    pub(super) fn on_le_bytes(&mut self, format: SampleFormat, bytes: &[u8]) {
+        match format {
+            SampleFormat::F32 => {
+                self.decode(bytes, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             }
+            SampleFormat::I16 => self.decode(bytes, |b| i16::from_le_bytes([b[0], b[1]])),
+            SampleFormat::I32 => {
+                self.decode(bytes, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            SampleFormat::U16 => self.decode(bytes, |b| u16::from_le_bytes([b[0], b[1]])),
+            SampleFormat::U8 => self.decode(bytes, |b| b[0]),
+            SampleFormat::I8 => self.decode(bytes, |b| b[0] as i8),
         }
     }
-}
 
-pub(super) fn build_typed<T: Incoming>(
-    device: &cpal::Device,
-    config: cpal::StreamConfig,
-    mut feed: Feed,
-    timeout: Duration,
-) -> Result<cpal::Stream, cpal::Error> {
-    let shared = feed.shared.clone();
-    let generation = feed.generation;
-    device.build_input_stream::<T, _, _>(
-        config,
-        move |data: &[T], _: &cpal::InputCallbackInfo| feed.on_data(data),
-        move |e: cpal::Error| on_error(&shared, generation, &e),
-        Some(timeout),
-    )
+    #[inline]
+    fn decode<T: Incoming + Default>(&mut self, bytes: &[u8], read: impl Fn(&[u8]) -> T) {
+        let size = size_of::<T>();
+        let mut buf = [T::default(); DECODE_SAMPLES];
+        for chunk in bytes.chunks(DECODE_SAMPLES * size) {
+            let n = chunk.len() / size;
+            for (dst, src) in buf.iter_mut().zip(chunk.chunks_exact(size)) {
+                *dst = read(src);
+            }
+            self.on_data(&buf[..n]);
+        }
+    }
+
+    /// The backend lost `samples` (a hole in the stream): counted, never hidden.
+    pub(super) fn lost(&mut self, samples: u64) {
+        if self.shared.generation.load(Ordering::Acquire) == self.generation {
+            self.shared
+                .lost_samples
+                .fetch_add(samples, Ordering::Relaxed);
+        }
+    }
+
+    /// From now on at most `samples` more are taken (the exact stop).
+    pub(super) fn cut_after(&mut self, samples: u64) {
+        let now = self.shared.samples.load(Ordering::Relaxed);
+        self.shared
+            .cut
+            .store(now.saturating_add(samples), Ordering::Release);
+    }
+
+    /// The stream broke (the backend's words): the supervisor rebuilds it.
+    pub(super) fn break_stream(&self, reason: String) {
+        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        self.shared.break_stream(self.generation, Some(reason));
+    }
+
+    /// What the ALSA backend's error callback needs.
+    pub(super) fn shared(&self) -> (&Arc<Shared>, u64) {
+        (&self.shared, self.generation)
+    }
 }
 
 #[cfg(test)]
@@ -413,25 +476,5 @@ mod tests {
         assert_eq!(shared.overruns.load(Ordering::Relaxed), 6);
         assert_eq!(refused.load(Ordering::Relaxed), 6);
         assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);
-    }
-
-    #[test]
-    fn error_callback_marks_only_breaking_kinds() {
-        let shared = Shared::default();
-        on_error(&shared, 3, &cpal::Error::new(cpal::ErrorKind::Xrun));
-        on_error(
-            &shared,
-            3,
-            &cpal::Error::new(cpal::ErrorKind::DeviceChanged),
-        );
-        assert_eq!(shared.broken.load(Ordering::Relaxed), 0);
-        on_error(
-            &shared,
-            3,
-            &cpal::Error::new(cpal::ErrorKind::StreamInvalidated),
-        );
-        assert_eq!(shared.broken.load(Ordering::Relaxed), 3);
-        assert_eq!(shared.errors.load(Ordering::Relaxed), 3);
-        assert_eq!(shared.xruns.load(Ordering::Relaxed), 1);
     }
 }

@@ -1,12 +1,13 @@
-//! Audio capture from a real device through cpal, into any [`SampleSink`] (normally the
-//! producer half of the core ring).
+//! Audio capture from a real device, into any [`SampleSink`] (normally the producer half of the
+//! core ring).
 //!
 //! ```text
 //!  Capture::open(&CaptureRequest)   backend, device and format negotiated, nothing running yet
-//!  capture.start(sink)              the cpal input stream runs; its callback converts every
-//!                                   sample to f32 and pushes it into the sink
+//!  capture.start(sink)              the stream runs; every sample is converted to f32 and
+//!                                   pushed into the sink
 //!  capture.poll()                   the supervisor step (the caller's thread): rebuilds a stream
-//!                                   that failed, with bounded retries and back-off
+//!                                   that failed, with bounded retries and back-off; counts loss
+//!  capture.finish(at)               the exact stop: every frame captured up to `at`, no more
 //!  capture.stop()                   the stream is gone: nothing more is pushed, so the consumer
 //!                                   can drain everything pushed up to that moment
 //! ```
@@ -14,47 +15,58 @@
 //! [`CaptureSource`] wraps a [`Capture`] as a recorder [`Source`], with the supervisor on its own
 //! small thread.
 //!
-//! # The data callback
+//! # Backends
 //!
-//! No allocation, no lock, no system call, no logging, no panic. It converts the device's
-//! samples (`f32`, `i16`, `u16`, `i32`, `u8` or `i8`) with [`w4l_core::sample::convert`] into a
-//! fixed-size scratch buffer allocated when the stream is built, offers every chunk to the sink,
-//! and adds to atomic counters: samples delivered, and samples the sink refused (**overruns**,
-//! never silent). The sink lives in a slot guarded by an atomic flag, not a mutex, so that a
-//! rebuilt stream can take it over and [`Capture::stop`] can take it away: after `stop` returns,
-//! no callback can reach it.
+//! * **PulseAudio** (`pulse`): w4l's own client on libpulse, which also serves PipeWire through
+//!   `pipewire-pulse` — what most Linux desktops run. A stream thread reads the server's
+//!   fragments (200 ms by default) and feeds them on. It delivers every frame, marks what the
+//!   server dropped (holes), and knows the stream's clock, which the exact stop uses.
+//! * **ALSA** (`alsa`): cpal's ALSA host, for hardware without a sound server and for other
+//!   platforms.
 //!
-//! That makes the callback real-time safe, which matters only where the caller is real-time:
-//! cpal's ALSA host calls it straight from its worker thread. cpal's PulseAudio host calls it
-//! from the `pulseaudio` crate's reactor while that holds its state lock, and takes a mutex of
-//! its own after it, so there the callback is merely cheap; the PulseAudio server's buffer, not
-//! the callback, absorbs the scheduling delays.
+//! The default ([`Backend::Auto`]) is PulseAudio whenever a server answers, else ALSA. The
+//! choice was made by measurement (`docs/capture-backends.md`): cpal's own PulseAudio host lost
+//! half the audio without a word, and ALSA's `pulse` plugin under cpal spun a core.
+//!
+//! # The data path
+//!
+//! No allocation, no lock, no system call, no logging, no panic. Both backends hand the device's
+//! samples (`f32`, `i16`, `u16`, `i32`, `u8` or `i8`) to the same [`Feed`](callback), which
+//! converts them with [`w4l_core::sample::convert`] into a fixed-size scratch buffer allocated when
+//! the stream is built, offers every chunk to the sink, and adds to atomic counters: samples
+//! delivered, and samples the sink refused (**overruns**, never silent). The sink lives in a slot
+//! guarded by an atomic flag, not a mutex, so that a rebuilt stream can take it over and
+//! [`Capture::stop`] can take it away: after `stop` returns, nothing can reach it.
+//!
+//! # Loss is never silent
+//!
+//! Whatever the backend, a [stream clock](clock) compares the frames delivered with the frames a
+//! stream of that rate owes since its first delivery; a shortfall beyond two buffers (and the
+//! drift of a slow crystal) is counted in [`CaptureStats::lost_frames`], as are the server's holes
+//! and audio owed at the stop that never came.
 //!
 //! # Stream errors
 //!
-//! cpal's error callback only bumps counters and, for errors that end the stream (server gone,
-//! device unplugged, anything but an xrun or a route change), marks the stream broken. A stream
-//! that delivers nothing for [`RetryPolicy::stall_timeout`] counts as broken too (a server that
-//! died without a word). [`Capture::poll`] then drops it and rebuilds it, from a fresh cpal host
-//! (a PulseAudio client must reconnect), on a helper thread so that a hung server never blocks
+//! An error that ends a stream (server gone, device unplugged, anything but an xrun or a route
+//! change) marks it broken. A stream that delivers nothing for [`RetryPolicy::stall_timeout`]
+//! counts as broken too (a server that died without a word). [`Capture::poll`] then drops it and
+//! rebuilds it, from a fresh connection, on a helper thread so that a hung server never blocks
 //! the supervisor (at most one such thread at a time), retrying with doubling delays up to
 //! [`RetryPolicy::attempts`] times before it gives up with [`CaptureError::StreamLost`]. An outage
 //! ends only when a rebuilt stream delivers: one that opens but stays silent is a failed attempt
 //! too, so a device that never delivers ends in `StreamLost`, not in endless rebuilds. The audio
-//! missed meanwhile is counted in [`CaptureStats::gap_frames`]: the growth, across the outage, of
-//! the difference between the frames the wall clock says the device produced and the frames it
-//! delivered (exact to about one device buffer).
-//!
-//! # Backend choice
-//!
-//! The default ([`Backend::Auto`]) is cpal's `pulseaudio` host whenever a PulseAudio server (or
-//! PipeWire's `pipewire-pulse`) is reachable, else its ALSA host, with 200 ms buffers either way:
-//! chosen by measurement, see `docs/capture-backends.md`.
+//! missed meanwhile is lost and counted (in [`CaptureStats::gap_frames`] as well). A process that
+//! was suspended (SIGSTOP, Ctrl-Z) is not a stall: the server kept its audio, and the stream
+//! delivers the backlog when the process resumes.
 //!
 //! [`Source`]: crate::source::Source
 
-mod backend;
+mod alsa;
 mod callback;
+mod clock;
+mod device;
+mod negotiate;
+mod pulse;
 mod source;
 mod supervisor;
 
@@ -65,10 +77,9 @@ use std::time::Duration;
 use serde::Serialize;
 use w4l_core::ring::{Producer, RingRef, Storage};
 
-pub use backend::{ConfigRange, PREFERRED_RATES, describe_ranges, negotiate};
-pub(crate) use backend::{
-    NamedDevice, config_ranges, cpal_message, default_device, input_devices, open_host,
-};
+pub use clock::DRIFT_PPM;
+pub(crate) use device::{NamedDevice, default_device, input_devices, open_host};
+pub use negotiate::{ConfigRange, PREFERRED_RATES, describe_ranges, negotiate};
 pub use source::CaptureSource;
 pub use supervisor::{Capture, SUPERVISOR_IDLE_PERIOD, SUPERVISOR_PERIOD};
 
@@ -95,14 +106,14 @@ where
     }
 }
 
-/// Which cpal host to capture through.
+/// Which audio system to capture through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// PulseAudio if a server is reachable, else ALSA (see the [module docs](self) for why).
     #[default]
     Auto,
-    /// cpal's native PulseAudio client (also serves PipeWire through `pipewire-pulse`).
+    /// w4l's PulseAudio client on libpulse (also serves PipeWire through `pipewire-pulse`).
     PulseAudio,
     /// cpal's ALSA host (hardware devices, or ALSA's plugins such as `pulse`).
     Alsa,
@@ -115,14 +126,6 @@ impl Backend {
             Backend::Auto => "auto",
             Backend::PulseAudio => "pulseaudio",
             Backend::Alsa => "alsa",
-        }
-    }
-
-    fn host_id(self) -> Option<cpal::HostId> {
-        match self {
-            Backend::Auto => None,
-            Backend::PulseAudio => Some(cpal::HostId::PulseAudio),
-            Backend::Alsa => Some(cpal::HostId::Alsa),
         }
     }
 }
@@ -189,28 +192,12 @@ impl SampleFormat {
         }
     }
 
-    /// The w4l format for a cpal format, if w4l can capture it.
-    pub fn from_cpal(format: cpal::SampleFormat) -> Option<Self> {
-        Some(match format {
-            cpal::SampleFormat::F32 => SampleFormat::F32,
-            cpal::SampleFormat::I16 => SampleFormat::I16,
-            cpal::SampleFormat::I32 => SampleFormat::I32,
-            cpal::SampleFormat::U16 => SampleFormat::U16,
-            cpal::SampleFormat::U8 => SampleFormat::U8,
-            cpal::SampleFormat::I8 => SampleFormat::I8,
-            _ => return None,
-        })
-    }
-
-    /// The cpal format.
-    pub fn to_cpal(self) -> cpal::SampleFormat {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
         match self {
-            SampleFormat::F32 => cpal::SampleFormat::F32,
-            SampleFormat::I16 => cpal::SampleFormat::I16,
-            SampleFormat::I32 => cpal::SampleFormat::I32,
-            SampleFormat::U16 => cpal::SampleFormat::U16,
-            SampleFormat::U8 => cpal::SampleFormat::U8,
-            SampleFormat::I8 => cpal::SampleFormat::I8,
+            SampleFormat::F32 | SampleFormat::I32 => 4,
+            SampleFormat::I16 | SampleFormat::U16 => 2,
+            SampleFormat::U8 | SampleFormat::I8 => 1,
         }
     }
 }
@@ -262,7 +249,7 @@ pub struct CaptureRequest {
     pub rate: Option<u32>,
     /// Channels. `None`: the device's default channel count.
     pub channels: Option<u16>,
-    /// Which cpal host.
+    /// Which audio system.
     pub backend: Backend,
     /// Frames per device buffer. `None`: a fifth of a second (see the [module docs](self)).
     pub buffer_frames: Option<u32>,
@@ -313,13 +300,17 @@ pub struct CaptureStats {
     pub samples_pushed: u64,
     /// Samples the sink refused (ring full) or that met a busy sink slot: lost, counted.
     pub overruns: u64,
+    /// Frames the device captured that never arrived: found missing by the stream clock
+    /// (outages included, see [`gap_frames`](Self::gap_frames)), reported as holes by the
+    /// server, or owed at the stop and not delivered. Exact to about one device buffer.
+    pub lost_frames: u64,
     /// Errors cpal reported (every kind, including xruns).
     pub stream_errors: u64,
     /// Of those, xruns (the backend recovered by itself; audio may have a glitch).
     pub xruns: u64,
     /// Streams rebuilt after an error or a stall.
     pub restarts: u64,
-    /// Frames missed while streams were down (see the [module docs](self)).
+    /// Of [`lost_frames`](Self::lost_frames), those missed while streams were down.
     pub gap_frames: u64,
 }
 

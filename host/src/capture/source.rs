@@ -1,14 +1,23 @@
 //! [`CaptureSource`]: a [`Capture`] as a recorder [`Source`](crate::source::Source).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use super::callback::Shared;
 use super::supervisor::SUPERVISOR_PERIOD;
 use super::{Capture, CaptureError, CaptureRequest, CaptureStats, SampleSink, StreamFormat};
 use crate::ring::AudioProducer;
 use crate::source::{Source, SourceStats, SourceStatus};
+
+/// How the supervisor thread is told to stop.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// At once ([`Capture::stop`]).
+    Now,
+    /// Exactly at that instant ([`Capture::finish`]).
+    At(Instant),
+}
 
 /// A [`Capture`] as a recorder [`Source`]: a small thread runs [`Capture::poll`] at the
 /// capture's [`poll_interval`](Capture::poll_interval) (once a second while the stream
@@ -17,7 +26,7 @@ use crate::source::{Source, SourceStats, SourceStatus};
 pub struct CaptureSource {
     format: StreamFormat,
     capture: Option<Capture>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<OnceLock<Stop>>,
     thread: Option<JoinHandle<(Capture, CaptureStats)>>,
     /// The capture's counters, readable while the supervisor thread owns the capture.
     shared: Arc<Shared>,
@@ -30,7 +39,7 @@ impl CaptureSource {
             format: capture.format().clone(),
             shared: capture.shared.clone(),
             capture: Some(capture),
-            stop: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(OnceLock::new()),
             thread: None,
         }
     }
@@ -71,16 +80,16 @@ impl CaptureSource {
             self.capture = Some(capture);
             return Err(e);
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(OnceLock::new());
         self.stop = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("w4l-capture".into())
             .spawn(move || {
                 capture.wake_on_error(Some(std::thread::current()));
                 let mut period = SUPERVISOR_PERIOD;
-                while !stop.load(Ordering::Acquire) {
+                while stop.get().is_none() {
                     std::thread::park_timeout(period);
-                    if stop.load(Ordering::Acquire) {
+                    if stop.get().is_some() {
                         break;
                     }
                     if let Err(e) = capture.poll() {
@@ -92,7 +101,10 @@ impl CaptureSource {
                     period = capture.poll_interval();
                 }
                 capture.wake_on_error(None);
-                let last = capture.stop();
+                let last = match stop.get() {
+                    Some(Stop::At(at)) => capture.finish(*at),
+                    _ => capture.stop(),
+                };
                 (capture, last)
             });
         match spawned {
@@ -106,9 +118,20 @@ impl CaptureSource {
         }
     }
 
-    /// Stops the capture (joins the supervisor). Returns the final counters.
+    /// Stops the capture at once (joins the supervisor). Returns the final counters.
     pub fn stop_capture(&mut self) -> CaptureStats {
-        self.stop.store(true, Ordering::Release);
+        self.end(Stop::Now)
+    }
+
+    /// Stops the capture exactly now ([`Capture::finish`]: every frame captured up to this call,
+    /// waiting about one device buffer for the last of them). Returns the final counters.
+    pub fn finish_capture(&mut self) -> CaptureStats {
+        self.end(Stop::At(Instant::now()))
+    }
+
+    fn end(&mut self, how: Stop) -> CaptureStats {
+        // The first request wins (a later one finds the thread gone).
+        let _ = self.stop.set(how);
         if let Some(handle) = self.thread.take() {
             handle.thread().unpark();
             if let Ok((capture, stats)) = handle.join() {
@@ -155,6 +178,10 @@ impl Source for CaptureSource {
         self.stop_capture();
     }
 
+    fn finish(&mut self) {
+        self.finish_capture();
+    }
+
     fn stats(&self) -> SourceStats {
         let s = CaptureSource::stats(self);
         SourceStats {
@@ -162,6 +189,7 @@ impl Source for CaptureSource {
             xruns: s.xruns,
             restarts: s.restarts,
             gap_frames: s.gap_frames,
+            lost_frames: s.lost_frames,
         }
     }
 }

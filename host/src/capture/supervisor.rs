@@ -7,15 +7,15 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cpal::traits::{DeviceTrait, StreamTrait};
-
-use super::backend::{
-    config_ranges, cpal_message, default_device, find_device, find_device_by_id, kind_name,
-    negotiate, open_host,
+use super::callback::{Feed, Shared, SinkSlot};
+use super::clock::StreamClock;
+use super::device::{
+    InputStream, NamedDevice, StreamParams, default_device, find_device, find_device_by_id,
+    open_host, open_stream,
 };
-use super::callback::{BREAKING_KINDS, Feed, Shared, SinkSlot, build_typed};
+use super::negotiate::negotiate;
 use super::{
-    CaptureError, CaptureRequest, CaptureStats, RetryPolicy, SampleFormat, SampleSink, StreamFormat,
+    CaptureError, CaptureRequest, CaptureStats, RetryPolicy, SampleSink, StreamFormat, alsa,
 };
 
 /// The supervisor's period while a stream is starting or being rebuilt (see
@@ -33,40 +33,16 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long an attempt (host, device lookup, building and starting the stream) may take in all.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds the stream (with the requested buffer size, else the device's default one) and plays it.
-fn open_stream(
-    device: &cpal::Device,
-    config: cpal::StreamConfig,
-    format: SampleFormat,
-    make_feed: impl Fn() -> Feed,
-) -> Result<cpal::Stream, cpal::Error> {
-    let build = |config: cpal::StreamConfig| {
-        let (feed, t) = (make_feed(), BUILD_TIMEOUT);
-        match format {
-            SampleFormat::F32 => build_typed::<f32>(device, config, feed, t),
-            SampleFormat::I16 => build_typed::<i16>(device, config, feed, t),
-            SampleFormat::I32 => build_typed::<i32>(device, config, feed, t),
-            SampleFormat::U16 => build_typed::<u16>(device, config, feed, t),
-            SampleFormat::U8 => build_typed::<u8>(device, config, feed, t),
-            SampleFormat::I8 => build_typed::<i8>(device, config, feed, t),
-        }
-    };
-    let stream = match build(config) {
-        // A device that refuses the fixed buffer size gets its default one.
-        Err(e) if e.kind() == cpal::ErrorKind::UnsupportedConfig => build(cpal::StreamConfig {
-            buffer_size: cpal::BufferSize::Default,
-            ..config
-        })?,
-        other => other?,
-    };
-    stream.play()?;
-    Ok(stream)
-}
+/// A supervisor step this much later than its period means the process was suspended.
+const SUSPENDED_AFTER: Duration = Duration::from_secs(1);
+
+/// How long [`Capture::finish`] waits beyond two device buffers for the last audio.
+const FINISH_SLACK: Duration = Duration::from_millis(300);
 
 /// What the helper thread of [`Capture::spawn_open`] hands back.
 struct Opened {
-    stream: cpal::Stream,
-    device: cpal::Device,
+    stream: InputStream,
+    device: NamedDevice,
 }
 
 /// A stream being opened on a helper thread.
@@ -100,27 +76,28 @@ enum State {
     Stopped,
 }
 
-/// The supervisor's clock of the take, for [`CaptureStats::gap_frames`].
+/// What the supervisor knows of the stream's progress.
 #[derive(Debug)]
-struct Clock {
-    /// When the first stream started.
-    start: Instant,
-    /// Frames behind the wall clock at the last poll that saw data flowing.
-    deficit: i64,
+struct Progress {
     /// `samples` and time at the last progress seen, for stall detection.
     last_samples: u64,
     last_progress: Instant,
+    /// When the supervisor last looked: a look much later than its period means the process was
+    /// suspended (SIGSTOP, Ctrl-Z), which is not the stream's fault.
+    last_poll: Instant,
+    /// The loss detector (see [`StreamClock`]).
+    clock: StreamClock,
 }
 
 /// An audio input: opened by [`Capture::open`], running between [`Capture::start`] and
-/// [`Capture::stop`], kept alive by [`Capture::poll`].
+/// [`Capture::stop`] (or [`Capture::finish`]), kept alive by [`Capture::poll`].
 pub struct Capture {
     format: StreamFormat,
-    device: cpal::Device,
+    device: NamedDevice,
     retry: RetryPolicy,
     pub(super) shared: Arc<Shared>,
     slot: Arc<SinkSlot>,
-    stream: Option<cpal::Stream>,
+    stream: Option<InputStream>,
     /// The stream being opened on the helper thread, while recovering.
     opening: Option<Opening>,
     /// The last helper thread (possibly still blocked in the backend after a timeout).
@@ -130,7 +107,7 @@ pub struct Capture {
     /// Whether a stream was rebuilt since the last [`start`](Self::start): only then does the
     /// first data of a stream close an outage (the first stream's start-up is no gap).
     rebuilt: bool,
-    clock: Option<Clock>,
+    progress: Option<Progress>,
 }
 
 impl fmt::Debug for Capture {
@@ -152,27 +129,22 @@ impl Capture {
     /// rate or channel count the device cannot do (the message lists what it can), or a backend
     /// failure.
     pub fn open(request: &CaptureRequest) -> Result<Capture, CaptureError> {
-        // `Auto` settles on one host first (PulseAudio when a server answers): a name is looked
-        // up there only, so that a typo does not probe every ALSA plugin (which prints to stderr).
+        // `Auto` settles on one backend first (PulseAudio when a server answers): a name is
+        // looked up there only, so that a typo does not probe every ALSA plugin.
         let host = open_host(request.backend)?;
         let named = match &request.device {
             None => default_device(&host)?,
             Some(wanted) => find_device(&host, wanted)?,
         };
-        let (ranges, _) = config_ranges(&named.device).map_err(|e| CaptureError::Stream {
-            device: named.label(),
-            reason: cpal_message(&e),
-        })?;
-        let default = named.device.default_input_config().ok();
+        let (ranges, _) = named.configs()?;
+        let default = named.default_config();
         let (rate, channels, sample_format) = negotiate(
             &ranges,
             request.rate,
             request.channels,
-            default.as_ref().map(|c| c.sample_rate()),
-            default.as_ref().map(|c| c.channels()),
-            default
-                .as_ref()
-                .and_then(|c| SampleFormat::from_cpal(c.sample_format())),
+            default.map(|c| c.0),
+            default.map(|c| c.1),
+            default.and_then(|c| c.2),
         )
         .map_err(|(wanted, supported)| CaptureError::Unsupported {
             device: named.label(),
@@ -187,13 +159,13 @@ impl Capture {
             format: StreamFormat {
                 rate,
                 channels,
-                device_name: named.name,
-                device_id: named.id,
+                device_name: named.name.clone(),
+                device_id: named.id.clone(),
                 sample_format,
                 backend: host.backend,
                 buffer_frames,
             },
-            device: named.device,
+            device: named,
             retry: request.retry,
             shared: Arc::new(Shared::default()),
             slot: Arc::new(SinkSlot::new()),
@@ -203,7 +175,7 @@ impl Capture {
             state: State::Idle,
             generation: 0,
             rebuilt: false,
-            clock: None,
+            progress: None,
         })
     }
 
@@ -222,6 +194,7 @@ impl Capture {
             return Err(CaptureError::AlreadyStarted);
         }
         self.slot.replace(Some(Box::new(sink)));
+        self.shared.cut.store(u64::MAX, Ordering::Release);
         self.rebuilt = false;
         let opened = self
             .spawn_open(false)
@@ -234,12 +207,11 @@ impl Capture {
                     attempt: 0,
                 };
                 let now = Instant::now();
-                let samples = self.shared.samples.load(Ordering::Relaxed);
-                self.clock = Some(Clock {
-                    start: now,
-                    deficit: 0,
-                    last_samples: samples,
+                self.progress = Some(Progress {
+                    last_samples: self.shared.samples.load(Ordering::Relaxed),
                     last_progress: now,
+                    last_poll: now,
+                    clock: StreamClock::new(self.format.rate, self.format.buffer_frames),
                 });
                 Ok(())
             }
@@ -279,32 +251,25 @@ impl Capture {
         let shared = self.shared.clone();
         let slot = self.slot.clone();
         let make_feed = move || Feed::new(shared.clone(), slot.clone(), generation);
-        let config = cpal::StreamConfig {
+        let params = StreamParams {
+            rate: self.format.rate,
             channels: self.format.channels,
-            sample_rate: self.format.rate,
-            buffer_size: cpal::BufferSize::Fixed(self.format.buffer_frames),
+            format: self.format.sample_format,
+            buffer_frames: self.format.buffer_frames,
         };
-        let format = self.format.sample_format;
-        let (backend, id, name, label) = (
+        let (backend, id, name) = (
             self.format.backend,
             self.format.device_id.clone(),
             self.format.device_name.clone(),
-            self.label(),
         );
         let known = self.device.clone();
         let open = move || -> Result<Opened, CaptureError> {
             let device = if fresh_host {
-                let host = open_host(backend)?;
-                find_device_by_id(&host, &id, &name)?.device
+                find_device_by_id(&open_host(backend)?, &id, &name)?
             } else {
                 known
             };
-            let stream = open_stream(&device, config, format, make_feed).map_err(|e| {
-                CaptureError::Stream {
-                    device: label,
-                    reason: cpal_message(&e),
-                }
-            })?;
+            let stream = open_stream(&device, params, make_feed, BUILD_TIMEOUT)?;
             Ok(Opened { stream, device })
         };
         let (tx, rx) = std::sync::mpsc::channel();
@@ -336,7 +301,7 @@ impl Capture {
     fn opened(
         &mut self,
         received: Result<Result<Opened, CaptureError>, RecvTimeoutError>,
-    ) -> Result<cpal::Stream, CaptureError> {
+    ) -> Result<InputStream, CaptureError> {
         let error = match received {
             Ok(Ok(Opened { stream, device })) => {
                 self.device = device;
@@ -416,46 +381,8 @@ impl Capture {
                 });
             }
             State::Running { flowing, attempt } => {
-                let samples = self.shared.samples.load(Ordering::Relaxed);
-                let broken = self.shared.broken.load(Ordering::Acquire) == self.generation;
-                if let Some(clock) = self.clock.as_mut() {
-                    if samples != clock.last_samples {
-                        clock.last_samples = samples;
-                        clock.last_progress = now;
-                        let deficit = deficit(
-                            clock.start,
-                            now,
-                            self.format.rate,
-                            samples,
-                            self.format.channels,
-                        );
-                        if !*flowing {
-                            // The first data after a rebuild closes the outage.
-                            *flowing = true;
-                            *attempt = 0;
-                            if self.rebuilt {
-                                let gap = (deficit - clock.deficit).max(0) as u64;
-                                self.shared.gap_frames.fetch_add(gap, Ordering::Relaxed);
-                            }
-                        }
-                        clock.deficit = deficit;
-                    }
-                    let stalled = now.duration_since(clock.last_progress)
-                        > stall_timeout(&self.retry, &self.format);
-                    if broken || stalled {
-                        // A stream that never delivered was one more failed attempt.
-                        let failed = if *flowing { 0 } else { *attempt + 1 };
-                        let reason = if broken {
-                            self.last_error()
-                        } else {
-                            format!(
-                                "no audio for {:.1} s",
-                                now.duration_since(clock.last_progress).as_secs_f64()
-                            )
-                        };
-                        self.break_stream(reason, now, failed)?;
-                    }
-                }
+                let (flowing, attempt) = (*flowing, *attempt);
+                self.check_running(now, flowing, attempt)?;
             }
             State::Recovering { .. } => {}
         }
@@ -492,8 +419,8 @@ impl Capture {
                         flowing: false,
                         attempt,
                     };
-                    if let Some(clock) = self.clock.as_mut() {
-                        clock.last_progress = Instant::now();
+                    if let Some(progress) = self.progress.as_mut() {
+                        progress.last_progress = Instant::now();
                     }
                 }
                 Err(e) => {
@@ -505,15 +432,72 @@ impl Capture {
         Ok(self.is_running())
     }
 
-    fn last_error(&self) -> String {
-        let code = self.shared.last_kind.load(Ordering::Relaxed);
-        match code
-            .checked_sub(1)
-            .and_then(|i| BREAKING_KINDS.get(i as usize))
-        {
-            Some(&kind) => kind_name(kind).into(),
-            None => "stream error".into(),
+    /// The running stream's step: progress (closing an outage, feeding the loss clock), and a
+    /// broken or stalled stream dropped for a rebuild.
+    fn check_running(
+        &mut self,
+        now: Instant,
+        flowing: bool,
+        attempt: u32,
+    ) -> Result<(), CaptureError> {
+        let samples = self.shared.samples.load(Ordering::Relaxed);
+        let broken = self.shared.broken.load(Ordering::Acquire) == self.generation;
+        let channels = u64::from(self.format.channels.max(1));
+        let period = self.poll_interval();
+        let stall = stall_timeout(&self.retry, &self.format);
+        let Some(progress) = self.progress.as_mut() else {
+            return Ok(());
+        };
+        if now.duration_since(progress.last_poll) > period + SUSPENDED_AFTER {
+            // The process itself was suspended: its stream gets a fresh chance to deliver the
+            // backlog the server kept meanwhile.
+            progress.last_progress = now;
         }
+        progress.last_poll = now;
+        if samples != progress.last_samples {
+            progress.last_samples = samples;
+            progress.last_progress = now;
+            let lost = progress.clock.observe(now, samples / channels, false);
+            self.shared
+                .clock_lost_frames
+                .store(progress.clock.lost(), Ordering::Relaxed);
+            if !flowing {
+                // The first data after a rebuild closes the outage.
+                if self.rebuilt {
+                    self.shared.gap_frames.fetch_add(lost, Ordering::Relaxed);
+                }
+                self.state = State::Running {
+                    flowing: true,
+                    attempt: 0,
+                };
+            }
+        }
+        let stalled = now.duration_since(progress.last_progress) > stall;
+        if broken || stalled {
+            // A stream that never delivered was one more failed attempt.
+            let failed = if flowing { 0 } else { attempt + 1 };
+            let reason = if broken {
+                self.last_error()
+            } else {
+                format!(
+                    "no audio for {:.1} s",
+                    now.duration_since(progress.last_progress).as_secs_f64()
+                )
+            };
+            self.break_stream(reason, now, failed)?;
+        }
+        Ok(())
+    }
+
+    fn last_error(&self) -> String {
+        let said = self
+            .shared
+            .reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        said.or_else(|| alsa::last_error(&self.shared).map(str::to_string))
+            .unwrap_or_else(|| "stream error".into())
     }
 
     /// Drops the broken stream and schedules the next rebuild attempt: now if the stream had
@@ -573,8 +557,9 @@ impl Capture {
         self.shared.stats(self.format.channels)
     }
 
-    /// Stops the stream. When it returns, no callback can push anything more into the sink, so
-    /// the consumer can drain everything pushed before. Idempotent. Returns the final counters.
+    /// Stops the stream at once: what the server still holds is not part of the take. When it
+    /// returns, no callback can push anything more into the sink, so the consumer can drain
+    /// everything pushed before. Idempotent. Returns the final counters.
     pub fn stop(&mut self) -> CaptureStats {
         self.shared.generation.store(0, Ordering::Release);
         // A stream still being opened is dropped by its helper thread (not waited for).
@@ -586,6 +571,56 @@ impl Capture {
             self.state = State::Stopped;
         }
         self.stats()
+    }
+
+    /// Stops the stream exactly at `at`: waits (about one device buffer) for the audio captured
+    /// up to `at` that is still on its way, takes it, and cuts there; then as [`stop`](Self::stop).
+    /// On PulseAudio the cut is at `at` by the server's clock; on ALSA it is after the first
+    /// buffer delivered after `at` (every frame up to `at`, and at most one buffer more). Audio
+    /// that the server said was captured but never came is counted in
+    /// [`CaptureStats::lost_frames`], as is any shortfall the stream clock finds.
+    pub fn finish(&mut self, at: Instant) -> CaptureStats {
+        if matches!(self.state, State::Running { flowing: true, .. }) {
+            let buffer = Duration::from_secs_f64(
+                f64::from(self.format.buffer_frames) / f64::from(self.format.rate.max(1)),
+            );
+            let deadline = at + buffer * 2 + FINISH_SLACK;
+            match &self.stream {
+                Some(InputStream::Pulse(stream)) => {
+                    if let Some(done) = stream.finish(at, deadline) {
+                        let samples = done.missing_frames * u64::from(self.format.channels);
+                        self.shared
+                            .lost_samples
+                            .fetch_add(samples, Ordering::Relaxed);
+                    }
+                }
+                Some(InputStream::Alsa(_)) => self.finish_alsa(deadline),
+                None => {}
+            }
+            self.observe_final(at);
+        }
+        self.stop()
+    }
+
+    /// The ALSA side of [`finish`](Self::finish): the next delivery, then nothing more.
+    fn finish_alsa(&self, deadline: Instant) {
+        let before = self.shared.samples.load(Ordering::Acquire);
+        while self.shared.samples.load(Ordering::Acquire) == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.shared.cut.store(0, Ordering::Release);
+    }
+
+    /// The stream clock's last look, once everything up to `at` was awaited.
+    fn observe_final(&mut self, at: Instant) {
+        let frames =
+            self.shared.samples.load(Ordering::Acquire) / u64::from(self.format.channels.max(1));
+        if let Some(progress) = self.progress.as_mut() {
+            progress.clock.observe(at, frames, true);
+            self.shared
+                .clock_lost_frames
+                .store(progress.clock.lost(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -603,7 +638,7 @@ const STREAM_DROP_WAIT: Duration = Duration::from_secs(2);
 /// ever (in libpulse's mainloop), which hung the supervisor and with it Ctrl-C. The drop runs on
 /// its own thread; after [`STREAM_DROP_WAIT`] the stream is left to go (or not) on its own.
 /// Callbacks no longer reach the sink by then: the generation and the sink slot see to that.
-fn drop_bounded(stream: Option<cpal::Stream>) {
+fn drop_bounded(stream: Option<InputStream>) {
     let Some(stream) = stream else { return };
     let (done, gone) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -627,16 +662,9 @@ fn stall_timeout(retry: &RetryPolicy, format: &StreamFormat) -> Duration {
     retry.stall_timeout.max(buffer.saturating_mul(3))
 }
 
-/// Frames the stream is behind the wall clock.
-fn deficit(start: Instant, now: Instant, rate: u32, samples: u64, channels: u16) -> i64 {
-    let expected = now.duration_since(start).as_secs_f64() * f64::from(rate);
-    let delivered = samples / u64::from(channels.max(1));
-    expected as i64 - delivered as i64
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::Backend;
+    use super::super::{Backend, SampleFormat};
     use super::*;
 
     #[test]

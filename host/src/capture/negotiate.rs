@@ -1,153 +1,11 @@
-//! Hosts, devices and formats (shared with `devices`): opening a cpal host (and quieting ALSA),
-//! finding a device, and negotiating the format.
+//! Choosing among what devices offer: a device by name, a format among the ranges a device
+//! supports. Backend-neutral (plain data in, a choice out).
 
 use std::fmt;
 
-use cpal::traits::{DeviceTrait, HostTrait};
 use serde::Serialize;
 
-use super::{Backend, CaptureError, SampleFormat};
-
-/// An opened cpal host.
-pub(crate) struct OpenHost {
-    pub(crate) host: cpal::Host,
-    pub(crate) backend: Backend,
-}
-
-/// Opens the backend's cpal host. `Auto`: PulseAudio if a server answers, else ALSA.
-pub(crate) fn open_host(backend: Backend) -> Result<OpenHost, CaptureError> {
-    let open = |b: Backend| -> Result<OpenHost, CaptureError> {
-        let id = b.host_id().unwrap_or(cpal::HostId::Alsa);
-        if id == cpal::HostId::PulseAudio
-            && !cpal::available_hosts().contains(&cpal::HostId::PulseAudio)
-        {
-            return Err(CaptureError::BackendUnavailable {
-                backend: b,
-                reason: "no server socket: PULSE_SERVER and XDG_RUNTIME_DIR name none".into(),
-            });
-        }
-        if id == cpal::HostId::Alsa {
-            quiet_alsa();
-        }
-        cpal::host_from_id(id)
-            .map(|host| OpenHost { host, backend: b })
-            .map_err(|e| CaptureError::BackendUnavailable {
-                backend: b,
-                reason: cpal_message(&e),
-            })
-    };
-    match backend {
-        Backend::Auto => open(Backend::PulseAudio).or_else(|_| open(Backend::Alsa)),
-        b => open(b),
-    }
-}
-
-/// ALSA prints its own diagnostics on stderr ("ALSA lib pcm.c:2666:(snd_pcm_open_noupdate)
-/// Unknown PCM default" when there is no sound card), around w4l's one-line errors. cpal already
-/// turns every failure into an error value, so those lines are silenced once the ALSA host is
-/// used, unless `W4L_ALSA_ERRORS=1`.
-#[cfg(target_os = "linux")]
-fn quiet_alsa() {
-    unsafe extern "C" {
-        // The C shim of `build.rs`: installs a C-variadic handler that ignores
-        // everything, through `snd_lib_error_set_handler`.
-        fn w4l_alsa_quiet() -> std::ffi::c_int;
-    }
-
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    if std::env::var_os("W4L_ALSA_ERRORS").is_some_and(|v| v == "1") {
-        return;
-    }
-    ONCE.call_once(|| {
-        // SAFETY: a C function without parameters that only stores a pointer to a static
-        // function of the right (variadic) type in libasound's global handler.
-        unsafe {
-            w4l_alsa_quiet();
-        }
-    });
-}
-
-#[cfg(not(target_os = "linux"))]
-fn quiet_alsa() {}
-
-/// A cpal error as one short line.
-pub(crate) fn cpal_message(e: &cpal::Error) -> String {
-    match e.message() {
-        Some(m) if !m.is_empty() => format!("{}: {m}", kind_name(e.kind())),
-        _ => kind_name(e.kind()).to_string(),
-    }
-}
-
-pub(super) fn kind_name(kind: cpal::ErrorKind) -> &'static str {
-    use cpal::ErrorKind as K;
-    match kind {
-        K::DeviceBusy => "device busy",
-        K::DeviceChanged => "device changed",
-        K::DeviceNotAvailable => "device not available",
-        K::HostUnavailable => "audio server not available",
-        K::InvalidInput => "invalid argument",
-        K::PermissionDenied => "permission denied",
-        K::RealtimeDenied => "real-time scheduling refused",
-        K::ResourceExhausted => "out of resources",
-        K::StreamInvalidated => "stream invalidated",
-        K::UnsupportedConfig => "configuration not supported",
-        K::UnsupportedOperation => "operation not supported",
-        K::Xrun => "xrun",
-        K::BackendError => "backend error",
-        _ => "error",
-    }
-}
-
-/// A cpal input device with its name and id.
-pub(crate) struct NamedDevice {
-    pub(crate) device: cpal::Device,
-    pub(crate) name: String,
-    pub(crate) id: String,
-}
-
-impl NamedDevice {
-    pub(crate) fn new(device: cpal::Device) -> Self {
-        let id = device
-            .id()
-            .map(|id| id.id().to_string())
-            .unwrap_or_default();
-        let name = device
-            .description()
-            .map(|d| d.name().to_string())
-            .unwrap_or_else(|_| id.clone());
-        Self { device, name, id }
-    }
-
-    pub(crate) fn label(&self) -> String {
-        if self.name == self.id || self.id.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{} ({})", self.name, self.id)
-        }
-    }
-}
-
-/// The host's input devices.
-pub(crate) fn input_devices(host: &OpenHost) -> Result<Vec<NamedDevice>, CaptureError> {
-    let devices = host
-        .host
-        .input_devices()
-        .map_err(|e| CaptureError::Enumerate {
-            backend: host.backend,
-            reason: cpal_message(&e),
-        })?;
-    Ok(devices.map(NamedDevice::new).collect())
-}
-
-/// The host's default input device.
-pub(crate) fn default_device(host: &OpenHost) -> Result<NamedDevice, CaptureError> {
-    host.host
-        .default_input_device()
-        .map(NamedDevice::new)
-        .ok_or(CaptureError::NoDefaultDevice {
-            backend: host.backend,
-        })
-}
+use super::SampleFormat;
 
 /// Picks `wanted` among `names` (name, id): an exact name or id, else the one whose name or id
 /// contains it, case-insensitively. `Err(None)`: none matches; `Err(Some(indices))`: several do.
@@ -175,48 +33,6 @@ pub(crate) fn select_by_name(
         1 => Ok(hits[0]),
         _ => Err(Some(hits)),
     }
-}
-
-/// Finds a device by name on one host.
-pub(super) fn find_device(host: &OpenHost, wanted: &str) -> Result<NamedDevice, CaptureError> {
-    let mut devices = input_devices(host)?;
-    let names: Vec<(String, String)> = devices
-        .iter()
-        .map(|d| (d.name.clone(), d.id.clone()))
-        .collect();
-    match select_by_name(&names, wanted) {
-        Ok(i) => Ok(devices.swap_remove(i)),
-        Err(None) => Err(CaptureError::UnknownDevice {
-            name: wanted.into(),
-            candidates: devices.iter().map(NamedDevice::label).collect(),
-        }),
-        Err(Some(hits)) => Err(CaptureError::AmbiguousDevice {
-            name: wanted.into(),
-            candidates: hits.iter().map(|&i| devices[i].label()).collect(),
-        }),
-    }
-}
-
-/// Finds the device by its exact id (after a rebuild: a fresh host, the same device).
-pub(super) fn find_device_by_id(
-    host: &OpenHost,
-    id: &str,
-    name: &str,
-) -> Result<NamedDevice, CaptureError> {
-    let devices = input_devices(host)?;
-    let mut fallback = None;
-    for d in devices {
-        if d.id == id {
-            return Ok(d);
-        }
-        if fallback.is_none() && d.name == name {
-            fallback = Some(d);
-        }
-    }
-    fallback.ok_or_else(|| CaptureError::UnknownDevice {
-        name: name.into(),
-        candidates: Vec::new(),
-    })
 }
 
 /// A range of configurations a device supports, in w4l's terms.
@@ -255,30 +71,6 @@ impl fmt::Display for ConfigRange {
             write!(f, " {}-{} Hz", self.min_rate, self.max_rate)
         }
     }
-}
-
-/// The device's input configurations in w4l's formats, adjacent channel counts with the same
-/// format and rates merged, sorted by format preference then channels. Also the number of
-/// cpal ranges left out (formats w4l cannot convert, such as 24-bit).
-pub(crate) fn config_ranges(
-    device: &cpal::Device,
-) -> Result<(Vec<ConfigRange>, usize), cpal::Error> {
-    let mut skipped = 0;
-    let mut ranges: Vec<ConfigRange> = Vec::new();
-    for r in device.supported_input_configs()? {
-        let Some(sample_format) = SampleFormat::from_cpal(r.sample_format()) else {
-            skipped += 1;
-            continue;
-        };
-        ranges.push(ConfigRange {
-            sample_format,
-            min_channels: r.channels(),
-            max_channels: r.channels(),
-            min_rate: r.min_sample_rate(),
-            max_rate: r.max_sample_rate(),
-        });
-    }
-    Ok((merge_ranges(ranges), skipped))
 }
 
 /// Merges ranges that differ only by adjacent channel counts.
