@@ -144,7 +144,7 @@ fn device_errors_are_one_line_before_recording() {
             "--backend",
             "pulseaudio",
             "--channels",
-            "32",
+            "33",
             "--seconds",
             "1",
             "-o",
@@ -152,7 +152,7 @@ fn device_errors_are_one_line_before_recording() {
         ],
         limit,
     )
-    .fails(2, &["cannot capture", "32"]);
+    .fails(2, &["33 channels is not supported"]);
 
     with_pulse(&pulse, &["record", "--backend", "sndio", "-o", &o], limit)
         .fails(2, &["unknown audio backend 'sndio'", "pulseaudio"]);

@@ -52,6 +52,11 @@ impl StreamClock {
         self.lost
     }
 
+    /// Whether the last observation saw a shortfall that the next one may confirm as loss.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// The shortfall a stream may show `elapsed` after the clock was set without it counting as
     /// loss.
     pub(crate) fn tolerance(&self, elapsed: Duration) -> u64 {

@@ -385,7 +385,11 @@ impl Reader {
                 spec.rate, spec.channels
             ));
         }
-        let mut stream = Stream::new(&mut conn.context, "w4l capture", &sample_spec, None)
+        // Any channel count: the default (AIFF) layout for it, else one extended with
+        // auxiliary channels (there is no default for, say, 32).
+        let mut map = pa::channelmap::Map::default();
+        map.init_extend(channels, pa::channelmap::MapDef::AIFF);
+        let mut stream = Stream::new(&mut conn.context, "w4l capture", &sample_spec, Some(&map))
             .ok_or_else(|| format!("cannot create a record stream ({})", conn.context.errno()))?;
         let fragment = u64::from(spec.fragment_frames) * spec.bytes_per_frame();
         // maxlength: the server's largest queue (about 4 MiB), so that a client that was

@@ -87,6 +87,8 @@ struct Progress {
     last_poll: Instant,
     /// The loss detector (see [`StreamClock`]).
     clock: StreamClock,
+    /// A rebuilt stream delivers again, and the clock has not yet settled what the outage cost.
+    in_outage: bool,
 }
 
 /// An audio input: opened by [`Capture::open`], running between [`Capture::start`] and
@@ -212,6 +214,7 @@ impl Capture {
                     last_progress: now,
                     last_poll: now,
                     clock: StreamClock::new(self.format.rate, self.format.buffer_frames),
+                    in_outage: false,
                 });
                 Ok(())
             }
@@ -462,14 +465,17 @@ impl Capture {
                 .clock_lost_frames
                 .store(progress.clock.lost(), Ordering::Relaxed);
             if !flowing {
-                // The first data after a rebuild closes the outage.
-                if self.rebuilt {
-                    self.shared.gap_frames.fetch_add(lost, Ordering::Relaxed);
-                }
+                // The first data after a rebuild closes the outage; what the clock finds missing
+                // until it settles is the outage's gap.
+                progress.in_outage = self.rebuilt;
                 self.state = State::Running {
                     flowing: true,
                     attempt: 0,
                 };
+            }
+            if progress.in_outage {
+                self.shared.gap_frames.fetch_add(lost, Ordering::Relaxed);
+                progress.in_outage = progress.clock.is_pending();
             }
         }
         let stalled = now.duration_since(progress.last_progress) > stall;

@@ -107,8 +107,13 @@ fn main() {
     let started = Instant::now();
     eprintln!("started");
     let mut lost: Option<CaptureError> = None;
+    let mut flowing: Option<f64> = None;
     while take.len() < wanted {
         std::thread::sleep(Duration::from_millis(100));
+        if flowing.is_none() && capture.stats().frames > 0 {
+            flowing = Some(started.elapsed().as_secs_f64());
+            eprintln!("flowing");
+        }
         loop {
             let n = consumer.pop_slice(&mut buf);
             let keep = n.min(wanted - take.len());
@@ -150,6 +155,7 @@ fn main() {
         "elapsed_s": elapsed,
         "open_s": open_s,
         "start_s": start_s,
+        "flowing_s": flowing,
     });
     println!("{report}");
     if let Some(e) = lost {
