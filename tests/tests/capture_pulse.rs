@@ -35,7 +35,11 @@ fn start_probe(pulse: &Pulse, args: &[&str]) -> (Child, std::thread::JoinHandle<
     assert_eq!(line.trim(), "started", "the probe did not start: {line}");
     line.clear();
     stderr.read_line(&mut line).expect("read probe stderr");
-    assert_eq!(line.trim(), "flowing", "the probe's stream delivers nothing: {line}");
+    assert_eq!(
+        line.trim(),
+        "flowing",
+        "the probe's stream delivers nothing: {line}"
+    );
     let rest = std::thread::spawn(move || {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut stderr, &mut s).ok();

@@ -302,6 +302,16 @@ impl<const N: usize> Feed<N> {
         }
     }
 
+    /// Samples the sink can take now (0 while it is busy being swapped; unbounded without a
+    /// sink: nothing is pushed then anyway).
+    pub(super) fn room(&self) -> usize {
+        match self.slot.try_with(|sink| sink.room()) {
+            Some(Some(room)) => room,
+            Some(None) => usize::MAX,
+            None => 0,
+        }
+    }
+
     /// The backend lost `samples` (a hole in the stream): counted, never hidden.
     pub(super) fn lost(&mut self, samples: u64) {
         if self.shared.generation.load(Ordering::Acquire) == self.generation {

@@ -89,6 +89,12 @@ pub trait SampleSink: Send + 'static {
     /// Takes as many of `samples` as it can and returns how many (a prefix). The rest are lost
     /// and counted as overruns.
     fn push(&mut self, samples: &[f32]) -> usize;
+
+    /// How many samples [`push`](Self::push) would take now (a backend that can leave audio in
+    /// its server waits for room instead of losing it). Unbounded by default.
+    fn room(&mut self) -> usize {
+        usize::MAX
+    }
 }
 
 /// The core ring's producer is a sink. With `RejectNewest`, what does not fit is refused and
@@ -103,6 +109,11 @@ where
     #[inline]
     fn push(&mut self, samples: &[f32]) -> usize {
         self.push_slice(samples)
+    }
+
+    #[inline]
+    fn room(&mut self) -> usize {
+        self.free()
     }
 }
 

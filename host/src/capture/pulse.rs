@@ -367,6 +367,31 @@ struct Reader {
     /// Bytes of a sample split across two fragments, carried to the next one.
     carry: [u8; 4],
     carry_len: usize,
+    /// The fault the tests inject (see [`test_drop_every`]).
+    drop_every: Option<u64>,
+    /// Since when a piece waits in the server for room in the sink.
+    waiting_since: Option<Instant>,
+}
+
+/// How long a piece may wait in the server for room in the sink before it is pushed anyway
+/// (and what does not fit counted as overruns): a few of the consumer's polls.
+const ROOM_WAIT: Duration = Duration::from_millis(500);
+
+/// How often a thread waiting for room in the sink looks again.
+const ROOM_POLL: Duration = Duration::from_millis(10);
+
+/// Debug builds only: `W4L_TEST_DROP_FRAGMENTS=N` throws away every N-th fragment's worth of
+/// audio without a word, as a lossy client library would (cpal 0.18's PulseAudio host lost half the audio so),
+/// so that the end-to-end tests can check that the stream clock finds and reports the loss.
+fn test_drop_every() -> Option<u64> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let n: u64 = std::env::var("W4L_TEST_DROP_FRAGMENTS")
+        .ok()?
+        .parse()
+        .ok()?;
+    (n > 0).then_some(n)
 }
 
 impl Reader {
@@ -420,15 +445,28 @@ impl Reader {
             read: 0,
             carry: [0; 4],
             carry_len: 0,
+            drop_every: test_drop_every(),
+            waiting_since: None,
         })
+    }
+
+    /// Whether the injected fault (see [`test_drop_every`]) swallows the piece read next: those
+    /// starting in every N-th fragment-sized span of the stream.
+    fn test_drops(&self) -> bool {
+        let Some(n) = self.drop_every else {
+            return false;
+        };
+        let fragment = (u64::from(self.spec.fragment_frames) * self.spec.bytes_per_frame()).max(1);
+        (self.read / fragment) % n == n - 1
     }
 
     /// The stream's steady state. `Err` when it broke (the reason).
     fn read_until_quit(&mut self, feed: &mut Feed, control: &Control) -> Result<(), String> {
+        let mut emptied = true;
         loop {
-            self.conn.iterate(None)?;
+            self.conn.iterate((!emptied).then_some(ROOM_POLL))?;
             self.check()?;
-            self.drain(feed)?;
+            emptied = self.drain(feed)?;
             if control.quit.load(Ordering::Acquire) {
                 return Ok(());
             }
@@ -457,34 +495,54 @@ impl Reader {
         }
     }
 
-    /// Reads everything the stream holds into `feed`.
-    fn drain(&mut self, feed: &mut Feed) -> Result<(), String> {
+    /// Reads everything the stream holds into `feed`, or as much as the sink has room for:
+    /// returns `Ok(false)` when it left a piece in the server for want of room (see
+    /// [`ROOM_WAIT`]), `Ok(true)` when the stream is empty.
+    fn drain(&mut self, feed: &mut Feed) -> Result<bool, String> {
         loop {
             let peeked = self
                 .stream
                 .peek()
                 .map_err(|e| format!("reading the stream failed: {e}"))?;
             match peeked {
-                PeekResult::Empty => return Ok(()),
+                PeekResult::Empty => return Ok(true),
                 PeekResult::Hole(bytes) => {
                     self.read += bytes as u64;
                     feed.lost(bytes as u64 / self.spec.format.bytes() as u64);
                 }
                 PeekResult::Data(data) => {
+                    if !self.has_room(feed, data.len()) {
+                        return Ok(false);
+                    }
+                    if !self.test_drops() {
+                        let (format, carry) = (self.spec.format, &mut self.carry);
+                        deliver(feed, format, carry, &mut self.carry_len, data);
+                    }
                     self.read += data.len() as u64;
-                    deliver(
-                        feed,
-                        self.spec.format,
-                        &mut self.carry,
-                        &mut self.carry_len,
-                        data,
-                    );
                 }
             }
             self.stream
                 .discard()
                 .map_err(|e| format!("reading the stream failed: {e}"))?;
         }
+    }
+
+    /// Whether the sink has room for `bytes` of audio now. The server keeps what this thread
+    /// does not read yet (seconds of it), so a full ring — after the process was suspended, a
+    /// backlog arrives at once — means waiting for the consumer, not losing audio; but not for
+    /// ever ([`ROOM_WAIT`]): a consumer that stopped consuming gets overruns, counted.
+    fn has_room(&mut self, feed: &mut Feed, bytes: usize) -> bool {
+        let samples = bytes / self.spec.format.bytes();
+        if feed.room() >= samples {
+            self.waiting_since = None;
+            return true;
+        }
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < ROOM_WAIT {
+            return false;
+        }
+        self.waiting_since = None;
+        true
     }
 
     /// The exact stop (see the [module docs](self)): asks the server for the stream's latency,
@@ -501,7 +559,9 @@ impl Reader {
         // Only whole frames up to the target pass from here on.
         feed.cut_after(left / self.spec.format.bytes() as u64);
         while left > 0 && Instant::now() < deadline {
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(ROOM_POLL);
             if self.conn.iterate(Some(wait)).is_err() || self.check().is_err() {
                 break;
             }

@@ -567,6 +567,10 @@ impl Capture {
     /// returns, no callback can push anything more into the sink, so the consumer can drain
     /// everything pushed before. Idempotent. Returns the final counters.
     pub fn stop(&mut self) -> CaptureStats {
+        if matches!(self.state, State::Running { flowing: true, .. }) {
+            // A shortfall the last poll saw and that still stands is loss, even at the stop.
+            self.observe_at(Instant::now(), false);
+        }
         self.shared.generation.store(0, Ordering::Release);
         // A stream still being opened is dropped by its helper thread (not waited for).
         self.opening = None;
@@ -603,7 +607,7 @@ impl Capture {
                 Some(InputStream::Alsa(_)) => self.finish_alsa(deadline),
                 None => {}
             }
-            self.observe_final(at);
+            self.observe_at(at, true);
         }
         self.stop()
     }
@@ -617,12 +621,13 @@ impl Capture {
         self.shared.cut.store(0, Ordering::Release);
     }
 
-    /// The stream clock's last look, once everything up to `at` was awaited.
-    fn observe_final(&mut self, at: Instant) {
+    /// A last look of the stream clock at `at` (`final_reading`: everything up to `at` was
+    /// awaited, so a shortfall counts at once).
+    fn observe_at(&mut self, at: Instant, final_reading: bool) {
         let frames =
             self.shared.samples.load(Ordering::Acquire) / u64::from(self.format.channels.max(1));
         if let Some(progress) = self.progress.as_mut() {
-            progress.clock.observe(at, frames, true);
+            progress.clock.observe(at, frames, final_reading);
             self.shared
                 .clock_lost_frames
                 .store(progress.clock.lost(), Ordering::Relaxed);
