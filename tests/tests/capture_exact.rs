@@ -86,41 +86,90 @@ fn speech(dir: &Path) -> (Vec<i16>, usize) {
     (samples, end)
 }
 
+/// Feeds `speech` into the FIFO of a `module-pipe-source` at the pace of a microphone (10 ms
+/// at a time): a second of silence, the speech, then silence until `stop`. Says on `spoken`
+/// when the speech's last sample is in.
+fn feed_fifo(
+    fifo: std::path::PathBuf,
+    speech: Vec<i16>,
+    spoken: std::sync::mpsc::Sender<()>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::Write;
+    let mut pipe = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open the source's FIFO");
+    let chunk = RATE / 100 * CHANNELS;
+    let mut samples = vec![0i16; RATE * CHANNELS];
+    samples.extend_from_slice(&speech);
+    let speech_end = samples.len();
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    loop {
+        let piece: Vec<u8> = if sent < speech_end {
+            samples[sent..(sent + chunk).min(speech_end)]
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect()
+        } else {
+            vec![0; chunk * 2]
+        };
+        if stop.load(std::sync::atomic::Ordering::Acquire) || pipe.write_all(&piece).is_err() {
+            return;
+        }
+        let before = sent;
+        sent += piece.len() / 2;
+        if before < speech_end && sent >= speech_end {
+            let _ = spoken.send(());
+        }
+        let due = started + Duration::from_secs_f64(sent as f64 / (RATE * CHANNELS) as f64);
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+    }
+}
+
 #[test]
 fn a_take_stopped_50_ms_after_the_speech_holds_all_of_it() {
+    // A source that behaves as a microphone does (audio arrives as it is captured, a fragment
+    // at a time), fed from a FIFO so that the test knows when the speech ended.
     let pulse = Pulse::private("stop");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (phrase, end) = speech(dir.path());
-    let played = dir.path().join("played.wav");
-    write_wav_i16(
-        &played,
-        RATE as u32,
-        CHANNELS as u16,
-        &phrase[..end * CHANNELS],
+    let fifo = dir.path().join("mic.fifo");
+    let module = format!(
+        "file={} format=s16le rate={RATE} channels={CHANNELS}",
+        fifo.display()
     );
+    let loaded = pulse
+        .command("pactl")
+        .args(["load-module", "module-pipe-source", "source_name=w4l_pipe"])
+        .args(module.split(' '))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pactl");
+    assert!(loaded.status.success(), "pactl load-module: {loaded:?}");
+    let (phrase, end) = speech(dir.path());
     let take = dir.path().join("take.wav");
     let out = take.display().to_string();
-    let w4l = start_record(&pulse, &["-o", &out], &[]);
-    // `paplay` returns once the sink has played the last sample; with a short latency the sink
-    // plays (and its monitor captures) the speech as it goes, not seconds ahead.
-    let status = pulse
-        .command("paplay")
-        .args(["--device=w4l_mic", "--latency-msec=20"])
-        .arg(&played)
-        .status()
-        .expect("run paplay");
-    assert!(status.success(), "paplay failed: {status}");
+    let w4l = start_record(&pulse, &["--device", "w4l_pipe", "-o", &out], &[]);
+    let (spoken_tx, spoken) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (speech, stop) = (phrase[..end * CHANNELS].to_vec(), stop.clone());
+        std::thread::spawn(move || feed_fifo(fifo, speech, spoken_tx, stop))
+    };
+    spoken.recv_timeout(LIMIT).expect("the speech was fed");
     std::thread::sleep(Duration::from_millis(50));
     w4l.signal("INT");
     let run = w4l.wait(LIMIT);
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    feeder.join().expect("feeder");
     assert_eq!(run.code, Some(0), "{run:?}");
 
     // The last 300 ms of speech, up to its very last sample, are in the take.
     let (_, samples) = read_wav_i16(&take);
     let tail = &phrase[(end - RATE * 3 / 10) * CHANNELS..end * CHANNELS];
-    let at = find(tail, &samples);
     assert!(
-        at.is_some(),
+        find(tail, &samples).is_some(),
         "the end of the speech is not in the take ({} frames): {run:?}",
         samples.len() / CHANNELS
     );

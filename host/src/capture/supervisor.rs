@@ -36,8 +36,8 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A supervisor step this much later than its period means the process was suspended.
 const SUSPENDED_AFTER: Duration = Duration::from_secs(1);
 
-/// How long [`Capture::finish`] waits beyond two device buffers for the last audio.
-const FINISH_SLACK: Duration = Duration::from_millis(300);
+/// How long [`Capture::finish`] waits beyond one device buffer for the last audio.
+const FINISH_SLACK: Duration = Duration::from_millis(150);
 
 /// What the helper thread of [`Capture::spawn_open`] hands back.
 struct Opened {
@@ -583,27 +583,20 @@ impl Capture {
         self.stats()
     }
 
-    /// Stops the stream exactly at `at`: waits (about one device buffer) for the audio captured
-    /// up to `at` that is still on its way, takes it, and cuts there; then as [`stop`](Self::stop).
-    /// On PulseAudio the cut is at `at` by the server's clock; on ALSA it is after the first
-    /// buffer delivered after `at` (every frame up to `at`, and at most one buffer more). Audio
-    /// that the server said was captured but never came is counted in
-    /// [`CaptureStats::lost_frames`], as is any shortfall the stream clock finds.
+    /// Stops the stream exactly at `at`: waits (at most about one device buffer) for the audio
+    /// captured up to `at` that is still on its way, takes it, and cuts there; then as
+    /// [`stop`](Self::stop). On PulseAudio the cut is at `at` by the server's clock; on ALSA it
+    /// is after the first buffer delivered after `at` (every frame up to `at`, and at most one
+    /// buffer more). A last look of the stream clock counts any shortfall in
+    /// [`CaptureStats::lost_frames`].
     pub fn finish(&mut self, at: Instant) -> CaptureStats {
         if matches!(self.state, State::Running { flowing: true, .. }) {
             let buffer = Duration::from_secs_f64(
                 f64::from(self.format.buffer_frames) / f64::from(self.format.rate.max(1)),
             );
-            let deadline = at + buffer * 2 + FINISH_SLACK;
+            let deadline = at + buffer + FINISH_SLACK;
             match &self.stream {
-                Some(InputStream::Pulse(stream)) => {
-                    if let Some(done) = stream.finish(at, deadline) {
-                        let samples = done.missing_frames * u64::from(self.format.channels);
-                        self.shared
-                            .lost_samples
-                            .fetch_add(samples, Ordering::Relaxed);
-                    }
-                }
+                Some(InputStream::Pulse(stream)) => stream.finish(at, deadline),
                 Some(InputStream::Alsa(_)) => self.finish_alsa(deadline),
                 None => {}
             }
