@@ -1,11 +1,16 @@
-//! A real PulseAudio server with a virtual microphone (`scripts/pulse`), speech to play into it,
-//! and the signal measures the capture tests compare with.
+//! A real PulseAudio-protocol server with a virtual microphone (`scripts/pulse`): PulseAudio, or
+//! PipeWire with `pipewire-pulse`; speech to play into it, and the signal measures the capture
+//! tests compare with.
 //!
 //! * [`Pulse::shared`] is the server `scripts/test` starts before `cargo test` (directory
 //!   `$W4L_PULSE_DIR`, default `/tmp/w4l-pulse`): started here if it is not running, and left
 //!   running (`scripts/test` stops it afterwards; by hand: `scripts/pulse stop`).
 //! * [`Pulse::private`] is a server of the test's own (its own directory and socket), stopped
 //!   and removed when the value is dropped: for tests that restart or disturb the server.
+//!
+//! Both run the server `W4L_AUDIO_SERVER` names ([`Server::requested`]: `pulseaudio`, the
+//! default, or `pipewire`), so the same tests run against either:
+//! `W4L_AUDIO_SERVER=pipewire cargo test -p w4l-tests --test capture_pulse`.
 //!
 //! A client reaches a server only through the environment [`Pulse::env`] gives
 //! (`PULSE_SERVER`, `PULSE_COOKIE`): [`Pulse::command`] sets it on a child process. The test
@@ -22,33 +27,72 @@ pub fn script() -> PathBuf {
         .join("pulse")
 }
 
-/// A running PulseAudio server made by `scripts/pulse`.
+/// The server behind the PulseAudio socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// PulseAudio's own daemon.
+    PulseAudio,
+    /// PipeWire, WirePlumber and `pipewire-pulse`.
+    PipeWire,
+}
+
+impl Server {
+    /// The server `W4L_AUDIO_SERVER` asks for: `pulseaudio` (also when unset) or `pipewire`.
+    pub fn requested() -> Server {
+        match std::env::var("W4L_AUDIO_SERVER").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("pulseaudio") => Server::PulseAudio,
+            Ok("pipewire") => Server::PipeWire,
+            other => panic!("W4L_AUDIO_SERVER is {other:?}; set it to pulseaudio or pipewire"),
+        }
+    }
+
+    /// Its name for `scripts/pulse` (`W4L_AUDIO_SERVER`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::PulseAudio => "pulseaudio",
+            Server::PipeWire => "pipewire",
+        }
+    }
+}
+
+/// A running server made by `scripts/pulse`.
 #[derive(Debug)]
 pub struct Pulse {
     dir: PathBuf,
+    server: Server,
     private: bool,
 }
 
 impl Pulse {
-    /// The shared server (`$W4L_PULSE_DIR` or `/tmp/w4l-pulse`), started if needed; left running.
+    /// The shared server (`$W4L_PULSE_DIR` or `/tmp/w4l-pulse`), started if needed (replacing
+    /// another kind of server running there); left running.
     pub fn shared() -> Pulse {
         let dir = std::env::var_os("W4L_PULSE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/tmp/w4l-pulse"));
-        let pulse = Pulse {
-            dir,
-            private: false,
-        };
-        pulse.run_script(&["start"]);
-        pulse
+        Pulse::start(dir, false)
     }
 
     /// A server of this test's own under `/tmp/w4l-pulse-<tag>-<pid>`, stopped on drop.
     pub fn private(tag: &str) -> Pulse {
         let dir = PathBuf::from(format!("/tmp/w4l-pulse-{tag}-{}", std::process::id()));
-        let pulse = Pulse { dir, private: true };
+        Pulse::start(dir, true)
+    }
+
+    fn start(dir: PathBuf, private: bool) -> Pulse {
+        let pulse = Pulse {
+            dir,
+            server: Server::requested(),
+            private,
+        };
+        // With W4L_AUDIO_SERVER set (by `command`), `start` runs exactly that server.
         pulse.run_script(&["start"]);
         pulse
+    }
+
+    /// Which server this is.
+    pub fn server(&self) -> Server {
+        self.server
     }
 
     /// The server's directory (`W4L_PULSE_DIR` for `scripts/pulse`).
@@ -70,12 +114,14 @@ impl Pulse {
         ]
     }
 
-    /// `program` with this server's environment (and none of the caller's PulseAudio settings).
+    /// `program` with this server's environment (and none of the caller's PulseAudio settings);
+    /// `scripts/pulse` run this way starts the same kind of server again.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_remove("XDG_RUNTIME_DIR")
             .env_remove("PULSE_RUNTIME_PATH")
             .env("W4L_PULSE_DIR", &self.dir)
+            .env("W4L_AUDIO_SERVER", self.server.name())
             .envs(self.env());
         cmd
     }
