@@ -16,13 +16,28 @@
 //! crystal runs slow — seen at two observations in a row (one late observation may follow a
 //! suspended process, whose backlog is still on its way) is loss: counted, less the one buffer
 //! that may still be in flight, and the clock is set anew so the same loss is not counted twice.
-//! Exact to about one buffer.
+//! After an outage (a stream rebuilt) the first look counts everything beyond one buffer at
+//! once: the stream is known to have broken. Exact to about one buffer.
 
 use std::time::{Duration, Instant};
 
 /// How much slower than its nominal rate a device's clock may run without its shortfall
 /// counting as loss: 500 ppm (sound cards' crystals are specified within about 100 ppm).
 pub const DRIFT_PPM: u64 = 500;
+
+/// What a reading of [`StreamClock::observe`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// A look while the stream runs: a shortfall beyond the tolerance is loss once the next
+    /// look confirms it.
+    Periodic,
+    /// The stop, once every frame up to that instant was awaited: a shortfall beyond the
+    /// tolerance counts at once.
+    Final,
+    /// The first look after a rebuilt stream delivered: the stream broke, so everything beyond
+    /// the one buffer that may be in flight was lost in the outage, counted at once.
+    AfterOutage,
+}
 
 /// The loss detector of one capture (across stream rebuilds).
 #[derive(Debug, Clone)]
@@ -52,11 +67,6 @@ impl StreamClock {
         self.lost
     }
 
-    /// Whether the last observation saw a shortfall that the next one may confirm as loss.
-    pub(crate) fn is_pending(&self) -> bool {
-        self.pending.is_some()
-    }
-
     /// The shortfall a stream may show `elapsed` after the clock was set without it counting as
     /// loss.
     pub(crate) fn tolerance(&self, elapsed: Duration) -> u64 {
@@ -69,9 +79,7 @@ impl StreamClock {
     }
 
     /// Notes that `delivered` frames had arrived by `now`; returns the frames newly found lost.
-    /// With `final_reading` (the stop, after every frame up to `now` was awaited) a shortfall
-    /// counts at once.
-    pub(crate) fn observe(&mut self, now: Instant, delivered: u64, final_reading: bool) -> u64 {
+    pub(crate) fn observe(&mut self, now: Instant, delivered: u64, reading: Reading) -> u64 {
         let Some((t0, f0)) = self.anchor else {
             if delivered > 0 {
                 self.anchor = Some((now, delivered));
@@ -86,12 +94,16 @@ impl StreamClock {
             return 0;
         }
         let shortfall = expected - delivered;
-        if shortfall <= self.tolerance(elapsed) {
+        let tolerance = match reading {
+            Reading::AfterOutage => self.buffer_frames,
+            Reading::Periodic | Reading::Final => self.tolerance(elapsed),
+        };
+        if shortfall <= tolerance {
             self.pending = None;
             return 0;
         }
         let confirmed = match self.pending.replace(shortfall) {
-            _ if final_reading => shortfall,
+            _ if reading != Reading::Periodic => shortfall,
             Some(before) => before.min(shortfall),
             None => return 0,
         };
@@ -127,9 +139,9 @@ mod tests {
             if !drop(k) {
                 delivered += u64::from(BUFFER);
             }
-            clock.observe(at(t0, t), delivered, false);
+            clock.observe(at(t0, t), delivered, Reading::Periodic);
             while next_poll < t + 200 {
-                clock.observe(at(t0, next_poll), delivered, false);
+                clock.observe(at(t0, next_poll), delivered, Reading::Periodic);
                 next_poll += poll;
             }
         }
@@ -169,7 +181,7 @@ mod tests {
         let mut clock = StreamClock::new(RATE, BUFFER);
         for s in 0..=3600u64 {
             let delivered = s * u64::from(RATE) * (1_000_000 - 200) / 1_000_000;
-            clock.observe(at(t0, s * 1000), delivered.max(1), false);
+            clock.observe(at(t0, s * 1000), delivered.max(1), Reading::Periodic);
         }
         assert_eq!(clock.lost(), 0);
     }
@@ -180,10 +192,10 @@ mod tests {
         // the next sees it delivered.
         let t0 = Instant::now();
         let mut clock = StreamClock::new(RATE, BUFFER);
-        clock.observe(at(t0, 0), 9_600, false);
-        clock.observe(at(t0, 1000), 57_600, false);
-        assert_eq!(clock.observe(at(t0, 4000), 57_600, false), 0);
-        assert_eq!(clock.observe(at(t0, 4200), 201_600, false), 0);
+        clock.observe(at(t0, 0), 9_600, Reading::Periodic);
+        clock.observe(at(t0, 1000), 57_600, Reading::Periodic);
+        assert_eq!(clock.observe(at(t0, 4000), 57_600, Reading::Periodic), 0);
+        assert_eq!(clock.observe(at(t0, 4200), 201_600, Reading::Periodic), 0);
         assert_eq!(clock.lost(), 0);
     }
 
@@ -191,8 +203,22 @@ mod tests {
     fn the_final_reading_counts_at_once() {
         let t0 = Instant::now();
         let mut clock = StreamClock::new(RATE, BUFFER);
-        clock.observe(at(t0, 0), 9_600, false);
-        let lost = clock.observe(at(t0, 2000), 9_600 + 48_000, true);
+        clock.observe(at(t0, 0), 9_600, Reading::Periodic);
+        let lost = clock.observe(at(t0, 2000), 9_600 + 48_000, Reading::Final);
         assert_eq!(lost, 96_000 - 48_000 - 9_600);
+    }
+
+    #[test]
+    fn an_outage_counts_beyond_one_buffer_at_once() {
+        let t0 = Instant::now();
+        let mut clock = StreamClock::new(RATE, BUFFER);
+        clock.observe(at(t0, 0), 9_600, Reading::Periodic);
+        // 300 ms without audio: under the periodic tolerance, but the stream broke.
+        let lost = clock.observe(at(t0, 500), 9_600 + 9_600, Reading::AfterOutage);
+        assert_eq!(lost, 24_000 - 9_600 - 9_600);
+        // Short of one buffer: in flight, not lost.
+        let mut clock = StreamClock::new(RATE, BUFFER);
+        clock.observe(at(t0, 0), 9_600, Reading::Periodic);
+        assert_eq!(clock.observe(at(t0, 300), 19_200, Reading::AfterOutage), 0);
     }
 }

@@ -411,7 +411,11 @@ impl Reader {
         let fragment = u64::from(spec.fragment_frames) * spec.bytes_per_frame();
         // maxlength: the server's largest queue (about 4 MiB), so that a client that was
         // suspended for seconds catches up instead of losing audio. ADJUST_LATENCY: the source
-        // delivers about once per fragment, not in smaller pieces (fewer wake-ups).
+        // delivers about once per fragment, not in smaller pieces (fewer wake-ups). DONT_MOVE:
+        // when the source goes away the stream ends (and the supervisor rebuilds it, counting
+        // the gap) instead of being moved to another source without a word, which is what
+        // PipeWire's session manager does otherwise (a take that silently records the wrong
+        // microphone, or a null source).
         let attr = pa::def::BufferAttr {
             maxlength: u32::MAX,
             tlength: u32::MAX,
@@ -420,7 +424,11 @@ impl Reader {
             fragsize: u32::try_from(fragment).unwrap_or(u32::MAX),
         };
         stream
-            .connect_record(Some(&spec.source), Some(&attr), StreamFlags::ADJUST_LATENCY)
+            .connect_record(
+                Some(&spec.source),
+                Some(&attr),
+                StreamFlags::ADJUST_LATENCY | StreamFlags::DONT_MOVE,
+            )
             .map_err(|e| format!("cannot connect the record stream: {e}"))?;
         conn.run_until(deadline, |c| match stream.get_state() {
             StreamState::Ready => Some(Ok(())),

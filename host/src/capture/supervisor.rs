@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::callback::{Feed, Shared, SinkSlot};
-use super::clock::StreamClock;
+use super::clock::{Reading, StreamClock};
 use super::device::{
     InputStream, NamedDevice, StreamParams, default_device, find_device, find_device_by_id,
     open_host, open_stream,
@@ -87,8 +87,6 @@ struct Progress {
     last_poll: Instant,
     /// The loss detector (see [`StreamClock`]).
     clock: StreamClock,
-    /// A rebuilt stream delivers again, and the clock has not yet settled what the outage cost.
-    in_outage: bool,
 }
 
 /// An audio input: opened by [`Capture::open`], running between [`Capture::start`] and
@@ -214,7 +212,6 @@ impl Capture {
                     last_progress: now,
                     last_poll: now,
                     clock: StreamClock::new(self.format.rate, self.format.buffer_frames),
-                    in_outage: false,
                 });
                 Ok(())
             }
@@ -460,22 +457,26 @@ impl Capture {
         if samples != progress.last_samples {
             progress.last_samples = samples;
             progress.last_progress = now;
-            let lost = progress.clock.observe(now, samples / channels, false);
+            // The first data after a rebuild closes the outage: what the clock finds missing
+            // then is the outage's gap.
+            let after_outage = !flowing && self.rebuilt;
+            let reading = if after_outage {
+                Reading::AfterOutage
+            } else {
+                Reading::Periodic
+            };
+            let lost = progress.clock.observe(now, samples / channels, reading);
             self.shared
                 .clock_lost_frames
                 .store(progress.clock.lost(), Ordering::Relaxed);
+            if after_outage {
+                self.shared.gap_frames.fetch_add(lost, Ordering::Relaxed);
+            }
             if !flowing {
-                // The first data after a rebuild closes the outage; what the clock finds missing
-                // until it settles is the outage's gap.
-                progress.in_outage = self.rebuilt;
                 self.state = State::Running {
                     flowing: true,
                     attempt: 0,
                 };
-            }
-            if progress.in_outage {
-                self.shared.gap_frames.fetch_add(lost, Ordering::Relaxed);
-                progress.in_outage = progress.clock.is_pending();
             }
         }
         let stalled = now.duration_since(progress.last_progress) > stall;
@@ -569,7 +570,7 @@ impl Capture {
     pub fn stop(&mut self) -> CaptureStats {
         if matches!(self.state, State::Running { flowing: true, .. }) {
             // A shortfall the last poll saw and that still stands is loss, even at the stop.
-            self.observe_at(Instant::now(), false);
+            self.observe_at(Instant::now(), Reading::Periodic);
         }
         self.shared.generation.store(0, Ordering::Release);
         // A stream still being opened is dropped by its helper thread (not waited for).
@@ -600,7 +601,7 @@ impl Capture {
                 Some(InputStream::Alsa(_)) => self.finish_alsa(deadline),
                 None => {}
             }
-            self.observe_at(at, true);
+            self.observe_at(at, Reading::Final);
         }
         self.stop()
     }
@@ -614,13 +615,12 @@ impl Capture {
         self.shared.cut.store(0, Ordering::Release);
     }
 
-    /// A last look of the stream clock at `at` (`final_reading`: everything up to `at` was
-    /// awaited, so a shortfall counts at once).
-    fn observe_at(&mut self, at: Instant, final_reading: bool) {
+    /// A last look of the stream clock at `at`.
+    fn observe_at(&mut self, at: Instant, reading: Reading) {
         let frames =
             self.shared.samples.load(Ordering::Acquire) / u64::from(self.format.channels.max(1));
         if let Some(progress) = self.progress.as_mut() {
-            progress.clock.observe(at, frames, final_reading);
+            progress.clock.observe(at, frames, reading);
             self.shared
                 .clock_lost_frames
                 .store(progress.clock.lost(), Ordering::Relaxed);
