@@ -18,6 +18,7 @@
 //! # Ok::<(), w4l_core::ring::RingError>(())
 //! ```
 
+use std::collections::TryReserveError;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -32,6 +33,30 @@ impl<T: Copy + Default> HeapStorage<T> {
     pub fn new(len: usize) -> Self {
         Self(vec![T::default(); len].into_boxed_slice())
     }
+
+    /// Like [`new`](Self::new), but a size the allocator refuses is an error instead of an
+    /// abort: for sizes that come from the command line or an input file.
+    ///
+    /// # Errors
+    ///
+    /// The allocator could not give `len` samples.
+    pub fn try_new(len: usize) -> Result<Self, TryReserveError> {
+        try_filled(len).map(Self)
+    }
+}
+
+/// `len` copies of `T::default()` in a boxed slice, or the allocator's refusal (never an
+/// abort). The samples are written (not lazily zeroed pages): buffers sized this way are
+/// filled soon anyway.
+///
+/// # Errors
+///
+/// The allocator could not give `len` items.
+pub fn try_filled<T: Copy + Default>(len: usize) -> Result<Box<[T]>, TryReserveError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)?;
+    v.resize(len, T::default());
+    Ok(v.into_boxed_slice())
 }
 
 impl<T> HeapStorage<T> {
@@ -119,6 +144,15 @@ impl<T: Copy + Default> SharedRing<T> {
 }
 
 impl<T: Copy> SharedRing<T> {
+    /// A ring over `storage` (e.g. [`HeapStorage::try_new`]'s).
+    ///
+    /// # Errors
+    ///
+    /// As for [`with_capacity`](Self::with_capacity).
+    pub fn from_storage(storage: HeapStorage<T>, overflow: Overflow) -> Result<Self, RingError> {
+        Ok(Self(Arc::new(Ring::new(storage, overflow)?)))
+    }
+
     /// Splits into the producer (for the source) and the consumer (for the worker); both keep a
     /// clone of this handle.
     ///
