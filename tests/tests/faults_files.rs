@@ -1,5 +1,7 @@
 //! `w4l clean` and `w4l recover` end to end: leftovers of killed processes are removed (and
-//! only they), a WAV a crash left with a stale header becomes readable again.
+//! only they), a WAV a crash left with a stale header becomes readable again, and a valid WAV
+//! whose RIFF size leaves out what follows its samples (a LIST chunk, stray bytes) keeps every
+//! sample and byte (only the RIFF size changes), with the original kept as FILE.wav.w4l-bak.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};

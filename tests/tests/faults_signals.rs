@@ -1,6 +1,7 @@
 //! Signals mid-take, end to end: `w4l record` replaying a WAV file at real speed
 //! (`--input … --realtime`, so a take is in progress for as long as the test wants) is stopped by
-//! SIGINT, SIGTERM or SIGHUP, or killed by SIGKILL, in stream and in file mode.
+//! SIGINT, SIGTERM or SIGHUP, or killed by SIGKILL, in stream and in file mode; and a long
+//! `w4l demo`, stopped by the first SIGINT, SIGTERM or SIGHUP with its report.
 //!
 //! Every test checks the audio sample by sample against the input: what was captured before the
 //! signal is in the output (a graceful stop) or in the killed take's temporary file (SIGKILL,
