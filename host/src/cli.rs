@@ -243,6 +243,13 @@ pub struct RecoverArgs {
     #[arg(long)]
     pub no_backup: bool,
 
+    /// Take every byte after the data chunk's header as samples, to the end of the file, even
+    /// when the header declares fewer: for a file whose writer rewrote its header and was
+    /// then killed (w4l's own takes mark this themselves). A chunk after the samples becomes
+    /// samples too.
+    #[arg(long)]
+    pub samples_to_end: bool,
+
     /// One JSON object per file (JSON lines) instead of text.
     #[arg(long)]
     pub json: bool,

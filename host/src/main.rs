@@ -206,6 +206,7 @@ fn recover(args: &w4l::cli::RecoverArgs) -> Result<()> {
     let options = w4l::recover::RecoverOptions {
         backup: !args.no_backup,
         dry_run: args.dry_run,
+        samples_to_end: args.samples_to_end,
     };
     let mut first_error: Option<Error> = None;
     let mut failed = 0usize;

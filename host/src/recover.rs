@@ -13,7 +13,8 @@
 //! `RIFF` size of [`UNKNOWN_LENGTH`] (w4l's take files between header checkpoints do), and then
 //! the bytes after its last checkpoint are samples. `w4l recover` keeps the original as
 //! `FILE.wav.w4l-bak` ([`backup_path`]) unless told not to, and `--dry-run` only shows what
-//! would change.
+//! would change. For another writer killed after it rewrote its header, `--samples-to-end`
+//! ([`plan_samples_to_end`]) takes the bytes after its declared samples as samples.
 //!
 //! The parsing is a pure function of the first bytes of the file and its length,
 //! [`plan_repair`], which never panics on any input (it is fuzzed); [`recover_with`] reads the
@@ -370,8 +371,30 @@ fn parse_fmt(body: &[u8]) -> Result<WavFormat, RecoverError> {
 ///    that was killed) the samples run to the end of the file, cut to whole frames, and both
 ///    sizes are rewritten.
 ///
+/// [`plan_samples_to_end`] always does the last.
+///
 /// Never panics, whatever the input.
 pub fn plan_repair(header_bytes: &[u8], file_len: u64) -> Result<Repair, RecoverError> {
+    plan(header_bytes, file_len, false)
+}
+
+/// Like [`plan_repair`], but the samples always run to the end of the file, whatever the header
+/// declares: for a file whose writer rewrote its header (a checkpoint) and was then killed
+/// without marking it unfinished, whose bytes after the checkpoint are samples that a header
+/// describing a finished file would hide. Bytes after the samples (a `LIST` chunk) become
+/// samples too, so only for such a file (`w4l recover --samples-to-end`).
+///
+/// Never panics, whatever the input.
+///
+/// # Errors
+///
+/// As for [`plan_repair`].
+pub fn plan_samples_to_end(header_bytes: &[u8], file_len: u64) -> Result<Repair, RecoverError> {
+    plan(header_bytes, file_len, true)
+}
+
+/// [`plan_repair`], or with `to_end` [`plan_samples_to_end`].
+fn plan(header_bytes: &[u8], file_len: u64, to_end: bool) -> Result<Repair, RecoverError> {
     if header_bytes.len() < 12 || file_len < 12 {
         return Err(RecoverError::Truncated {
             what: "RIFF header",
@@ -410,7 +433,12 @@ pub fn plan_repair(header_bytes: &[u8], file_len: u64) -> Result<Repair, Recover
             let Some(format) = format else {
                 return Err(RecoverError::DataBeforeFmt);
             };
-            return plan_data(format, old_riff_size, pos, size, file_len);
+            let found = DataChunk {
+                header_at: pos,
+                old_riff_size,
+                old_data_size: size,
+            };
+            return plan_data(format, found, file_len, to_end);
         }
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if id == b"fmt " {
@@ -424,14 +452,26 @@ pub fn plan_repair(header_bytes: &[u8], file_len: u64) -> Result<Repair, Recover
     }
 }
 
-/// The plan once the `data` chunk header has been found at `header_at`.
+/// Where the `data` chunk header is, and the sizes the header holds now.
+struct DataChunk {
+    header_at: usize,
+    old_riff_size: u32,
+    old_data_size: u32,
+}
+
+/// The plan once the `data` chunk header has been found (see [`plan_repair`]; `to_end`: the
+/// samples run to the end of the file, whatever the header says).
 fn plan_data(
     format: WavFormat,
-    old_riff_size: u32,
-    header_at: usize,
-    old_data_size: u32,
+    found: DataChunk,
     file_len: u64,
+    to_end: bool,
 ) -> Result<Repair, RecoverError> {
+    let DataChunk {
+        header_at,
+        old_riff_size,
+        old_data_size,
+    } = found;
     let data_offset = header_at as u64 + 8;
     let align = u64::from(format.block_align);
     let unchanged = Repair {
@@ -446,7 +486,7 @@ fn plan_data(
         new_file_len: file_len,
     };
     let old_data = u64::from(old_data_size);
-    let declared_present = data_offset + old_data <= file_len && old_data % align == 0;
+    let declared_present = !to_end && data_offset + old_data <= file_len && old_data % align == 0;
     // A header that describes the file exactly is trusted as it is, even if chunks follow
     // the samples.
     if u64::from(old_riff_size) + 8 == file_len && declared_present {
@@ -550,6 +590,8 @@ pub struct RecoverOptions {
     pub backup: bool,
     /// Only work out the repair and report it; change nothing.
     pub dry_run: bool,
+    /// Plan with [`plan_samples_to_end`] instead of [`plan_repair`].
+    pub samples_to_end: bool,
 }
 
 /// Repairs the WAV file at `path` in place, without a backup: what w4l does to its own take
@@ -593,7 +635,12 @@ pub fn recover_with(path: &Path, options: RecoverOptions) -> Result<RecoverRepor
     // writing.
     let (mut file, meta) = open_regular(path, false)?;
     let header = read_header(&mut file).map_err(io_err("read"))?;
-    let repair = plan_repair(&header, meta.len())?;
+    let planner = if options.samples_to_end {
+        plan_samples_to_end
+    } else {
+        plan_repair
+    };
+    let repair = planner(&header, meta.len())?;
     if !repair.needed() || options.dry_run {
         return Ok(report(repair, None));
     }
@@ -606,7 +653,7 @@ pub fn recover_with(path: &Path, options: RecoverOptions) -> Result<RecoverRepor
         )));
     }
     let header = read_header(&mut file).map_err(io_err("read"))?;
-    let repair = plan_repair(&header, write_meta.len())?;
+    let repair = planner(&header, write_meta.len())?;
     if !repair.needed() {
         return Ok(report(repair, None));
     }
@@ -779,6 +826,9 @@ mod tests {
             assert_eq!(plan.new_file_len, file_len, "{trailing}");
             assert_eq!(u64::from(plan.riff_size), file_len - 8);
             assert_eq!((plan.dropped_bytes(), plan.kept_after()), (0, trailing));
+            // Asked to, the trailing bytes become samples (whole frames of them).
+            let to_end = plan_samples_to_end(&h, file_len).unwrap();
+            assert_eq!(u64::from(to_end.data_size), 8 + trailing / 2 * 2);
         }
     }
 

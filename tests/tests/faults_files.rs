@@ -295,4 +295,25 @@ fn recover_takes_everything_after_an_unfinished_writers_checkpoint() {
         fs::read(base.path().join("killed.wav.w4l-bak")).unwrap(),
         bytes
     );
+
+    // Another writer's checkpoint, unmarked: its header describes a finished file, so the
+    // bytes after it are kept but left out, until `--samples-to-end` asks for them.
+    let other = base.path().join("other.wav");
+    write_wav_i16(&other, 48_000, 2, &samples);
+    let mut bytes = fs::read(&other).unwrap();
+    bytes[4..8].copy_from_slice(&(36u32 + 4000).to_le_bytes());
+    bytes[40..44].copy_from_slice(&4000u32.to_le_bytes());
+    fs::write(&other, &bytes).unwrap();
+    let run = w4l(["recover", "--no-backup", "--json", other.to_str().unwrap()]).ok();
+    assert_eq!(json_u64(&run.stdout, "frames"), 1000, "{run:#?}");
+    assert_eq!(fs::read(&other).unwrap()[8..], bytes[8..]);
+    let run = w4l([
+        "recover",
+        "--samples-to-end",
+        "--json",
+        other.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(json_u64(&run.stdout, "frames"), 5000, "{run:#?}");
+    assert_eq!(read_wav_i16(&other).1, samples);
 }
