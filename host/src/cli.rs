@@ -34,6 +34,9 @@ pub enum Command {
     /// List the audio input devices.
     Devices(DevicesArgs),
     /// Record from a microphone (or replay a WAV file) into a WAV file, inside a memory budget.
+    ///
+    /// Exit status 3: the take was saved, but audio was dropped to stay within the budget (the
+    /// summary's `lost:` line says how much).
     Record(RecordArgs),
     /// Print this process's memory readings and the policy level at an interval.
     Monitor(MonitorArgs),
@@ -47,6 +50,11 @@ pub enum Command {
     /// Repair WAV files whose header a crash left stale (cut to whole frames, sizes rewritten),
     /// in place, so every sample that reached the disk can be read. The original is kept as
     /// FILE.wav.w4l-bak.
+    ///
+    /// When every sample a file's data chunk declares is there, those samples and whatever
+    /// follows them (a LIST chunk, stray bytes) are kept as they are: only the RIFF size is
+    /// fixed. Otherwise (a writer killed mid-take) the samples run to the end of the file, cut
+    /// to whole frames.
     Recover(RecoverArgs),
 }
 
@@ -223,11 +231,6 @@ pub struct CleanArgs {
 }
 
 /// `w4l recover`.
-///
-/// When every sample a file's data chunk declares is there, those samples and whatever follows
-/// them (a LIST chunk, stray bytes) are kept as they are: only the RIFF size is fixed.
-/// Otherwise (a writer killed mid-take) the samples run to the end of the file, cut to whole
-/// frames.
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// The WAV files to repair in place.

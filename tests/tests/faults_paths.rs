@@ -85,9 +85,14 @@ impl Dir {
 
 /// `mknod PATH c 1 3` (the null device's numbers), if this user may make device nodes.
 fn char_device(path: &Path) -> bool {
+    mknod(path, &["c", "1", "3"])
+}
+
+/// `mknod PATH ARGS…`, if this user may make device nodes.
+fn mknod(path: &Path, args: &[&str]) -> bool {
     Command::new("mknod")
         .arg(path)
-        .args(["c", "1", "3"])
+        .args(args)
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
@@ -109,6 +114,8 @@ fn kind(path: &Path) -> (&'static str, u64) {
         "fifo"
     } else if t.is_char_device() {
         "char"
+    } else if t.is_block_device() {
+        "block"
     } else if t.is_socket() {
         "socket"
     } else if t.is_symlink() {
@@ -139,7 +146,7 @@ fn a_fifo_at_o_is_refused_not_replaced() {
 }
 
 #[test]
-fn a_character_device_at_o_is_refused_not_replaced() {
+fn device_nodes_at_o_are_refused_not_replaced() {
     let d = Dir::new();
     let dev = d.path("mynull");
     if !char_device(&dev) {
@@ -147,6 +154,10 @@ fn a_character_device_at_o_is_refused_not_replaced() {
         return;
     }
     output_refused(&d, &dev, &["mynull", "character device"]);
+    // A block device (a loop device's numbers; never opened).
+    let block = d.path("myloop");
+    assert!(mknod(&block, &["b", "7", "200"]), "mknod b");
+    output_refused(&d, &block, &["myloop", "block device"]);
 }
 
 #[test]
@@ -331,6 +342,9 @@ fn a_device_a_socket_or_a_directory_as_input_is_refused() {
     let dev = d.path("zero");
     if char_device(&dev) {
         input_refused(&d, &dev, &["zero", "character device"]);
+        let block = d.path("myloop");
+        assert!(mknod(&block, &["b", "7", "200"]), "mknod b");
+        input_refused(&d, &block, &["myloop", "block device"]);
     }
     let socket = d.path("in.sock");
     let _listener = UnixListener::bind(&socket).expect("bind a socket");
