@@ -14,6 +14,12 @@ use crate::capture::Backend;
 /// Capture audio for speech-to-text inside a memory budget, leaving no temporary files behind.
 ///
 /// Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=w4l=debug) for more than warnings.
+///
+/// Exit status: 0 done; 1 runtime error; 2 usage error (nothing was recorded); 3 the take was
+/// saved but audio was lost on the way (blocks dropped to stay within the budget; the summary
+/// says how much). A signal that stops a command gracefully (the first Ctrl-C, SIGTERM or
+/// SIGHUP) still ends it with 0 (3 if audio was lost); a second one exits at once with 128 +
+/// the signal's number.
 #[derive(Debug, Parser)]
 #[command(name = "w4l", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -28,17 +34,27 @@ pub enum Command {
     /// List the audio input devices.
     Devices(DevicesArgs),
     /// Record from a microphone (or replay a WAV file) into a WAV file, inside a memory budget.
+    ///
+    /// Exit status 3: the take was saved, but audio was dropped to stay within the budget (the
+    /// summary's `lost:` line says how much).
     Record(RecordArgs),
     /// Print this process's memory readings and the policy level at an interval.
     Monitor(MonitorArgs),
     /// Run the whole pipeline on a built-in synthetic voice with a deliberately small budget,
-    /// and print how the cleanup policy escalates and recovers. No microphone needed.
+    /// and print how the cleanup policy escalates and recovers. No microphone needed. Ctrl-C
+    /// (or SIGTERM) ends it early, with the figures up to there.
     Demo(DemoArgs),
     /// Remove the temporary files that killed or crashed w4l processes left behind (never a
     /// running w4l's files).
     Clean(CleanArgs),
     /// Repair WAV files whose header a crash left stale (cut to whole frames, sizes rewritten),
-    /// in place, so every sample that reached the disk can be read.
+    /// in place, so every sample that reached the disk can be read. The original is kept as
+    /// FILE.wav.w4l-bak.
+    ///
+    /// When every sample a file's data chunk declares is there, those samples and whatever
+    /// follows them (a LIST chunk, stray bytes) are kept as they are: only the RIFF size is
+    /// fixed. Otherwise (a writer killed mid-take) the samples run to the end of the file, cut
+    /// to whole frames.
     Recover(RecoverArgs),
 }
 
@@ -88,7 +104,9 @@ fn parse_model(text: &str) -> Result<Model, String> {
 #[derive(Debug, Args)]
 pub struct RecordArgs {
     /// The WAV file to write when recording ends. A take over 4 GiB continues in numbered
-    /// files: FILE.001.wav, FILE.002.wav, …
+    /// files: FILE.001.wav, FILE.002.wav, … An existing regular file is replaced; anything
+    /// else is refused: a symbolic link, a directory, a FIFO or pipe, a device, a socket, `-`
+    /// (w4l does not stream WAV to standard output), and the --input file itself.
     #[arg(short, long, value_name = "FILE.wav", default_value = "recording.wav")]
     pub output: PathBuf,
 
@@ -116,6 +134,8 @@ pub struct RecordArgs {
     pub window: Duration,
 
     /// Memory budget for the take (e.g. 512MiB, 100MB, 64k). Default: the --model's budget.
+    /// Either is capped by the memory the machine has available now; a --window whose buffers
+    /// need more than that is refused.
     #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
     pub budget: Option<u64>,
 
@@ -134,7 +154,9 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME", default_value = "auto", value_parser = parse_backend, conflicts_with = "input")]
     pub backend: Backend,
 
-    /// Replay this WAV file through the same pipeline instead of capturing from a device.
+    /// Replay this WAV file through the same pipeline instead of capturing from a device. It
+    /// must be a regular file: a FIFO, a pipe (/dev/stdin fed by `|`) or a device is refused at
+    /// once (a redirect, `--input /dev/stdin < in.wav`, is a file and works).
     #[arg(long, value_name = "FILE.wav")]
     pub input: Option<PathBuf>,
 
@@ -214,6 +236,22 @@ pub struct RecoverArgs {
     /// The WAV files to repair in place.
     #[arg(required = true, value_name = "FILE.wav")]
     pub files: Vec<PathBuf>,
+
+    /// Only show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not keep the original as FILE.wav.w4l-bak before changing it (by default it is kept,
+    /// and a repair that would overwrite an earlier backup is refused).
+    #[arg(long)]
+    pub no_backup: bool,
+
+    /// Take every byte after the data chunk's header as samples, to the end of the file, even
+    /// when the header declares fewer: for a file whose writer rewrote its header and was
+    /// then killed (w4l's own takes mark this themselves). A chunk after the samples becomes
+    /// samples too.
+    #[arg(long)]
+    pub samples_to_end: bool,
 
     /// One JSON object per file (JSON lines) instead of text.
     #[arg(long)]

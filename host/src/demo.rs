@@ -80,6 +80,8 @@ pub struct DemoReport {
     pub final_accounted: u64,
     /// Highest accounted bytes (audio and model together) during the run.
     pub peak_accounted: u64,
+    /// Whether a signal (Ctrl-C, SIGTERM, SIGHUP) ended the take before its `duration`.
+    pub interrupted: bool,
 }
 
 /// Disk budget of the demo's spill file.
@@ -95,13 +97,24 @@ fn recorder_config(duration: Duration, rate: u32) -> RecorderConfig {
     }
 }
 
-/// Runs the demo.
+/// Runs the demo to the end of its `duration`.
 ///
 /// # Errors
 ///
 /// A usage error if the budget cannot hold the recorder's buffers; runtime errors of thread
 /// creation.
 pub fn run(config: &DemoConfig) -> Result<DemoReport> {
+    run_until(config, &|| false)
+}
+
+/// Runs the demo like [`run`], ending the take early once `interrupted` returns true (it is
+/// asked ten times a second): the report then covers the audio up to there, as `w4l record`
+/// keeps a take stopped by Ctrl-C.
+///
+/// # Errors
+///
+/// As for [`run`].
+pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<DemoReport> {
     let rate = config.rate;
     let rec_config = recorder_config(config.duration, rate);
     let fixed = minimum_budget(&rec_config, rate, 1);
@@ -175,10 +188,19 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
     );
     let mut recorder = Recorder::new(Box::new(source), monitor.clone(), rec_config.clone())?;
     recorder.start()?;
-    while !recorder.wait(Duration::from_millis(100)) {}
+    let mut stopped_early = false;
+    while !recorder.wait(Duration::from_millis(100)) {
+        if interrupted() {
+            stopped_early = true;
+            break;
+        }
+    }
     recorder.stop()?;
     let at_stop = recorder.info();
     let end_ms = at_stop.frames_captured * 1000 / u64::from(rate);
+    if stopped_early {
+        monitor.note(end_ms, "interrupted by a signal: the take ends here");
+    }
     let held = at_stop.memory_used;
     recorder.cleanup();
     monitor.note(
@@ -232,6 +254,7 @@ pub fn run(config: &DemoConfig) -> Result<DemoReport> {
         highest_level: highest.name(),
         final_accounted: accountant.memory_used() as u64,
         peak_accounted: accountant.figures().memory_peak as u64,
+        interrupted: stopped_early,
     })
 }
 
@@ -359,8 +382,15 @@ impl DemoReport {
         }
         out.push_str("\nfinal figures:\n");
         out.push_str(&format!(
-            "  captured        {:.3} s ({} frames), overruns {}\n",
-            s.seconds_captured, s.frames_captured, s.overruns
+            "  captured        {:.3} s ({} frames), overruns {}{}\n",
+            s.seconds_captured,
+            s.frames_captured,
+            s.overruns,
+            if self.interrupted {
+                "; interrupted by a signal"
+            } else {
+                ""
+            }
         ));
         out.push_str(&format!(
             "  kept            {:.3} s in {} blocks; dropped {} blocks ({:.3} s), lost {} samples\n",

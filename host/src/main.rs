@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         run(cli.command, &interrupted)
     }));
     match result {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(code)) => code,
         Ok(Err(e)) => report(&e),
         // The hook printed the line; the unwinding dropped (and so cleaned up) everything.
         Err(_) => ExitCode::from(1),
@@ -157,15 +157,21 @@ fn init_logging(command: &Command) {
         .try_init();
 }
 
-fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<()> {
-    match command {
+/// The exit status of a take that was saved but lost audio on the way (blocks dropped to stay
+/// within the budget, audio the device never delivered, overruns); the summary says how much.
+/// 1 and 2 stay runtime and usage errors.
+const AUDIO_LOST: u8 = 3;
+
+fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
+    let done = match command {
+        Command::Record(args) => return record(&args, interrupted),
         Command::Devices(args) => devices(&args),
-        Command::Record(args) => record(&args, interrupted),
         Command::Monitor(args) => monitor(&args, interrupted),
-        Command::Demo(args) => demo(&args),
+        Command::Demo(args) => demo(&args, interrupted),
         Command::Clean(args) => clean(&args),
         Command::Recover(args) => recover(&args),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// `w4l clean [--dry-run]`: the orphans of dead processes in the temporary directory.
@@ -198,27 +204,40 @@ fn clean(args: &w4l::cli::CleanArgs) -> Result<()> {
 
 /// `w4l recover FILE...`: repairs each file; the first failure is the exit status.
 fn recover(args: &w4l::cli::RecoverArgs) -> Result<()> {
+    let options = w4l::recover::RecoverOptions {
+        backup: !args.no_backup,
+        dry_run: args.dry_run,
+        samples_to_end: args.samples_to_end,
+    };
     let mut first_error: Option<Error> = None;
     let mut failed = 0usize;
     for path in &args.files {
-        match w4l::recover::recover(path) {
+        match w4l::recover::recover_with(path, options) {
             Ok(report) => {
                 if args.json {
                     #[derive(serde::Serialize)]
                     struct Line<'a> {
                         path: &'a Path,
                         repaired: bool,
+                        needed: bool,
+                        dry_run: bool,
+                        backup: Option<&'a Path>,
                         frames: u64,
                         seconds: f64,
                         dropped_bytes: u64,
+                        kept_bytes_after: u64,
                     }
+                    let repair = &report.repair;
                     print_json(&Line {
                         path,
                         repaired: report.repaired,
-                        frames: report.repair.frames(),
-                        seconds: report.repair.frames() as f64
-                            / f64::from(report.repair.format.sample_rate),
-                        dropped_bytes: report.repair.dropped_bytes(),
+                        needed: repair.needed(),
+                        dry_run: report.dry_run,
+                        backup: report.backup.as_deref(),
+                        frames: repair.frames(),
+                        seconds: repair.frames() as f64 / f64::from(repair.format.sample_rate),
+                        dropped_bytes: repair.dropped_bytes(),
+                        kept_bytes_after: repair.kept_after(),
                     })?;
                 } else {
                     emit(&format!("{report}\n"))?;
@@ -269,26 +288,52 @@ fn print_json(value: &impl serde::Serialize) -> Result<bool> {
 }
 
 /// The accountant for `--budget` / `--model`: an explicit budget is the whole memory budget and
-/// the audio limit; without one, the model's table entry applies.
-fn accountant_for(budget: Option<u64>, model: Model, disk: Option<u64>) -> (Accountant, u64) {
+/// the audio limit; without one, the model's table entry applies. Either is capped by the
+/// memory the machine has available (`ceiling`, see [`w4l::monitor::memory_ceiling`]): a
+/// budget the machine cannot give is no budget. An explicit `--budget` above it says so.
+fn accountant_for(
+    budget: Option<u64>,
+    model: Model,
+    disk: Option<u64>,
+    ceiling: Option<u64>,
+) -> (Accountant, u64) {
     let rss_limit = model.total_limit() as u64;
+    let cap = |bytes: usize| match ceiling {
+        Some(c) => bytes.min(usize::try_from(c).unwrap_or(usize::MAX)),
+        None => bytes,
+    };
     let with_disk = |b: Budget| match disk {
         Some(d) => b.with_disk(usize::try_from(d).unwrap_or(usize::MAX)),
         None => b,
     };
-    match budget {
+    if let (Some(asked), Some(available)) = (budget, ceiling)
+        && asked > available
+    {
+        tracing::warn!(
+            "--budget {} is more than the {} of memory available now; the budget is capped to it",
+            format_bytes(asked),
+            format_bytes(available)
+        );
+    }
+    let b = match budget {
         Some(bytes) => {
             let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
-            let b = Budget {
+            Budget {
                 memory: bytes,
                 audio_limit: bytes,
                 model_limit: None,
                 ..Budget::for_model(model)
-            };
-            (with_disk(b).accountant(), rss_limit.max(bytes as u64))
+            }
         }
-        None => (with_disk(Budget::for_model(model)).accountant(), rss_limit),
-    }
+        None => Budget::for_model(model),
+    };
+    let b = Budget {
+        memory: cap(b.memory),
+        audio_limit: cap(b.audio_limit),
+        ..b
+    };
+    let memory = b.memory as u64;
+    (with_disk(b).accountant(), rss_limit.max(memory))
 }
 
 fn devices(args: &DevicesArgs) -> Result<()> {
@@ -343,19 +388,14 @@ fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
     Ok(Box::new(source))
 }
 
-fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
+fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
     // Every check that can fail happens before anything is recorded.
     w4l::wav::check_output_path(&args.output)?;
+    if let Some(input) = &args.input {
+        w4l::wav::check_not_input(&args.output, input)?;
+    }
     let source = open_source(args)?;
     let rate = source.rate();
-    let (accountant, rss_limit) = accountant_for(args.budget, args.model, args.disk_budget);
-    let monitor = Arc::new(MemoryMonitor::new(
-        Arc::new(accountant),
-        MonitorConfig {
-            rss_limit,
-            ..MonitorConfig::default()
-        },
-    )?);
     let config = RecorderConfig {
         mode: args.mode,
         format: args.format,
@@ -365,6 +405,17 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
             .map(|d| (d.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64),
         ..RecorderConfig::default()
     };
+    let ceiling = w4l::monitor::memory_ceiling();
+    check_fits_machine(&config, rate, source.channels(), ceiling)?;
+    let (accountant, rss_limit) =
+        accountant_for(args.budget, args.model, args.disk_budget, ceiling);
+    let monitor = Arc::new(MemoryMonitor::new(
+        Arc::new(accountant),
+        MonitorConfig {
+            rss_limit,
+            ..MonitorConfig::default()
+        },
+    )?);
     let mut recorder = Recorder::new(source, monitor, config)?;
     let live = LiveLine::for_stdout();
     let started = Instant::now();
@@ -398,7 +449,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     // A take that failed part-way (the disk filled up in file mode, the device vanished) is
     // still saved up to the failure; the failure is the exit status.
     if stopped.is_err() && recorder.frames_kept() == 0 {
-        return stopped;
+        return stopped.map(|()| ExitCode::SUCCESS);
     }
     let info = recorder.info();
     let saved = recorder.save_with(&args.output, &|| test_panic("write"));
@@ -427,52 +478,84 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
             info: &info,
         })?;
     } else {
-        emit(&format!(
-            "recorded {:.3} s ({} frames, {} Hz, {} ch) from {} to {}\n\
-             memory: peak {} of a {} budget; policy {}; overruns {}; dropped {} blocks ({} frames)\n",
-            info.seconds_captured,
-            info.frames_captured,
-            info.rate,
-            info.channels,
-            info.source,
-            args.output.display(),
-            format_bytes(info.memory_peak),
-            format_bytes(info.memory_budget),
-            info.policy_level,
-            info.overruns,
-            info.dropped_blocks,
-            summary.frames_dropped
-        ))?;
-        let device = &info.source_stats;
-        if device.lost_frames > 0 || device.restarts > 0 {
-            emit(&format!(
-                "device: lost {} frames ({:.3} s) that were captured but never arrived; {} stream restart(s)\n",
-                device.lost_frames,
-                device.lost_frames as f64 / f64::from(info.rate),
-                device.restarts
-            ))?;
-        }
-        if info.frames_on_disk > 0 || summary.files.len() > 1 {
-            let files: Vec<String> = summary
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect();
-            emit(&format!(
-                "disk: {} mode, {:.3} s went through {} of temporary files ({} blocks spilled); written to {}\n",
-                info.mode,
-                info.frames_on_disk as f64 / f64::from(info.rate),
-                format_bytes(info.disk_bytes),
-                info.spilled_blocks,
-                files.join(", ")
-            ))?;
-        }
+        print_summary(args, &info, &summary)?;
+    }
+    let device = &info.source_stats;
+    if summary.frames_dropped == 0 && device.lost_frames == 0 && info.overruns == 0 {
+        return Ok(ExitCode::SUCCESS);
     }
     if summary.frames_dropped > 0 {
         tracing::warn!(
-            "{} frames of the take were dropped to stay in budget; raise --budget or --disk-budget to keep them",
+            "{:.3} s of the take ({} frames) were dropped to stay in budget; raise --budget or --disk-budget to keep them",
+            summary.frames_dropped as f64 / f64::from(info.rate),
             summary.frames_dropped
         );
+    }
+    Ok(ExitCode::from(AUDIO_LOST))
+}
+
+/// The text summary of `record`: what was recorded, the memory figures, what was lost (if
+/// anything), and where the disk came in.
+fn print_summary(
+    args: &RecordArgs,
+    info: &w4l::recorder::RecorderInfo,
+    summary: &w4l::recorder::WavSummary,
+) -> Result<()> {
+    let seconds = |frames: u64| frames as f64 / f64::from(info.rate);
+    emit(&format!(
+        "recorded {:.3} s ({} frames, {} Hz, {} ch) from {} to {}\n\
+         memory: peak {} of a {} budget; policy {}; overruns {}; dropped {} blocks ({} frames)\n",
+        info.seconds_captured,
+        info.frames_captured,
+        info.rate,
+        info.channels,
+        info.source,
+        args.output.display(),
+        format_bytes(info.memory_peak),
+        format_bytes(info.memory_budget),
+        info.policy_level,
+        info.overruns,
+        info.dropped_blocks,
+        summary.frames_dropped
+    ))?;
+    if summary.frames_dropped > 0 {
+        emit(&format!(
+            "lost: {:.3} s of audio ({} frames) missing from {}, dropped to stay within the budget (exit status {AUDIO_LOST})\n",
+            seconds(summary.frames_dropped),
+            summary.frames_dropped,
+            args.output.display()
+        ))?;
+    }
+    let device = &info.source_stats;
+    if device.lost_frames > 0 {
+        emit(&format!(
+            "lost: {:.3} s of audio ({} frames) the device captured but never delivered; {} stream restart(s) (exit status {AUDIO_LOST})\n",
+            seconds(device.lost_frames),
+            device.lost_frames,
+            device.restarts
+        ))?;
+    }
+    if info.overruns > 0 {
+        emit(&format!(
+            "lost: {} samples ({:.3} s) the recorder could not take in time (overruns; exit status {AUDIO_LOST})\n",
+            info.overruns,
+            seconds(info.overruns / u64::from(info.channels.max(1)))
+        ))?;
+    }
+    if info.frames_on_disk > 0 || summary.files.len() > 1 {
+        let files: Vec<String> = summary
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        emit(&format!(
+            "disk: {} mode, {:.3} s went through {} of temporary files ({} blocks spilled); written to {}\n",
+            info.mode,
+            seconds(info.frames_on_disk),
+            format_bytes(info.disk_bytes),
+            info.spilled_blocks,
+            files.join(", ")
+        ))?;
     }
     Ok(())
 }
@@ -489,8 +572,33 @@ fn warn_of_loss(stats: &w4l::source::SourceStats, rate: u32) -> bool {
     true
 }
 
+/// Refuses a take whose fixed buffers (the ring and the rolling window, sized by `--window`,
+/// the rate and the channels) need more memory than the machine has available: allocating them
+/// would abort the process, or push the machine into swap.
+fn check_fits_machine(
+    config: &RecorderConfig,
+    rate: u32,
+    channels: u16,
+    ceiling: Option<u64>,
+) -> Result<()> {
+    let need = w4l::recorder::minimum_budget(config, rate, channels);
+    match ceiling {
+        Some(available) if need > available => Err(Error::usage(
+            format!(
+                "the ring and the {:.0} s window of a {rate} Hz, {channels}-channel take need {}, more than the {} of memory available",
+                config.window.as_secs_f64(),
+                format_bytes(need),
+                format_bytes(available)
+            ),
+            "shorten --window, or replay a file with a lower rate or fewer channels",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
-    let (accountant, rss_limit) = accountant_for(args.budget, args.model, None);
+    let ceiling = w4l::monitor::memory_ceiling();
+    let (accountant, rss_limit) = accountant_for(args.budget, args.model, None, ceiling);
     let monitor = MemoryMonitor::new(
         Arc::new(accountant),
         MonitorConfig {
@@ -550,12 +658,15 @@ fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
     }
 }
 
-fn demo(args: &DemoArgs) -> Result<()> {
-    let report = w4l::demo::run(&w4l::demo::DemoConfig {
+/// `w4l demo`: the first Ctrl-C or SIGTERM ends the take early; the report covers what was
+/// played up to there, and the exit status is 0, as for `record`.
+fn demo(args: &DemoArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
+    let config = w4l::demo::DemoConfig {
         duration: args.seconds,
         budget: args.budget,
         ..w4l::demo::DemoConfig::default()
-    })?;
+    };
+    let report = w4l::demo::run_until(&config, interrupted)?;
     if args.json {
         print_json(&report)?;
     } else {

@@ -127,6 +127,18 @@ impl Probe {
     }
 }
 
+/// The most memory a budget may promise now: what the system can give without swapping
+/// (`MemAvailable` of `/proc/meminfo`, read through `sysinfo`). `None` when it cannot be read;
+/// budgets then stand as given.
+///
+/// `w4l record` and `w4l monitor` cap their budget by it, and refuse a take whose ring and
+/// window alone need more. A container's cgroup limit (`memory.max` less `memory.current`)
+/// belongs here too, as a second minimum: it is not read yet.
+pub fn memory_ceiling() -> Option<u64> {
+    let available = Probe::new().ok()?.read().ok()?.available;
+    (available > 0).then_some(available)
+}
+
 /// `/proc/self/statm` and the page size, if this is Linux and both can be had.
 fn open_statm() -> Option<(std::fs::File, u64)> {
     if !cfg!(target_os = "linux") {

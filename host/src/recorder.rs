@@ -47,7 +47,7 @@ use w4l_core::window::Window;
 use crate::cli::{Mode, format_bytes};
 use crate::error::{Error, Result};
 use crate::monitor::{CallbackId, MemoryMonitor};
-use crate::ring::{AudioConsumer, AudioRing};
+use crate::ring::{AudioConsumer, AudioRing, HeapStorage};
 use crate::source::{Source, SourceStats, SourceStatus};
 use crate::takefile::{
     SampleFormat, Spilled, TakeFileConfig, TakeSlot, WAV_DATA_LIMIT, spill_oldest, warn_stale_part,
@@ -503,7 +503,23 @@ impl std::fmt::Debug for Recorder {
 /// block.
 pub fn minimum_budget(config: &RecorderConfig, rate: u32, channels: u16) -> u64 {
     let (ring, window, block) = fixed_sizes(config, rate, channels);
-    (ring * size_of::<f32>() + window * size_of::<i16>() + block) as u64
+    // Saturating: a year-long window of many channels must be refused, not wrap around.
+    (ring as u64)
+        .saturating_mul(size_of::<f32>() as u64)
+        .saturating_add((window as u64).saturating_mul(size_of::<i16>() as u64))
+        .saturating_add(block as u64)
+}
+
+/// The allocator refused `bytes` for `what` (sized by the window, the rate and the channels):
+/// a usage error, never an abort.
+fn out_of_memory(what: &str, bytes: usize) -> Error {
+    Error::usage(
+        format!(
+            "cannot allocate {} for {what}: the system refused the memory",
+            format_bytes(bytes as u64)
+        ),
+        "shorten --window or lower --budget",
+    )
 }
 
 /// Ring samples, window samples, block bytes.
@@ -511,7 +527,8 @@ fn fixed_sizes(config: &RecorderConfig, rate: u32, channels: u16) -> (usize, usi
     let per_second = f64::from(rate) * f64::from(channels);
     let ring = ((config.ring.as_secs_f64() * per_second).ceil() as usize)
         .max(1024)
-        .next_power_of_two();
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX);
     let frames = (config.window.as_secs_f64() * f64::from(rate))
         .ceil()
         .max(1.0) as usize;
@@ -547,9 +564,9 @@ impl Recorder {
                      ({}) plus the ring ({}) and the {:.0} s window ({})",
                     format_bytes(available),
                     format_bytes(block as u64),
-                    format_bytes((ring * 4) as u64),
+                    format_bytes((ring as u64).saturating_mul(4)),
                     config.window.as_secs_f64(),
-                    format_bytes((window * 2) as u64),
+                    format_bytes((window as u64).saturating_mul(2)),
                 ),
                 format!(
                     "raise --budget to at least {} or shorten --window",
@@ -558,11 +575,10 @@ impl Recorder {
             ));
         }
         let (_, window_samples, block_bytes) = fixed_sizes(&config, rate, channels);
-        let window = Window::new(
-            vec![0i16; window_samples].into_boxed_slice(),
-            usize::from(channels),
-        )
-        .map_err(|e| Error::usage(format!("invalid window ({e})"), "pass a longer --window"))?;
+        let storage = crate::ring::try_zeroed(window_samples)
+            .ok_or_else(|| out_of_memory("the rolling window", window_samples.saturating_mul(2)))?;
+        let window = Window::new(storage, usize::from(channels))
+            .map_err(|e| Error::usage(format!("invalid window ({e})"), "pass a longer --window"))?;
         let shared = Arc::new(Shared {
             store: Mutex::new(BlockStore::new(
                 accountant.clone(),
@@ -756,7 +772,9 @@ impl Recorder {
             )
             .map_err(budget_error)?,
         );
-        let ring = AudioRing::with_capacity(ring_samples, Overflow::RejectNewest).map_err(|e| {
+        let storage = HeapStorage::try_new(ring_samples)
+            .ok_or_else(|| out_of_memory("the ring", ring_samples.saturating_mul(4)))?;
+        let ring = AudioRing::from_storage(storage, Overflow::RejectNewest).map_err(|e| {
             Error::runtime(
                 format!("cannot build the ring ({e})"),
                 "lower --rate or --channels",

@@ -3,12 +3,21 @@
 //! A WAV writer (hound included) writes the RIFF header with the sizes set to 0, appends
 //! samples, and fills the sizes in when it finishes or flushes. A process killed in between
 //! leaves a file whose `RIFF` size and `data` chunk size do not match its length, and often a
-//! last frame cut in the middle. [`recover`] fixes such a file in place: it cuts the file to a
-//! whole number of frames and rewrites both sizes, so every sample that reached the disk can
-//! be read again.
+//! last frame cut in the middle. [`recover_with`] fixes such a file in place: it cuts the file
+//! to a whole number of frames and rewrites both sizes, so every sample that reached the disk
+//! can be read again.
+//!
+//! Audio it should leave alone, it leaves alone: when every sample the `data` chunk declares
+//! is in the file, those samples and whatever follows them (a `LIST` chunk, stray bytes) stay
+//! as they are and only the `RIFF` size is fixed. A writer that has not finished says so with a
+//! `RIFF` size of [`UNKNOWN_LENGTH`] (w4l's take files between header checkpoints do), and then
+//! the bytes after its last checkpoint are samples. `w4l recover` keeps the original as
+//! `FILE.wav.w4l-bak` ([`backup_path`]) unless told not to, and `--dry-run` only shows what
+//! would change. For another writer killed after it rewrote its header, `--samples-to-end`
+//! ([`plan_samples_to_end`]) takes the bytes after its declared samples as samples.
 //!
 //! The parsing is a pure function of the first bytes of the file and its length,
-//! [`plan_repair`], which never panics on any input (it is fuzzed); [`recover`] reads the
+//! [`plan_repair`], which never panics on any input (it is fuzzed); [`recover_with`] reads the
 //! header, asks for a plan and applies it.
 //!
 //! Supported formats: integer PCM (8, 16, 24 or 32 bits) and IEEE float (32 or 64 bits),
@@ -38,6 +47,7 @@
 //! assert_eq!(plan.riff_size, 36 + 1000);
 //! ```
 
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -46,6 +56,11 @@ use std::path::{Path, PathBuf};
 
 /// How many bytes of the file [`recover`] reads to find the `data` chunk.
 pub const HEADER_READ_LIMIT: usize = 64 * 1024;
+
+/// The `RIFF` size of a file whose writer has not finished it: w4l's take files carry it between
+/// header checkpoints (their `data` size is the last checkpoint's, so the file plays as it lies),
+/// and [`plan_repair`] then takes every byte after the declared samples as samples too.
+pub const UNKNOWN_LENGTH: u32 = u32::MAX;
 
 /// `WAVE_FORMAT_PCM`.
 const FORMAT_PCM: u16 = 0x0001;
@@ -124,6 +139,13 @@ impl Repair {
     pub fn dropped_bytes(&self) -> u64 {
         self.old_file_len.saturating_sub(self.new_file_len)
     }
+
+    /// Bytes kept after the samples (chunks or stray bytes the header's sizes leave out, or a
+    /// chunk it counts).
+    pub fn kept_after(&self) -> u64 {
+        self.new_file_len
+            .saturating_sub(self.data_offset + u64::from(self.data_size))
+    }
 }
 
 /// Why a file could not be recovered. Every message is one line: what was wrong and what to
@@ -157,6 +179,11 @@ pub enum RecoverError {
     TooLarge {
         /// Bytes of audio in the file.
         data_bytes: u64,
+    },
+    /// The backup [`recover_with`] would write exists already (an earlier repair's).
+    BackupExists {
+        /// The backup's path.
+        path: PathBuf,
     },
     /// The path is not a regular file (a directory, a device, a symbolic link...).
     NotRegularFile {
@@ -205,6 +232,11 @@ impl fmt::Display for RecoverError {
             Self::TooLarge { data_bytes } => write!(
                 f,
                 "the file holds {data_bytes} bytes of audio, more than a WAV header can describe (4 GiB); split it with a tool that reads raw PCM"
+            ),
+            Self::BackupExists { path } => write!(
+                f,
+                "the backup {} exists already (an earlier repair's); move it away, or pass --no-backup",
+                path.display()
             ),
             Self::NotRegularFile { path } => write!(
                 f,
@@ -327,13 +359,42 @@ fn parse_fmt(body: &[u8]) -> Result<WavFormat, RecoverError> {
 /// Works out how to repair a WAV file from its first bytes and its length.
 ///
 /// `header_bytes` are the first bytes of the file (at least up to the start of the samples;
-/// more is fine); `file_len` is the file's full length. The `data` chunk is taken to run to the
-/// end of the file, as it does for a writer that was killed, and is cut to a whole number of
-/// frames. The plan rewrites the `RIFF` size and the `data` size; if the file is already
-/// consistent, [`Repair::needed`] is false.
+/// more is fine); `file_len` is the file's full length. In order:
+///
+/// 1. A header whose `RIFF` size is the file's and whose `data` chunk (whole frames) is all in
+///    the file is consistent: [`Repair::needed`] is false.
+/// 2. A `data` chunk of whole frames, not empty, all in the file, under a `RIFF` size other
+///    than [`UNKNOWN_LENGTH`]: its samples are trusted and kept as they are, and so is whatever
+///    follows them (a `LIST` chunk the `RIFF` size leaves out, stray bytes); only the `RIFF`
+///    size changes, to cover the whole file.
+/// 3. Otherwise (a `data` size of 0, one larger than the file, or [`UNKNOWN_LENGTH`]: a writer
+///    that was killed) the samples run to the end of the file, cut to whole frames, and both
+///    sizes are rewritten.
+///
+/// [`plan_samples_to_end`] always does the last.
 ///
 /// Never panics, whatever the input.
 pub fn plan_repair(header_bytes: &[u8], file_len: u64) -> Result<Repair, RecoverError> {
+    plan(header_bytes, file_len, false)
+}
+
+/// Like [`plan_repair`], but the samples always run to the end of the file, whatever the header
+/// declares: for a file whose writer rewrote its header (a checkpoint) and was then killed
+/// without marking it unfinished, whose bytes after the checkpoint are samples that a header
+/// describing a finished file would hide. Bytes after the samples (a `LIST` chunk) become
+/// samples too, so only for such a file (`w4l recover --samples-to-end`).
+///
+/// Never panics, whatever the input.
+///
+/// # Errors
+///
+/// As for [`plan_repair`].
+pub fn plan_samples_to_end(header_bytes: &[u8], file_len: u64) -> Result<Repair, RecoverError> {
+    plan(header_bytes, file_len, true)
+}
+
+/// [`plan_repair`], or with `to_end` [`plan_samples_to_end`].
+fn plan(header_bytes: &[u8], file_len: u64, to_end: bool) -> Result<Repair, RecoverError> {
     if header_bytes.len() < 12 || file_len < 12 {
         return Err(RecoverError::Truncated {
             what: "RIFF header",
@@ -372,7 +433,12 @@ pub fn plan_repair(header_bytes: &[u8], file_len: u64) -> Result<Repair, Recover
             let Some(format) = format else {
                 return Err(RecoverError::DataBeforeFmt);
             };
-            return plan_data(format, old_riff_size, pos, size, file_len);
+            let found = DataChunk {
+                header_at: pos,
+                old_riff_size,
+                old_data_size: size,
+            };
+            return plan_data(format, found, file_len, to_end);
         }
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if id == b"fmt " {
@@ -386,14 +452,26 @@ pub fn plan_repair(header_bytes: &[u8], file_len: u64) -> Result<Repair, Recover
     }
 }
 
-/// The plan once the `data` chunk header has been found at `header_at`.
+/// Where the `data` chunk header is, and the sizes the header holds now.
+struct DataChunk {
+    header_at: usize,
+    old_riff_size: u32,
+    old_data_size: u32,
+}
+
+/// The plan once the `data` chunk header has been found (see [`plan_repair`]; `to_end`: the
+/// samples run to the end of the file, whatever the header says).
 fn plan_data(
     format: WavFormat,
-    old_riff_size: u32,
-    header_at: usize,
-    old_data_size: u32,
+    found: DataChunk,
     file_len: u64,
+    to_end: bool,
 ) -> Result<Repair, RecoverError> {
+    let DataChunk {
+        header_at,
+        old_riff_size,
+        old_data_size,
+    } = found;
     let data_offset = header_at as u64 + 8;
     let align = u64::from(format.block_align);
     let unchanged = Repair {
@@ -407,14 +485,26 @@ fn plan_data(
         data_size: old_data_size,
         new_file_len: file_len,
     };
+    let old_data = u64::from(old_data_size);
+    let declared_present = !to_end && data_offset + old_data <= file_len && old_data % align == 0;
     // A header that describes the file exactly is trusted as it is, even if chunks follow
     // the samples.
-    let old_data = u64::from(old_data_size);
-    if u64::from(old_riff_size) + 8 == file_len
-        && data_offset + old_data <= file_len
-        && old_data % align == 0
-    {
+    if u64::from(old_riff_size) + 8 == file_len && declared_present {
         return Ok(unchanged);
+    }
+    // Every sample the data chunk declares is there: trusted too. What follows (a chunk the
+    // RIFF size leaves out, stray bytes) is kept as it is, and the RIFF size made to cover it.
+    // Not for a RIFF size of UNKNOWN_LENGTH: a writer that is still growing the file says so
+    // (w4l's header checkpoints), and what follows its last checkpoint is samples.
+    if old_riff_size != UNKNOWN_LENGTH
+        && old_data > 0
+        && declared_present
+        && let Ok(riff_size) = u32::try_from(file_len - 8)
+    {
+        return Ok(Repair {
+            riff_size,
+            ..unchanged
+        });
     }
     // Otherwise the samples run to the end of the file, as a killed writer leaves them.
     let present = file_len.saturating_sub(data_offset);
@@ -435,44 +525,98 @@ fn plan_data(
     })
 }
 
-/// What [`recover`] did to a file.
+/// What [`recover_with`] did to a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoverReport {
     /// The file.
     pub path: PathBuf,
-    /// The plan that was applied (or found unnecessary).
+    /// The plan that was applied (or found unnecessary, or only shown).
     pub repair: Repair,
-    /// Whether the file was changed; false if it was already consistent.
+    /// Whether the file was changed; false if it was already consistent or for a dry run.
     pub repaired: bool,
+    /// Whether this was a dry run (nothing changed, [`Repair::needed`] tells what would).
+    pub dry_run: bool,
+    /// Where the original was copied before it was changed, if it was.
+    pub backup: Option<PathBuf>,
 }
 
 impl fmt::Display for RecoverReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let seconds = self.repair.frames() as f64 / f64::from(self.repair.format.sample_rate);
-        if self.repaired {
+        let r = &self.repair;
+        let seconds = r.frames() as f64 / f64::from(r.format.sample_rate);
+        let path = self.path.display();
+        if !r.needed() {
+            return write!(
+                f,
+                "{path} is already a consistent WAV file: {} frames ({seconds:.1} s), nothing changed",
+                r.frames()
+            );
+        }
+        let verb = if self.repaired {
+            "repaired"
+        } else {
+            "would repair"
+        };
+        write!(
+            f,
+            "{verb} {path}: {} frames ({seconds:.1} s) of audio",
+            r.frames()
+        )?;
+        if r.data_size == r.old_data_size {
             write!(
                 f,
-                "repaired {}: {} frames ({seconds:.1} s) of audio, {} trailing bytes of a partial frame dropped",
-                self.path.display(),
-                self.repair.frames(),
-                self.repair.dropped_bytes()
-            )
+                " as its header declares them; only the RIFF size changes ({} bytes after the audio kept)",
+                r.kept_after()
+            )?;
         } else {
             write!(
                 f,
-                "{} is already a consistent WAV file: {} frames ({seconds:.1} s), nothing changed",
-                self.path.display(),
-                self.repair.frames()
-            )
+                ", {} trailing bytes of a partial frame dropped",
+                r.dropped_bytes()
+            )?;
+        }
+        match &self.backup {
+            Some(b) => write!(f, "; the original is in {}", b.display()),
+            None => Ok(()),
         }
     }
 }
 
-/// Repairs the WAV file at `path` in place: cuts it to whole frames and rewrites its `RIFF`
-/// and `data` sizes, then syncs it to disk. A file that is already consistent is left alone.
+/// How [`recover_with`] goes about a repair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// Copy the file to [`backup_path`] before changing it; an existing backup is never
+    /// overwritten (the repair is refused then).
+    pub backup: bool,
+    /// Only work out the repair and report it; change nothing.
+    pub dry_run: bool,
+    /// Plan with [`plan_samples_to_end`] instead of [`plan_repair`].
+    pub samples_to_end: bool,
+}
+
+/// Repairs the WAV file at `path` in place, without a backup: what w4l does to its own take
+/// files after a write error. See [`recover_with`].
+///
+/// # Errors
+///
+/// As for [`recover_with`].
+pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
+    recover_with(path, RecoverOptions::default())
+}
+
+/// Repairs the WAV file at `path` in place as [`plan_repair`] plans it: cuts it to whole
+/// frames (a crashed writer's) or only fixes its `RIFF` size (a file whose declared samples are
+/// all there), then syncs it to disk. A file that is already consistent is left alone. With
+/// `options.backup` the original is first copied to [`backup_path`] (and synced), so every
+/// repair can be undone.
 ///
 /// Does not follow a symbolic link at `path`. Running it again after an interruption is safe.
-pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
+///
+/// # Errors
+///
+/// The file is not a WAV file w4l can repair, it cannot be read or written, or the backup
+/// exists already or cannot be written (the file is unchanged then).
+pub fn recover_with(path: &Path, options: RecoverOptions) -> Result<RecoverReport, RecoverError> {
     let io_err = |op: &'static str| {
         move |source: io::Error| RecoverError::Io {
             op,
@@ -480,17 +624,25 @@ pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
             source,
         }
     };
+    let report = |repair: Repair, backup: Option<PathBuf>| RecoverReport {
+        path: path.to_path_buf(),
+        repaired: repair.needed() && !options.dry_run,
+        repair,
+        dry_run: options.dry_run,
+        backup,
+    };
     // Read-only first: a file that is not a WAV, or already consistent, is never opened for
     // writing.
     let (mut file, meta) = open_regular(path, false)?;
     let header = read_header(&mut file).map_err(io_err("read"))?;
-    let repair = plan_repair(&header, meta.len())?;
-    if !repair.needed() {
-        return Ok(RecoverReport {
-            path: path.to_path_buf(),
-            repair,
-            repaired: false,
-        });
+    let planner = if options.samples_to_end {
+        plan_samples_to_end
+    } else {
+        plan_repair
+    };
+    let repair = planner(&header, meta.len())?;
+    if !repair.needed() || options.dry_run {
+        return Ok(report(repair, None));
     }
     // The same file again for writing (the path could have been replaced meanwhile), planned
     // again from what it holds now.
@@ -501,22 +653,65 @@ pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
         )));
     }
     let header = read_header(&mut file).map_err(io_err("read"))?;
-    let repair = plan_repair(&header, write_meta.len())?;
-    if repair.needed() {
-        // Cut first, then write the sizes that describe the cut file: an interruption
-        // between the two leaves a file the next run repairs the same way.
-        file.set_len(repair.new_file_len)
-            .map_err(io_err("truncate"))?;
-        write_at(&mut file, 4, repair.riff_size).map_err(io_err("write the header of"))?;
-        write_at(&mut file, repair.data_size_offset, repair.data_size)
-            .map_err(io_err("write the header of"))?;
-        file.sync_all().map_err(io_err("sync"))?;
+    let repair = planner(&header, write_meta.len())?;
+    if !repair.needed() {
+        return Ok(report(repair, None));
     }
-    Ok(RecoverReport {
-        path: path.to_path_buf(),
-        repaired: repair.needed(),
-        repair,
-    })
+    let backup = if options.backup {
+        Some(back_up(path, &mut file, write_meta.mode())?)
+    } else {
+        None
+    };
+    // Cut first, then write the sizes that describe the cut file: an interruption between the
+    // two leaves a file the next run repairs the same way.
+    file.set_len(repair.new_file_len)
+        .map_err(io_err("truncate"))?;
+    write_at(&mut file, 4, repair.riff_size).map_err(io_err("write the header of"))?;
+    write_at(&mut file, repair.data_size_offset, repair.data_size)
+        .map_err(io_err("write the header of"))?;
+    file.sync_all().map_err(io_err("sync"))?;
+    Ok(report(repair, backup))
+}
+
+/// Where [`recover_with`] keeps the original of `path`: `FILE.wav.w4l-bak` beside it.
+pub fn backup_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(OsString::from).unwrap_or_default();
+    name.push(".w4l-bak");
+    path.with_file_name(name)
+}
+
+/// Copies `file` (the one at `path`, opened) to [`backup_path`], a new file with the same
+/// permission bits (`mode`), synced before the original is touched. A partial copy is removed.
+fn back_up(path: &Path, file: &mut File, mode: u32) -> Result<PathBuf, RecoverError> {
+    let to = backup_path(path);
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&to)
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => RecoverError::BackupExists { path: to.clone() },
+            _ => RecoverError::Io {
+                op: "create the backup",
+                path: to.clone(),
+                source,
+            },
+        })?;
+    let copied = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| io::copy(file, &mut out))
+        .and_then(|_| out.sync_all());
+    if let Err(source) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(&to);
+        return Err(RecoverError::Io {
+            op: "write the backup",
+            path: to,
+            source,
+        });
+    }
+    Ok(to)
 }
 
 /// Opens `path` without following a symbolic link; it must be a regular file.
@@ -614,6 +809,43 @@ mod tests {
         let plan = plan_repair(&h, file_len).unwrap();
         assert!(!plan.needed());
         assert_eq!(plan.data_size, 8);
+    }
+
+    #[test]
+    fn declared_samples_all_there_are_kept_and_what_follows_too() {
+        // 4 frames declared and present, then bytes the RIFF size leaves out: a LIST chunk
+        // (12 bytes), or 9 stray bytes.
+        for trailing in [12u64, 9, 1, 2, 3] {
+            let mut h = pcm16_header(1);
+            h[4..8].copy_from_slice(&(36u32 + 8).to_le_bytes());
+            h[40..44].copy_from_slice(&8u32.to_le_bytes());
+            let file_len = 52 + trailing;
+            let plan = plan_repair(&h, file_len).unwrap();
+            assert!(plan.needed(), "{trailing}");
+            assert_eq!(plan.data_size, 8, "{trailing}");
+            assert_eq!(plan.new_file_len, file_len, "{trailing}");
+            assert_eq!(u64::from(plan.riff_size), file_len - 8);
+            assert_eq!((plan.dropped_bytes(), plan.kept_after()), (0, trailing));
+            // Asked to, the trailing bytes become samples (whole frames of them).
+            let to_end = plan_samples_to_end(&h, file_len).unwrap();
+            assert_eq!(u64::from(to_end.data_size), 8 + trailing / 2 * 2);
+        }
+    }
+
+    #[test]
+    fn an_unfinished_writers_samples_run_to_the_end() {
+        // A checkpoint at 4 frames, then 3 more frames and half of one.
+        let mut h = pcm16_header(1);
+        h[4..8].copy_from_slice(&UNKNOWN_LENGTH.to_le_bytes());
+        h[40..44].copy_from_slice(&8u32.to_le_bytes());
+        let plan = plan_repair(&h, 52 + 7).unwrap();
+        assert_eq!(plan.data_size, 14);
+        assert_eq!(plan.new_file_len, 58);
+        assert_eq!(plan.riff_size, 50);
+        // Declared beyond the end: the same.
+        let mut h = pcm16_header(1);
+        h[40..44].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(plan_repair(&h, 52).unwrap().data_size, 8);
     }
 
     #[test]

@@ -34,6 +34,49 @@ impl<T: Copy + Default> HeapStorage<T> {
     }
 }
 
+impl<T: ZeroIsDefault> HeapStorage<T> {
+    /// Like [`new`](Self::new), but a size the allocator refuses is `None` instead of an
+    /// abort: for sizes that come from the command line or an input file.
+    pub fn try_new(len: usize) -> Option<Self> {
+        try_zeroed(len).map(Self)
+    }
+}
+
+/// Sample types whose all-zero bytes are their `T::default()` (`0`, `+0.0`).
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid value of the type, equal to `T::default()`.
+pub unsafe trait ZeroIsDefault: Copy + Default {}
+
+// SAFETY: zero is all-zero bytes for every integer type, and +0.0 is all-zero bytes in IEEE 754.
+unsafe impl ZeroIsDefault for f32 {}
+// SAFETY: as above.
+unsafe impl ZeroIsDefault for i16 {}
+// SAFETY: as above.
+unsafe impl ZeroIsDefault for i32 {}
+// SAFETY: as above.
+unsafe impl ZeroIsDefault for u8 {}
+
+/// `len` copies of `T::default()` in a boxed slice, or `None` if the allocator refuses (never
+/// an abort). The memory comes zeroed from the allocator (`calloc`: for large sizes, pages the
+/// kernel maps on first touch), so a window of minutes costs resident memory only as it fills.
+pub fn try_zeroed<T: ZeroIsDefault>(len: usize) -> Option<Box<[T]>> {
+    if len == 0 || size_of::<T>() == 0 {
+        return Some(vec![T::default(); len].into_boxed_slice());
+    }
+    let layout = std::alloc::Layout::array::<T>(len).ok()?;
+    // SAFETY: the layout's size is not zero (`len > 0`, `T` is not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of `[T; len]`, which is
+    // what `Box<[T]>` frees it with; its `len` elements are all-zero bytes, each a valid `T`
+    // (`ZeroIsDefault`); nothing else owns it.
+    Some(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) })
+}
+
 impl<T> HeapStorage<T> {
     /// Wraps an existing boxed slice.
     pub fn from_box(samples: Box<[T]>) -> Self {
@@ -119,6 +162,15 @@ impl<T: Copy + Default> SharedRing<T> {
 }
 
 impl<T: Copy> SharedRing<T> {
+    /// A ring over `storage` (e.g. [`HeapStorage::try_new`]'s).
+    ///
+    /// # Errors
+    ///
+    /// As for [`with_capacity`](Self::with_capacity).
+    pub fn from_storage(storage: HeapStorage<T>, overflow: Overflow) -> Result<Self, RingError> {
+        Ok(Self(Arc::new(Ring::new(storage, overflow)?)))
+    }
+
     /// Splits into the producer (for the source) and the consumer (for the worker); both keep a
     /// clone of this handle.
     ///

@@ -218,8 +218,16 @@ impl Pusher {
     }
 }
 
-/// Frames pushed per chunk by the non-real-time sources.
+/// Frames pushed per chunk by the non-real-time sources (fewer past 8 channels, see
+/// [`chunk_frames`]).
 const CHUNK_FRAMES: usize = 4096;
+
+/// The frames of one chunk for `channels` channels: [`CHUNK_FRAMES`], or fewer so that a chunk
+/// never exceeds 8 channels' worth (128 KiB): a WAV header may declare 65 535 channels, which
+/// must not size a 1 GiB buffer.
+fn chunk_frames(channels: u16) -> usize {
+    (CHUNK_FRAMES * 8 / usize::from(channels.max(1))).clamp(1, CHUNK_FRAMES)
+}
 
 /// Replays a WAV file through the ring, as fast as the worker takes it (or at the file's real
 /// speed with `realtime`), never losing a sample.
@@ -279,7 +287,7 @@ impl Source for WavReplay {
         self.pusher.spawn("w4l-replay", move |stop| {
             status.set_producer();
             let started = Instant::now();
-            let mut chunk = vec![0.0f32; CHUNK_FRAMES * usize::from(info.channels)];
+            let mut chunk = vec![0.0f32; chunk_frames(info.channels) * usize::from(info.channels)];
             let mut frames = 0u64;
             let mut samples = Samples::new(reader, info);
             loop {
@@ -454,10 +462,11 @@ impl Source for Synthetic {
         self.pusher.spawn("w4l-synthetic", move |stop| {
             status.set_producer();
             let started = Instant::now();
-            let mut chunk = vec![0.0f32; CHUNK_FRAMES * usize::from(channels)];
+            let frames_per_chunk = chunk_frames(channels);
+            let mut chunk = vec![0.0f32; frames_per_chunk * usize::from(channels)];
             let mut done = 0u64;
             while done < total {
-                let frames = (total - done).min(CHUNK_FRAMES as u64) as usize;
+                let frames = (total - done).min(frames_per_chunk as u64) as usize;
                 let buf = &mut chunk[..frames * usize::from(channels)];
                 voice.fill(buf);
                 if !push_all(&mut producer, buf, &status, stop) {

@@ -168,6 +168,17 @@ pub fn numbered_path(output: &Path, index: usize) -> PathBuf {
     output.with_file_name(name)
 }
 
+/// Sets the `RIFF` size of a take file just checkpointed to [`crate::recover::UNKNOWN_LENGTH`]:
+/// the file is still growing. Its `data` size stays the checkpoint's, so it plays as it lies
+/// up to there; `w4l recover` after a kill sees the mark and takes every byte after the
+/// checkpoint as samples too (without it, those bytes could not be told from a finished file's
+/// trailing junk). Finalizing writes the real size. Best effort: without the mark only the
+/// audio up to the checkpoint is recovered.
+fn mark_unfinished(file: &File) {
+    use std::os::unix::fs::FileExt;
+    let _ = file.write_at(&crate::recover::UNKNOWN_LENGTH.to_le_bytes(), 4);
+}
+
 /// Bytes written between two [`start_writeback`] calls.
 const WRITEBACK_BYTES: u64 = 4 << 20;
 
@@ -485,6 +496,7 @@ impl TakeFile {
         };
         match open.writer.flush() {
             Ok(()) => {
+                mark_unfinished(open.temp.as_file());
                 if open.data_bytes >= open.written_back + WRITEBACK_BYTES {
                     start_writeback(open.temp.as_file(), open.written_back);
                     open.written_back = open.data_bytes;

@@ -19,22 +19,29 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Checks, before anything is recorded, that `path` can be written: its directory exists, is a
-/// directory and accepts new files, and `path` itself is not a directory. Leaves nothing behind.
+/// Checks, before anything is recorded, that `path` can be written: it is a new name or a
+/// regular file (which the take replaces), its directory exists, is a directory and accepts new
+/// files. Leaves nothing behind.
+///
+/// Anything else at `path` is refused, never replaced: a directory, a FIFO, a device, a socket
+/// (the finished take is renamed over `path`, which would replace the node itself, even
+/// `/dev/null` when run as root), and any symbolic link, dangling or not (the rename would
+/// replace the link, not write through it; pass the link's target instead). `-` is refused
+/// too: w4l does not stream a WAV file to standard output or a pipe.
 pub fn check_output_path(path: &Path) -> Result<()> {
-    let shown = path.display();
     if path.as_os_str().is_empty() {
         return Err(Error::usage(
             "the output path is empty",
             "pass a file name with -o, e.g. -o take.wav",
         ));
     }
-    if path.is_dir() {
+    if path.as_os_str() == "-" {
         return Err(Error::usage(
-            format!("output {shown} is a directory"),
+            "-o - would write to standard output, but w4l writes WAV files only",
             "pass a file name with -o, e.g. -o take.wav",
         ));
     }
+    check_replaceable(path)?;
     let dir = parent_dir(path);
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
@@ -70,6 +77,73 @@ pub fn check_output_path(path: &Path) -> Result<()> {
                 "pass -o with a path in a writable directory",
             )
         })
+}
+
+/// What kind of node `meta` describes, for messages: `None` for a regular file.
+fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_fifo() {
+        Some("a pipe or FIFO")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Refuses an output path that names anything but a regular file or nothing (see
+/// [`check_output_path`]). Checked once, before recording: a node put at the path while
+/// recording would still be replaced by the rename.
+fn check_replaceable(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(meta) => match special_kind(&meta) {
+            None => Ok(()),
+            Some(kind) => Err(Error::usage(
+                format!(
+                    "output {} is {kind}; w4l only creates or replaces regular files",
+                    path.display()
+                ),
+                if meta.file_type().is_symlink() {
+                    "pass -o with the file the link points to, or a new file name"
+                } else {
+                    "pass -o with a new file name or an existing .wav file"
+                },
+            )),
+        },
+    }
+}
+
+/// Refuses an output that is the `--input` file itself, under any name (another path, a hard
+/// link, a symbolic link to it): the same device and inode. Replaying a file into itself would
+/// destroy it.
+pub fn check_not_input(output: &Path, input: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(out), Ok(inp)) = (std::fs::metadata(output), std::fs::metadata(input)) else {
+        return Ok(());
+    };
+    if (out.dev(), out.ino()) == (inp.dev(), inp.ino()) {
+        return Err(Error::usage(
+            format!(
+                "output {} is the --input file {} itself",
+                output.display(),
+                input.display()
+            ),
+            "pass -o with another file name",
+        ));
+    }
+    Ok(())
 }
 
 /// A short reason for an I/O error, without the OS error number noise.
@@ -269,18 +343,7 @@ pub fn probe_input(path: &Path) -> Result<WavInfo> {
 /// Opens `path` like [`probe_input`] and returns the reader positioned at the first sample.
 pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, WavInfo)> {
     let shown = path.display();
-    let file = File::open(path).map_err(|e| {
-        Error::usage(
-            format!("cannot read --input {shown} ({})", io_reason(&e)),
-            "check the path and its permissions",
-        )
-    })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Error::usage(
-            format!("--input {shown} is a directory"),
-            "pass a WAV file",
-        ));
-    }
+    let file = open_regular_input(path)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
     let malformed = |why: String| {
         Error::usage(
@@ -359,6 +422,45 @@ pub fn open_input(path: &Path) -> Result<(hound::WavReader<BufReader<File>>, Wav
     Ok((reader, info))
 }
 
+/// Opens `--input` for reading; it must be a regular file (through symbolic links). A FIFO, a
+/// pipe (`/dev/stdin` fed by `|`), a terminal or another device is refused at once, before it
+/// could block: the replay reads the header twice and checks the data against the file's
+/// length, which a stream cannot give. The open itself does not block either (`O_NONBLOCK`,
+/// which regular files ignore), so a FIFO swapped in after the check is caught by the second
+/// look at what was opened.
+fn open_regular_input(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let cannot_read = |e: io::Error| {
+        Error::usage(
+            format!("cannot read --input {shown} ({})", io_reason(&e)),
+            "check the path and its permissions",
+        )
+    };
+    let refuse = |kind: &str| {
+        Error::usage(
+            format!(
+                "--input {shown} is {kind}, not a regular file; w4l replays WAV files only, not streams"
+            ),
+            "save the audio to a file first and pass that file",
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(cannot_read)?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(refuse(kind));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(cannot_read)?;
+    let meta = file.metadata().map_err(cannot_read)?;
+    match special_kind(&meta) {
+        Some(kind) => Err(refuse(kind)),
+        None => Ok(file),
+    }
+}
+
 /// Where a WAV file's samples start, and the bytes of one frame (the `fmt ` chunk's block
 /// alignment; 0 if the data chunk came first).
 #[derive(Debug, Clone, Copy)]
@@ -371,7 +473,7 @@ struct DataLayout {
 /// if the layout cannot be told).
 fn data_layout(path: &Path) -> Option<DataLayout> {
     use std::io::{Read, SeekFrom};
-    let mut f = File::open(path).ok()?;
+    let mut f = open_regular_input(path).ok()?;
     let mut riff = [0u8; 12];
     f.read_exact(&mut riff).ok()?;
     if &riff[..4] != b"RIFF" || &riff[8..] != b"WAVE" {

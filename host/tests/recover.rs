@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use w4l::recover::{RecoverError, SampleKind, recover};
+use w4l::recover::{RecoverError, RecoverOptions, SampleKind, recover, recover_with};
 
 const CHILD_ENV: &str = "W4L_TEST_RECOVER_CHILD";
 const CHILD_PATH_ENV: &str = "W4L_TEST_RECOVER_PATH";
@@ -241,9 +241,48 @@ fn killed_writer(mode: &str) {
     let stale = hound::WavReader::open(&path).map(|r| r.len());
     assert!(stale.as_ref().map_or(true, |&n| n < 4000), "{stale:?}");
 
+    if mode == "checkpoint" {
+        // A header that describes 1000 samples, all there, is trusted: the bytes after them
+        // could as well be a chunk or junk of a finished file (w4l's own takes mark their
+        // checkpoints unfinished, see `checkpoint_marked_unfinished_is_recovered_in_full`).
+        // They are kept; only asked to, `recover` takes them as samples.
+        let before = std::fs::read(&path).unwrap();
+        let report = recover(&path).expect("recover");
+        assert_eq!(report.repair.frames(), 1000);
+        assert_eq!(report.repair.kept_after(), 6000);
+        assert_eq!(std::fs::read(&path).unwrap()[8..], before[8..]);
+        let options = RecoverOptions {
+            samples_to_end: true,
+            ..RecoverOptions::default()
+        };
+        let report = recover_with(&path, options).expect("recover to the end");
+        assert_eq!(report.repair.frames(), 4000);
+        assert_eq!(read_i16(&path), samples_i16(4000));
+        return;
+    }
     let report = recover(&path).expect("recover");
     assert!(report.repaired);
     assert_eq!(report.repair.frames(), 4000);
+    assert_eq!(read_i16(&path), samples_i16(4000));
+}
+
+#[test]
+fn checkpoint_marked_unfinished_is_recovered_in_full() {
+    // As w4l's take files lie after a kill: a checkpoint of 1000 samples, the RIFF size
+    // marked unknown, 3000 more samples and half of one.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("take.wav");
+    write_i16(&path, 1, &samples_i16(4000));
+    stale_sizes(&path, 40, w4l::recover::UNKNOWN_LENGTH, 2000);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(&[0x55]).unwrap();
+    drop(f);
+    let report = recover(&path).expect("recover");
+    assert_eq!(report.repair.frames(), 4000);
+    assert_eq!(report.repair.dropped_bytes(), 1);
     assert_eq!(read_i16(&path), samples_i16(4000));
 }
 

@@ -277,6 +277,37 @@ fn clap_errors_are_one_line_with_exit_code_2() {
     w4l(["devices", "--json", "extra"]).fails(2, &["extra"]);
 }
 
+/// `w4l devices` with no PulseAudio server falls back to ALSA, whose `jack` plugin (where
+/// installed) loads libjack, which printed five lines on stderr ("Cannot connect to server
+/// socket …", "jack server is not running …"). Nothing but w4l's own answer may be printed.
+#[test]
+fn devices_without_a_server_print_no_library_noise() {
+    for args in [
+        &["devices"][..],
+        &["devices", "--json"],
+        &["devices", "--backend", "alsa"],
+    ] {
+        let run = std::process::Command::new(w4l_tests::w4l_bin())
+            .args(args)
+            .env_remove("PULSE_SERVER")
+            .env_remove("W4L_ALSA_ERRORS")
+            .env_remove("RUST_LOG")
+            .env("XDG_RUNTIME_DIR", "/nonexistent")
+            .output()
+            .expect("run w4l");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        // No sound card at all is an error line of w4l's own; anything else is noise.
+        let noise: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("error: "))
+            .collect();
+        assert!(noise.is_empty(), "{args:?} printed {noise:#?}");
+        if run.status.success() {
+            assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        }
+    }
+}
+
 #[test]
 fn no_subcommand_prints_help_and_exits_2() {
     let r = w4l(Vec::<String>::new());

@@ -273,3 +273,62 @@ fn unwritable_output_dir_is_refused_before_recording_in_stream_mode() {
 fn unwritable_output_dir_is_refused_before_recording_in_file_mode() {
     unwritable_output_dir_is_refused_before_recording("file");
 }
+
+/// A take that had to drop blocks because its spill file could not be created (the temporary
+/// directory is unusable: here a path through a regular file, which stops root too) is saved,
+/// but the exit status says audio was lost (3), and so does the summary, in text and JSON.
+#[test]
+fn a_take_that_lost_audio_to_an_unusable_temporary_directory_exits_3() {
+    let base = tempfile::tempdir().expect("temp dir");
+    let input = base.path().join("in.wav");
+    let samples = test_signal(20 * 16_000, 1, 71);
+    write_wav_i16(&input, 16_000, 1, &samples);
+    let not_a_dir = base.path().join("file");
+    fs::write(&not_a_dir, b"a file").expect("write");
+    let temp = not_a_dir.join("w4l");
+    let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+    for (json, budget) in [(false, "400k"), (true, "400k"), (false, "300k")] {
+        let output = base.path().join(format!("out-{json}-{budget}.wav"));
+        let mut args: Vec<String> = ["record", "--window", "1s", "--budget", budget, "--input"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.push(input.display().to_string());
+        args.push("-o".into());
+        args.push(output.display().to_string());
+        if json {
+            args.push("--json".into());
+        }
+        let run = Spawned::start(&args, &env).wait(LIMIT);
+        assert_eq!(run.code, Some(3), "{run:#?}");
+        let (_, back) = read_wav_i16(&output);
+        let lost = samples.len() - back.len();
+        assert!(lost > 0, "{run:#?}");
+        // The output is the take's newest part, exactly.
+        assert_eq!(back[..], samples[lost..]);
+        if json {
+            let line = run.stdout.trim();
+            assert_eq!(w4l_tests::json_u64(line, "frames_dropped"), lost as u64);
+        } else {
+            let expected = format!(
+                "lost: {:.3} s of audio ({lost} frames) missing from",
+                lost as f64 / 16_000.0
+            );
+            assert!(run.stdout.contains(&expected), "{expected:?} in {run:#?}");
+        }
+        assert!(run.stderr.contains("dropped"), "{run:#?}");
+        assert_no_leftovers(base.path(), &[]);
+    }
+    // With room in memory nothing is lost: exit 0.
+    let output = base.path().join("whole.wav");
+    let args = [
+        "record".to_owned(),
+        "--input".to_owned(),
+        input.display().to_string(),
+        "-o".to_owned(),
+        output.display().to_string(),
+    ];
+    let run = Spawned::start(&args, &env).wait(LIMIT);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(read_wav_i16(&output).1, samples);
+}

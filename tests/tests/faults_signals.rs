@@ -1,6 +1,7 @@
 //! Signals mid-take, end to end: `w4l record` replaying a WAV file at real speed
 //! (`--input … --realtime`, so a take is in progress for as long as the test wants) is stopped by
-//! SIGINT, SIGTERM or SIGHUP, or killed by SIGKILL, in stream and in file mode.
+//! SIGINT, SIGTERM or SIGHUP, or killed by SIGKILL, in stream and in file mode; and a long
+//! `w4l demo`, stopped by the first SIGINT, SIGTERM or SIGHUP with its report.
 //!
 //! Every test checks the audio sample by sample against the input: what was captured before the
 //! signal is in the output (a graceful stop) or in the killed take's temporary file (SIGKILL,
@@ -581,4 +582,57 @@ fn a_second_signal_while_saving_in_stream_mode_leaves_no_partial_file() {
 #[test]
 fn a_second_signal_while_saving_in_file_mode_leaves_no_partial_file() {
     second_signal_while_saving("file");
+}
+
+/// `w4l demo` of 100 hours (faster than real time, still many minutes) is stopped by the first
+/// `signal` within seconds: exit 0 as for `record`, the report printed up to there (marked
+/// interrupted), its spill file removed.
+fn demo_stops_on_the_first(signal: &str, json: bool) {
+    let base = tempfile::tempdir().expect("temp dir");
+    let temp = private_dir(base.path());
+    let mut args = vec!["demo", "--seconds", "100h"];
+    if json {
+        args.push("--json");
+    }
+    let mut w = Spawned::start(&args, &[("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))]);
+    w.until(LIMIT, "the synthetic voice runs", |w| {
+        w.has_thread("w4l-synthetic").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    w.signal(signal);
+    let run = w.wait(LIMIT);
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "SIG{signal} took {:?} to stop the demo",
+        sent.elapsed()
+    );
+    assert_eq!(run.code, Some(0), "SIG{signal}: {run:#?}");
+    assert!(run.stderr.is_empty(), "{run:#?}");
+    if json {
+        assert_eq!(
+            json_field(&run.stdout, "interrupted"),
+            Some("true"),
+            "{run:#?}"
+        );
+    } else {
+        assert!(run.stdout.contains("final figures"), "{run:#?}");
+        assert!(run.stdout.contains("; interrupted by a signal"), "{run:#?}");
+    }
+    assert_no_leftovers(&temp, &[]);
+}
+
+#[test]
+fn the_first_sigint_stops_the_demo_with_its_report() {
+    demo_stops_on_the_first("INT", false);
+}
+
+#[test]
+fn the_first_sigterm_stops_the_demo_with_its_report() {
+    demo_stops_on_the_first("TERM", false);
+}
+
+#[test]
+fn the_first_sighup_stops_the_demo_with_its_json_report() {
+    demo_stops_on_the_first("HUP", true);
 }

@@ -238,8 +238,9 @@ fn budget_exhaustion_drops_the_oldest_blocks_and_counts_them() {
         "--disk-budget",
         "1k",
         "--json",
-    ])
-    .ok();
+    ]);
+    // Saved, but audio was lost: exit status 3.
+    assert_eq!(r.code, Some(3), "{r:#?}");
     let json = r.stdout.trim();
     let dropped = json_u64(json, "dropped_blocks");
     let frames_dropped = json_u64(json, "frames_dropped");

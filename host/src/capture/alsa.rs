@@ -42,8 +42,43 @@ fn quiet_alsa() {
         unsafe {
             w4l_alsa_quiet();
         }
+        quiet_jack();
     });
 }
+
+/// ALSA's `jack` plugin (Debian's libasound2-plugins) loads libjack when ALSA probes its PCMs,
+/// and with no JACK server running libjack prints five lines on stderr ("Cannot connect to
+/// server socket err = No such file or directory", "jack server is not running or cannot be
+/// started", "JackShmReadWritePtr::~JackShmReadWritePtr - Init not done for -1, skipping
+/// unlock", …). It prints through two global callbacks, so w4l loads libjack first (when it is
+/// installed; the plugin then shares that copy) and points both at a function that ignores
+/// the text. The library stays loaded, so the callbacks stay set. Opt-out as for ALSA's lines.
+#[cfg(target_os = "linux")]
+fn quiet_jack() {
+    use std::ffi::{c_char, c_void};
+    extern "C" fn ignore(_message: *const c_char) {}
+    /// `void jack_set_error_function(void (*func)(const char *))`, and the same for info.
+    type SetFunction = extern "C" fn(extern "C" fn(*const c_char));
+
+    // SAFETY: a NUL-terminated constant name; `dlopen` returns null when the library is not
+    // installed (nothing to quiet then).
+    let lib = unsafe { libc::dlopen(c"libjack.so.0".as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL) };
+    if lib.is_null() {
+        return;
+    }
+    for name in [c"jack_set_error_function", c"jack_set_info_function"] {
+        // SAFETY: `lib` is a live handle (never closed); the name is NUL-terminated.
+        let symbol = unsafe { libc::dlsym(lib, name.as_ptr()) };
+        if symbol.is_null() {
+            continue;
+        }
+        // SAFETY: libjack's `jack/jack.h` declares both functions with exactly this type, and
+        // `symbol` is that function's address in the loaded library.
+        let set = unsafe { std::mem::transmute::<*mut c_void, SetFunction>(symbol) };
+        set(ignore);
+    }
+}
+
 
 #[cfg(not(target_os = "linux"))]
 fn quiet_alsa() {}
