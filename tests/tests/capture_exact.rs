@@ -184,7 +184,11 @@ fn audio_a_backend_loses_without_a_word_is_counted_and_reported() {
     let fault = [("W4L_TEST_DROP_FRAGMENTS", "2")];
     let w4l = start_record(&pulse, &["--seconds", "4", "--json", "-o", &out], &fault);
     let run = w4l.wait(LIMIT);
-    assert_eq!(run.code, Some(3), "the exit status must say audio was lost: {run:?}");
+    assert_eq!(
+        run.code,
+        Some(3),
+        "the exit status must say audio was lost: {run:?}"
+    );
     assert!(run.stdout.contains("frames_captured"), "{run:?}");
     assert_eq!(json_u64(&run.stdout, "frames_captured"), 4 * RATE as u64);
     let lost = json_u64(&run.stdout, "lost_frames");
@@ -210,7 +214,9 @@ fn audio_a_backend_loses_without_a_word_is_counted_and_reported() {
     let w4l = start_record(&pulse, &["--seconds", "2", "-o", &out], &fault);
     let run: Run = w4l.wait(LIMIT);
     assert!(
-        run.stdout.contains("the device captured but never delivered") && run.code == Some(3),
+        run.stdout
+            .contains("the device captured but never delivered")
+            && run.code == Some(3),
         "the summary hides the loss: {run:?}"
     );
 }

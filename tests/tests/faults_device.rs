@@ -124,10 +124,11 @@ fn coverage(signal: &[i16], take: &[i16]) -> f64 {
     found as f64 / starts.len() as f64
 }
 
-/// The take went on through the fault: exit 0, 6 s of frames, the outage reported, the played
-/// signal in the take exactly, nothing left behind.
+/// The take went on through the fault: saved with the exit status of lost audio (3), 6 s of
+/// frames, the outage reported (and counted as lost), the played signal in the take exactly,
+/// nothing left behind.
 fn assert_survived(run: &Run, output: &Path, signal: &[i16], temp: &Path) {
-    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.code, Some(3), "{run:#?}");
     let json = run.stdout.trim();
     let frames = TAKE_SECONDS * u64::from(RATE);
     assert_eq!(json_u64(json, "frames_written"), frames, "{json}");
@@ -140,6 +141,14 @@ fn assert_survived(run: &Run, output: &Path, signal: &[i16], temp: &Path) {
         "no restart reported: {json}"
     );
     assert!(json_u64(json, "gap_frames") > 0, "no gap reported: {json}");
+    assert!(
+        json_u64(json, "lost_frames") >= json_u64(json, "gap_frames"),
+        "the gap is lost audio: {json}"
+    );
+    assert!(
+        run.stderr.contains("warning: the audio device lost"),
+        "no warning: {run:#?}"
+    );
     let (spec, take) = read_wav_i16(output);
     assert_eq!(
         (spec.sample_rate, usize::from(spec.channels)),
@@ -285,7 +294,8 @@ fn a_server_restart_mid_take_with_the_alsa_backend_ends_in_bounded_time() {
     }
     let run = w.wait(LIMIT);
     match run.code {
-        Some(0) => assert_eq!(
+        // Saved: whole, or with the outage counted as lost audio (3).
+        Some(0 | 3) => assert_eq!(
             json_u64(run.stdout.trim(), "frames_written"),
             TAKE_SECONDS * u64::from(RATE),
             "{run:#?}"

@@ -79,7 +79,6 @@ fn quiet_jack() {
     }
 }
 
-
 #[cfg(not(target_os = "linux"))]
 fn quiet_alsa() {}
 
