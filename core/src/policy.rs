@@ -131,6 +131,7 @@ pub mod trend;
 
 use core::fmt;
 
+use heapless::HistoryBuf;
 use trend::{Forecast, Trend};
 
 /// Capacity of the transition log kept by [`Policy`]; older entries are dropped and counted.
@@ -570,16 +571,6 @@ pub struct Transition {
 }
 
 impl Transition {
-    const EMPTY: Transition = Transition {
-        at_ms: 0,
-        from: Level::Normal,
-        to: Level::Normal,
-        reason: Reason::Pressure(Pressure {
-            permille: 0,
-            source: Source::Accounted,
-        }),
-    };
-
     /// `false` for a forced cleanup entry (`from == to`).
     ///
     /// ```
@@ -931,87 +922,50 @@ impl PolicyConfig {
 /// assert_eq!(p.log().dropped(), 0);
 /// assert_eq!(p.log().iter().next().unwrap().to_string(), "t=0ms Normal->Normal forced pressure=0‰ accounted");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TransitionLog {
-    entries: [Transition; LOG_CAPACITY],
-    head: usize,
-    len: usize,
+    entries: HistoryBuf<Transition, LOG_CAPACITY>,
     dropped: u64,
 }
+
+// `HistoryBuf` compares its contents oldest first but does not implement `Eq` itself;
+// `Transition` is `Eq`, so the comparison is an equivalence.
+impl Eq for TransitionLog {}
 
 impl TransitionLog {
     const fn new() -> Self {
         Self {
-            entries: [Transition::EMPTY; LOG_CAPACITY],
-            head: 0,
-            len: 0,
+            entries: HistoryBuf::new(),
             dropped: 0,
         }
     }
 
     #[inline(never)]
     fn push(&mut self, t: Transition) {
-        // `head < LOG_CAPACITY` always; the modulo only lets the compiler see it.
-        let head = self.head % LOG_CAPACITY;
-        if let Some(slot) = self.entries.get_mut(head) {
-            *slot = t;
-        }
-        self.head = (head + 1) % LOG_CAPACITY;
-        if self.len < LOG_CAPACITY {
-            self.len += 1;
-        } else {
+        if self.entries.is_full() {
             self.dropped = self.dropped.saturating_add(1);
         }
+        self.entries.write(t);
     }
 
     /// Entries held (at most [`LOG_CAPACITY`]).
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::new(Default::default());
-    /// assert!(p.log().is_empty());
-    /// ```
-    pub const fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// `true` when nothing was logged (or everything was dropped — impossible: the newest
-    /// entries are always kept).
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::new(Default::default());
-    /// assert_eq!(p.log().len(), 0);
-    /// assert!(p.log().is_empty());
-    /// ```
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
+    /// `true` when nothing was logged (the newest entries are always kept).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// How many of the oldest entries were dropped because the log was full.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Policy, Reading};
-    /// let mut p = Policy::new(Default::default());
-    /// for i in 0..40 { p.step(&Reading { force: true, ..Reading::new(i * 2_000) }); }
-    /// assert_eq!(p.log().dropped(), 8);
-    /// assert_eq!(p.log().iter().next().unwrap().at_ms, 16_000);
-    /// ```
     pub const fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Entries, oldest first.
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::new(Default::default());
-    /// assert_eq!(p.log().iter().count(), 0);
-    /// ```
-    pub fn iter(&self) -> impl Iterator<Item = &Transition> + '_ {
-        let start = if self.len == LOG_CAPACITY {
-            self.head
-        } else {
-            0
-        };
-        (0..self.len).filter_map(move |k| self.entries.get((start + k) % LOG_CAPACITY))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Transition> + '_ {
+        self.entries.oldest_ordered()
     }
 }
 

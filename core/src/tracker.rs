@@ -32,6 +32,8 @@
 use core::fmt;
 use core::ops::Deref;
 
+use heapless::Vec;
+
 use crate::accountant::{Accountant, Reservation};
 
 /// Something that holds a number of bytes: what a [`Tracker`] entry owns.
@@ -318,17 +320,11 @@ pub struct TrackerStats {
 /// Fixed-capacity registry of up to `N` tracked buffers, each owning its payload `P`.
 ///
 /// `Tracker::new` is a `const fn`. Lookups, totals and victim selection are linear
-/// scans over the `N` slots (selection is `O(N²)`): meant for tens of buffers.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, Tracker};
-/// let mut t: Tracker<usize, 2> = Tracker::new();
-/// t.register(BufferId(1), 0, Priority::Normal, 10).unwrap();
-/// assert_eq!((t.len(), t.capacity(), t.total_bytes()), (1, 2, 10));
-/// ```
+/// scans over the entries (selection is `O(N²)`): meant for tens of buffers.
+#[derive(Debug)]
 pub struct Tracker<P, const N: usize> {
-    slots: [Option<Entry<P>>; N],
-    len: usize,
+    /// In no particular order: releasing one moves the last into its place.
+    entries: Vec<Entry<P>, N>,
 }
 
 impl<P, const N: usize> Default for Tracker<P, N> {
@@ -337,63 +333,30 @@ impl<P, const N: usize> Default for Tracker<P, N> {
     }
 }
 
-impl<P: fmt::Debug, const N: usize> fmt::Debug for Tracker<P, N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
 impl<P, const N: usize> Tracker<P, N> {
     /// An empty tracker.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// let t: Tracker<usize, 4> = Tracker::new();
-    /// assert!(t.is_empty());
-    /// ```
     pub const fn new() -> Self {
         Tracker {
-            slots: [const { None }; N],
-            len: 0,
+            entries: Vec::new(),
         }
     }
 
     /// Buffers tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert_eq!(Tracker::<usize, 4>::new().len(), 0);
-    /// ```
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// `true` when nothing is tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert!(Tracker::<usize, 1>::new().is_empty());
-    /// ```
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 
     /// `true` when all `N` slots are taken.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert!(Tracker::<usize, 0>::new().is_full());
-    /// ```
     pub fn is_full(&self) -> bool {
-        self.len >= N
+        self.entries.is_full()
     }
 
     /// The capacity `N`.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert_eq!(Tracker::<usize, 16>::new().capacity(), 16);
-    /// ```
     pub const fn capacity(&self) -> usize {
         N
     }
@@ -407,10 +370,12 @@ impl<P, const N: usize> Tracker<P, N> {
     ///
     /// ```
     /// use w4l_core::tracker::{BufferId, Priority, RegisterErrorKind, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
+    /// let mut t: Tracker<usize, 1> = Tracker::new();
     /// t.register(BufferId(1), 0, Priority::Normal, 10).unwrap();
     /// let err = t.register(BufferId(1), 0, Priority::Normal, 20).unwrap_err();
-    /// assert_eq!(err.kind, RegisterErrorKind::Duplicate(BufferId(1)));
+    /// assert_eq!((err.kind, err.payload), (RegisterErrorKind::Duplicate(BufferId(1)), 20));
+    /// let err = t.register(BufferId(2), 0, Priority::Normal, 30).unwrap_err();
+    /// assert_eq!(err.kind, RegisterErrorKind::Full { capacity: 1 });
     /// ```
     pub fn register(
         &mut self,
@@ -419,19 +384,19 @@ impl<P, const N: usize> Tracker<P, N> {
         priority: Priority,
         payload: P,
     ) -> Result<(), RegisterError<P>> {
-        let kind = if self.position(id).is_some() {
-            RegisterErrorKind::Duplicate(id)
-        } else if let Some(slot) = self.slots.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(Entry {
+        let (kind, payload) = if self.contains(id) {
+            (RegisterErrorKind::Duplicate(id), payload)
+        } else {
+            let entry = Entry {
                 id,
                 created_ms,
                 priority,
                 payload,
-            });
-            self.len += 1;
-            return Ok(());
-        } else {
-            RegisterErrorKind::Full { capacity: N }
+            };
+            match self.entries.push(entry) {
+                Ok(()) => return Ok(()),
+                Err(entry) => (RegisterErrorKind::Full { capacity: N }, entry.payload),
+            }
         };
         Err(RegisterError { kind, id, payload })
     }
@@ -442,51 +407,27 @@ impl<P, const N: usize> Tracker<P, N> {
     /// # Errors
     ///
     /// [`UnknownBuffer`] when `id` is not tracked.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let acc = Accountant::new(100, 0);
-    /// let mut t: Tracker<_, 2> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Normal, acc.try_reserve(Category::Audio, 40).unwrap()).unwrap();
-    /// let entry = t.release(BufferId(1)).unwrap();
-    /// assert_eq!(acc.memory_used(), 40);
-    /// drop(entry);
-    /// assert_eq!(acc.memory_used(), 0);
-    /// ```
     pub fn release(&mut self, id: BufferId) -> Result<Entry<P>, UnknownBuffer> {
         let unknown = UnknownBuffer {
             id,
-            tracked: self.len,
+            tracked: self.len(),
         };
         let index = self.position(id).ok_or(unknown)?;
-        let entry = self
-            .slots
-            .get_mut(index)
-            .and_then(Option::take)
-            .ok_or(unknown)?;
-        self.len = self.len.saturating_sub(1);
-        Ok(entry)
+        // Swap-remove without a panic path: the last entry takes the released one's place,
+        // unless it is the released one.
+        let last = self.entries.pop().ok_or(unknown)?;
+        Ok(match self.entries.get_mut(index) {
+            Some(slot) => core::mem::replace(slot, last),
+            None => last,
+        })
     }
 
     /// The entry of `id`, if tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Tracker};
-    /// assert!(Tracker::<usize, 1>::new().get(BufferId(1)).is_none());
-    /// ```
     pub fn get(&self, id: BufferId) -> Option<&Entry<P>> {
         self.iter().find(|e| e.id == id)
     }
 
     /// `true` when `id` is tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(4), 0, Priority::Low, 1).unwrap();
-    /// assert!(t.contains(BufferId(4)));
-    /// ```
     pub fn contains(&self, id: BufferId) -> bool {
         self.position(id).is_some()
     }
@@ -496,56 +437,29 @@ impl<P, const N: usize> Tracker<P, N> {
     /// # Errors
     ///
     /// [`UnknownBuffer`] when `id` is not tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(4), 0, Priority::High, 1).unwrap();
-    /// t.set_priority(BufferId(4), Priority::Low).unwrap();
-    /// assert_eq!(t.get(BufferId(4)).unwrap().priority, Priority::Low);
-    /// ```
     pub fn set_priority(&mut self, id: BufferId, priority: Priority) -> Result<(), UnknownBuffer> {
-        let tracked = self.len;
+        let tracked = self.len();
         let entry = self
-            .slots
+            .entries
             .iter_mut()
-            .flatten()
             .find(|e| e.id == id)
             .ok_or(UnknownBuffer { id, tracked })?;
         entry.priority = priority;
         Ok(())
     }
 
-    /// The tracked entries, in slot order.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 3> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, 1).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 2).unwrap();
-    /// assert_eq!(t.iter().map(|e| e.payload).sum::<usize>(), 3);
-    /// ```
+    /// The tracked entries, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<P>> {
-        self.slots.iter().flatten()
+        self.entries.iter()
     }
 
     /// The oldest entry (earliest `created_ms`, then smallest id).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 3> = Tracker::new();
-    /// t.register(BufferId(1), 9, Priority::Low, 1).unwrap();
-    /// t.register(BufferId(2), 3, Priority::Low, 2).unwrap();
-    /// assert_eq!(t.oldest().unwrap().id, BufferId(2));
-    /// ```
     pub fn oldest(&self) -> Option<&Entry<P>> {
         self.iter().min_by_key(|e| (e.created_ms, e.id))
     }
 
     fn position(&self, id: BufferId) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|e| e.id == id))
+        self.entries.iter().position(|e| e.id == id)
     }
 }
 
@@ -575,7 +489,7 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
     /// assert_eq!(t.average_bytes(), Some(3));
     /// ```
     pub fn average_bytes(&self) -> Option<usize> {
-        self.total_bytes().checked_div(self.len)
+        self.total_bytes().checked_div(self.len())
     }
 
     /// The largest entry (most bytes, then smallest id).
@@ -602,7 +516,7 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
     pub fn stats(&self, now_ms: u64) -> TrackerStats {
         let oldest = self.oldest();
         TrackerStats {
-            count: self.len,
+            count: self.len(),
             capacity: N,
             total_bytes: self.total_bytes(),
             average_bytes: self.average_bytes().unwrap_or(0),
@@ -665,11 +579,8 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
                 break;
             }
             let mut best = None;
-            for (i, (slot, taken)) in self.slots.iter().zip(picked.iter()).enumerate() {
-                let (Some(entry), false) = (slot, *taken) else {
-                    continue;
-                };
-                if best.is_none_or(|(_, b)| key(entry) < key(b)) {
+            for (i, (entry, taken)) in self.entries.iter().zip(picked.iter()).enumerate() {
+                if !*taken && best.is_none_or(|(_, b)| key(entry) < key(b)) {
                     best = Some((i, entry));
                 }
             }

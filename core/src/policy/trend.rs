@@ -1,9 +1,10 @@
 //! Least-squares trend estimator over a fixed window of pressure samples.
 //!
-//! [`Trend`] keeps the last [`HISTORY_LEN`] `(time, pressure)` samples in a ring and fits a
-//! straight line through them by ordinary least squares, entirely in exact `i64` integer
-//! arithmetic (bounded inputs make every intermediate fit; see [`Trend::forecast`]), so the
-//! result is bit-identical on every target and cheap on a 32-bit MCU.
+//! [`Trend`] keeps the last [`HISTORY_LEN`] `(time, pressure)` samples in a
+//! [`heapless::HistoryBuf`] and fits a straight line through them by ordinary least squares,
+//! entirely in exact `i64` integer arithmetic (bounded inputs make every intermediate fit; see
+//! [`Trend::forecast`]), so the result is bit-identical on every target and cheap on a 32-bit
+//! MCU.
 //!
 //! Units:
 //! - time `x` in milliseconds, taken relative to the oldest sample in the window;
@@ -17,6 +18,8 @@
 //! A least-squares fit over 16 samples attenuates uncorrelated noise: with 1 s sampling the
 //! slope's standard deviation is σ·√(12 / (n·(n²−1))) ≈ 0.054·σ per second, so ±40 ‰ noise
 //! gives a slope jitter of about ±1.3 ‰/s.
+
+use heapless::HistoryBuf;
 
 use super::MAX_PRESSURE_PPM;
 
@@ -108,7 +111,7 @@ impl Forecast {
     }
 }
 
-/// Fixed ring of the last [`HISTORY_LEN`] samples with a least-squares fit.
+/// The last [`HISTORY_LEN`] samples with a least-squares fit.
 ///
 /// ```
 /// use w4l_core::policy::trend::Trend;
@@ -117,14 +120,15 @@ impl Forecast {
 /// assert!(t.forecast().is_none()); // too few samples
 /// assert_eq!(t.len(), 1);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Trend {
-    t_ms: [u64; HISTORY_LEN],
-    ppm: [u32; HISTORY_LEN],
-    /// Index of the next slot to write.
-    head: usize,
-    len: usize,
+    /// `(time in ms, pressure in ppm)`, the oldest dropped when full.
+    samples: HistoryBuf<(u64, u32), HISTORY_LEN>,
 }
+
+// `HistoryBuf` compares its contents oldest first but does not implement `Eq` itself; the
+// contents are integers, so the comparison is an equivalence.
+impl Eq for Trend {}
 
 impl Default for Trend {
     fn default() -> Self {
@@ -134,73 +138,31 @@ impl Default for Trend {
 
 impl Trend {
     /// An empty window.
-    ///
-    /// ```
-    /// assert!(w4l_core::policy::trend::Trend::new().is_empty());
-    /// ```
     pub const fn new() -> Self {
         Self {
-            t_ms: [0; HISTORY_LEN],
-            ppm: [0; HISTORY_LEN],
-            head: 0,
-            len: 0,
+            samples: HistoryBuf::new(),
         }
     }
 
     /// Number of samples held (at most [`HISTORY_LEN`]).
-    ///
-    /// ```
-    /// let mut t = w4l_core::policy::trend::Trend::new();
-    /// for i in 0..20 { t.push(i, 0); }
-    /// assert_eq!(t.len(), 16);
-    /// ```
-    pub const fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> usize {
+        self.samples.len()
     }
 
     /// `true` before the first sample.
-    ///
-    /// ```
-    /// assert!(w4l_core::policy::trend::Trend::new().is_empty());
-    /// ```
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
     }
 
     /// Forget every sample.
-    ///
-    /// ```
-    /// let mut t = w4l_core::policy::trend::Trend::new();
-    /// t.push(1, 2);
-    /// t.clear();
-    /// assert!(t.is_empty());
-    /// ```
     pub fn clear(&mut self) {
-        self.head = 0;
-        self.len = 0;
+        self.samples.clear();
     }
 
     /// Append a sample, dropping the oldest when full. Times should not decrease (the policy
     /// clamps them); a decreasing time only makes the fit meaningless, never panics.
-    ///
-    /// ```
-    /// let mut t = w4l_core::policy::trend::Trend::new();
-    /// t.push(1000, 250_000);
-    /// assert_eq!(t.len(), 1);
-    /// ```
     pub fn push(&mut self, t_ms: u64, ppm: u32) {
-        // `head < HISTORY_LEN` always; the modulo only lets the compiler see it.
-        let head = self.head % HISTORY_LEN;
-        if let Some(slot) = self.t_ms.get_mut(head) {
-            *slot = t_ms;
-        }
-        if let Some(slot) = self.ppm.get_mut(head) {
-            *slot = ppm;
-        }
-        self.head = (head + 1) % HISTORY_LEN;
-        if self.len < HISTORY_LEN {
-            self.len += 1;
-        }
+        self.samples.write((t_ms, ppm));
     }
 
     /// Least-squares fit of the window (and of its newest [`MIN_SAMPLES`] samples); `None`
@@ -233,29 +195,24 @@ impl Trend {
     /// assert_eq!(f.eta_ms, Some(450_000));
     /// ```
     pub fn forecast(&self) -> Option<Forecast> {
-        let len = self.len;
+        let len = self.samples.len();
         if len < MIN_SAMPLES {
             return None;
         }
-        // Oldest sample: `head` when full, else index 0.
-        let start = if len == HISTORY_LEN { self.head } else { 0 };
-        let t0 = *self.t_ms.get(start)?;
-        // Sample `k` (0 = oldest): its time offset from the oldest sample and its pressure.
-        let sample = |k: usize| {
-            let i = (start + k) % HISTORY_LEN;
-            let x = self.t_ms.get(i).map_or(0, |t| t.saturating_sub(t0));
-            let y = self.ppm.get(i).map_or(0, |&y| y.min(MAX_PRESSURE_PPM));
-            (x, y)
-        };
+        let &(t0, _) = self.samples.oldest()?;
+        // Oldest first: each sample's time offset from the oldest and its bounded pressure.
+        let samples = self
+            .samples
+            .oldest_ordered()
+            .map(|&(t, y)| (t.saturating_sub(t0), y.min(MAX_PRESSURE_PPM)));
         // The OR of the offsets has the bit length of the largest. The time unit 2^shift ms
         // brings every one below 2^X_BITS.
-        let span = (0..len).fold(0, |span, k| span | sample(k).0);
+        let span = samples.clone().fold(0, |span, (x, _)| span | x);
         let shift = (u64::BITS - span.leading_zeros()).saturating_sub(X_BITS);
         let recent_from = len.saturating_sub(MIN_SAMPLES);
         let mut all = Sums::default();
         let mut recent = Sums::default();
-        for k in 0..len {
-            let (x, y) = sample(k);
+        for (k, (x, y)) in samples.enumerate() {
             // Below 2^X_BITS and at most MAX_PRESSURE_PPM (< 2^21): both fit in an i32.
             let (x, y) = ((x >> shift) as i32, y as i32);
             all.add(x, y);
@@ -368,6 +325,24 @@ impl Sums {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holds_the_newest_window_and_clears() {
+        let mut t = Trend::new();
+        assert!(t.is_empty());
+        for i in 0..20 {
+            t.push(i, i as u32);
+        }
+        assert_eq!(t.len(), HISTORY_LEN);
+        let mut newest = Trend::new();
+        for i in 4..20 {
+            newest.push(i, i as u32);
+        }
+        assert_eq!(t, newest, "the oldest 4 samples were dropped");
+        t.clear();
+        assert!(t.is_empty());
+        assert_eq!(t, Trend::new());
+    }
 
     #[test]
     fn wraps_and_fits_newest_window() {
