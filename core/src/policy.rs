@@ -131,7 +131,7 @@ pub mod trend;
 
 use core::fmt;
 
-use heapless::HistoryBuf;
+use heapless::Deque;
 use trend::{Forecast, Trend};
 
 /// Capacity of the transition log kept by [`Policy`]; older entries are dropped and counted.
@@ -922,20 +922,17 @@ impl PolicyConfig {
 /// assert_eq!(p.log().dropped(), 0);
 /// assert_eq!(p.log().iter().next().unwrap().to_string(), "t=0ms Normal->Normal forced pressure=0‰ accounted");
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransitionLog {
-    entries: HistoryBuf<Transition, LOG_CAPACITY>,
+    /// Oldest first. A `Deque`, not a `heapless::HistoryBuf`: see [`trend::Trend`]'s notes.
+    entries: Deque<Transition, LOG_CAPACITY>,
     dropped: u64,
 }
-
-// `HistoryBuf` compares its contents oldest first but does not implement `Eq` itself;
-// `Transition` is `Eq`, so the comparison is an equivalence.
-impl Eq for TransitionLog {}
 
 impl TransitionLog {
     const fn new() -> Self {
         Self {
-            entries: HistoryBuf::new(),
+            entries: Deque::new(),
             dropped: 0,
         }
     }
@@ -943,9 +940,11 @@ impl TransitionLog {
     #[inline(never)]
     fn push(&mut self, t: Transition) {
         if self.entries.is_full() {
+            self.entries.pop_front();
             self.dropped = self.dropped.saturating_add(1);
         }
-        self.entries.write(t);
+        // Cannot fail: there is room now.
+        let _ = self.entries.push_back(t);
     }
 
     /// Entries held (at most [`LOG_CAPACITY`]).
@@ -965,7 +964,7 @@ impl TransitionLog {
 
     /// Entries, oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Transition> + '_ {
-        self.entries.oldest_ordered()
+        self.entries.iter()
     }
 }
 

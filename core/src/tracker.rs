@@ -5,8 +5,11 @@
 //! buffer's [`Reservation`] (or a tuple of the reservation and the buffer itself) — so
 //! releasing an entry and dropping it frees the memory for real.
 //!
-//! The tracker holds at most `N` entries in place (no heap). Time is an input:
-//! creation times and "now" are milliseconds on whatever clock the caller uses.
+//! The tracker holds at most `N` entries in place (a [`heapless::Vec`], no heap). Time is an
+//! input: creation times and "now" are milliseconds on whatever clock the caller uses.
+//! Releasing an entry moves the last one into its place (a swap-remove written without
+//! `Vec::swap_remove`'s bounds assertion, so no panic branch), hence [`Tracker::iter`]'s order
+//! is unspecified; every result that picks an entry breaks ties by id and does not depend on it.
 //!
 //! ```
 //! use w4l_core::accountant::{Accountant, Category};
@@ -413,13 +416,16 @@ impl<P, const N: usize> Tracker<P, N> {
             tracked: self.len(),
         };
         let index = self.position(id).ok_or(unknown)?;
-        // Swap-remove without a panic path: the last entry takes the released one's place,
-        // unless it is the released one.
-        let last = self.entries.pop().ok_or(unknown)?;
-        Ok(match self.entries.get_mut(index) {
-            Some(slot) => core::mem::replace(slot, last),
-            None => last,
-        })
+        // Swap-remove without a panic path: swap the released entry with the last, pop it.
+        if let Some((released, rest)) = self
+            .entries
+            .get_mut(index..)
+            .and_then(|t| t.split_first_mut())
+            && let Some(last) = rest.last_mut()
+        {
+            core::mem::swap(released, last);
+        }
+        self.entries.pop().ok_or(unknown)
     }
 
     /// The entry of `id`, if tracked.
