@@ -968,6 +968,17 @@ impl TransitionLog {
     }
 }
 
+/// What the trend says at one step (see [`Policy::step`]'s `predict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prediction {
+    /// The predicted level once confirmed, else `Normal`.
+    confirmed: Level,
+    /// The predicted level, confirmed or not (`Normal` when none): holds the current level.
+    holding: Level,
+    /// The forecast's sustained eta, when within the horizon.
+    eta_ms: Option<u64>,
+}
+
 /// Actions emitted and awaiting feedback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Pending {
@@ -1038,6 +1049,14 @@ fn ratio_ppm(num: u64, den: u64) -> u32 {
     };
     let v = n.wrapping_mul(1_000_000).checked_div(d).unwrap_or(0);
     u32::try_from(v.min(u64::from(MAX_PRESSURE_PPM))).unwrap_or(MAX_PRESSURE_PPM)
+}
+
+/// `ppm` as reported: per-mille rounded down (at most 2000 ‰ since `ppm` saturates).
+fn to_pressure(ppm: u32, source: Source) -> Pressure {
+    Pressure {
+        permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
+        source,
+    }
 }
 
 /// `⌈value · permille / 1000⌉` for `permille ≤ 1000` (then at most `value`: no overflow), so
@@ -1119,10 +1138,7 @@ impl Policy {
     /// ```
     pub fn pressure(&self, reading: &Reading) -> Pressure {
         let (ppm, source) = self.pressure_ppm(reading);
-        Pressure {
-            permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
-            source,
-        }
+        to_pressure(ppm, source)
     }
 
     fn pressure_ppm(&self, r: &Reading) -> (u32, Source) {
@@ -1202,19 +1218,47 @@ impl Policy {
     pub fn step(&mut self, reading: &Reading) -> Step {
         // Times never go backwards: the latest time seen (0 before the first reading). Every
         // time the policy keeps (`*_since`, `entered_ms`, `last_action_ms`) is an earlier
-        // `now`, so `now.wrapping_sub(t)` below is the exact elapsed time.
+        // `now`, so `now.wrapping_sub(t)` in the steps below is the exact elapsed time.
         let now = reading.now_ms.max(self.now_ms);
         self.now_ms = now;
         let (ppm, source) = self.pressure_ppm(reading);
-        let pressure = Pressure {
-            permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
-            source,
-        };
+        let pressure = to_pressure(ppm, source);
         self.trend.push(now, ppm);
         let forecast = self.trend.forecast();
+        let (measured, instant) = self.measure(now, ppm);
+        let prediction = self.predict(now, instant, forecast);
+        let (target, reason) = self.escalation(ppm, pressure, measured, &prediction);
+        // The new level (or a forced cleanup's `from`) and why; the level to act on.
+        let from = self.level;
+        let (mut change, mut act) = if target > from {
+            (Some((target, reason)), Some(target))
+        } else {
+            self.settle(now, ppm, pressure, forecast, prediction.holding)
+        };
+        if reading.force && act.is_none() {
+            let to = change.map_or(from, |(to, _)| to);
+            change.get_or_insert((from, Reason::Forced(pressure)));
+            act = Some(to.max(Level::Elevated));
+        }
+        let transition = change.map(|(to, reason)| self.record(now, to, reason));
+        let actions = match act {
+            Some(level) => self.emit(now, reading, level),
+            None => Actions::new(),
+        };
+        Step {
+            level: self.level,
+            transition,
+            actions,
+            pressure,
+            forecast,
+        }
+    }
 
-        // Measured: highest confirmed level whose enter threshold is met. Also re-arms
-        // feedback escalation once pressure left a level's episode.
+    /// The measured level, the highest whose enter threshold `ppm` has met for its
+    /// confirmation time, and the instantaneous one, the highest whose enter threshold it
+    /// meets now. Also re-arms feedback escalation for every level whose pressure episode is
+    /// over (`ppm` below its exit threshold).
+    fn measure(&mut self, now: u64, ppm: u32) -> (Level, Level) {
         let mut measured = Level::Normal;
         let mut instant = Level::Normal;
         for level in [Level::Elevated, Level::High, Level::Critical] {
@@ -1238,40 +1282,58 @@ impl Policy {
                 *used = false;
             }
         }
+        (measured, instant)
+    }
 
-        // Predicted: one above the instantaneous level when the limit is near.
+    /// What the trend says: while its sustained eta is within the horizon, the level one above
+    /// the `instant` one (capped at `predict_max`) holds the current level, and counts once it
+    /// has lasted that level's confirmation time.
+    fn predict(&mut self, now: u64, instant: Level, forecast: Option<Forecast>) -> Prediction {
         let horizon = u64::from(self.config.params.horizon_ms);
-        let eta = forecast
+        let eta_ms = forecast
             .and_then(|f| f.sustained_eta_ms())
             .filter(|&e| horizon > 0 && e <= horizon);
-        let mut predicted = Level::Normal;
-        // Unconfirmed predicted level: holds the current level (no calm) while it lasts.
-        let mut forecast_level = Level::Normal;
-        if eta.is_some() {
+        let mut prediction = Prediction {
+            confirmed: Level::Normal,
+            holding: Level::Normal,
+            eta_ms,
+        };
+        if eta_ms.is_some() {
             let since = *self.predicted_since.get_or_insert(now);
             let target = instant
                 .up()
                 .unwrap_or(Level::Critical)
                 .min(self.config.params.predict_max);
-            forecast_level = target;
+            prediction.holding = target;
             if now.wrapping_sub(since) >= self.config.confirm_ms(target) {
-                predicted = target;
+                prediction.confirmed = target;
             }
         } else {
             self.predicted_since = None;
         }
+        prediction
+    }
 
+    /// The level pressure calls for and why: the measured level, a confirmed prediction above
+    /// it, or one above the current level when the last actions freed too little while
+    /// pressure persists (once per episode). Consumes the pending feedback.
+    fn escalation(
+        &mut self,
+        ppm: u32,
+        pressure: Pressure,
+        measured: Level,
+        prediction: &Prediction,
+    ) -> (Level, Reason) {
         let from = self.level;
         let mut target = measured;
         let mut reason = Reason::Pressure(pressure);
-        if predicted > target {
-            target = predicted;
+        if prediction.confirmed > target {
+            target = prediction.confirmed;
             reason = Reason::Predicted {
                 pressure,
-                eta_ms: eta.unwrap_or(0),
+                eta_ms: prediction.eta_ms.unwrap_or(0),
             };
         }
-        // Feedback: escalate if the last batch freed too little and pressure persists.
         if let Some(p) = self.pending.take()
             && p.reported
             && p.level == from
@@ -1290,71 +1352,65 @@ impl Policy {
             };
             *used = true;
         }
+        (target, reason)
+    }
 
-        // The new level (or a forced cleanup's `from`) and why; the level to act on.
-        let mut change = None;
-        let mut act = None;
-        if target > from {
-            change = Some((target, reason));
-            act = Some(target);
+    /// No escalation: step down one level once the current one has been held for `dwell` and
+    /// pressure has been calm for `calm`; else, while pressure stays in the level, repeat its
+    /// actions once the cooldown has passed. Returns the change and the level to act on.
+    fn settle(
+        &mut self,
+        now: u64,
+        ppm: u32,
+        pressure: Pressure,
+        forecast: Option<Forecast>,
+        holding: Level,
+    ) -> (Option<(Level, Reason)>, Option<Level>) {
+        let from = self.level;
+        let horizon = u64::from(self.config.params.horizon_ms);
+        // Calm: below the exit threshold with no prediction holding this level. Rising back
+        // into this level within the horizon also holds it.
+        if from > Level::Normal
+            && ppm < self.config.exit_ppm(from)
+            && holding < from
+            && forecast
+                .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
+                .is_none_or(|e| e > horizon)
+        {
+            self.calm_since.get_or_insert(now);
         } else {
-            // Calm: below the exit threshold with no prediction holding this level.
-            // Rising back into this level within the horizon also holds it.
-            if from > Level::Normal
-                && ppm < self.config.exit_ppm(from)
-                && forecast_level < from
-                && forecast
-                    .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
-                    .is_none_or(|e| e > horizon)
-            {
-                self.calm_since.get_or_insert(now);
-            } else {
-                self.calm_since = None;
-            }
-            if let (Some(calm_since), Some(down)) = (self.calm_since, from.down())
-                && now.wrapping_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
-                && now.wrapping_sub(calm_since) >= u64::from(self.config.params.calm_ms)
-            {
-                change = Some((down, Reason::Pressure(pressure)));
-            } else if from > Level::Normal
-                && ppm >= self.config.exit_ppm(from)
-                && self.cooled_down(now)
-            {
-                act = Some(from);
-            }
+            self.calm_since = None;
         }
-        if reading.force && act.is_none() {
-            let to = change.map_or(from, |(to, _)| to);
-            change.get_or_insert((from, Reason::Forced(pressure)));
-            act = Some(to.max(Level::Elevated));
+        if let (Some(calm_since), Some(down)) = (self.calm_since, from.down())
+            && now.wrapping_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
+            && now.wrapping_sub(calm_since) >= u64::from(self.config.params.calm_ms)
+        {
+            (Some((down, Reason::Pressure(pressure))), None)
+        } else if from > Level::Normal && ppm >= self.config.exit_ppm(from) && self.cooled_down(now)
+        {
+            (None, Some(from))
+        } else {
+            (None, None)
         }
+    }
 
-        let transition = change.map(|(to, reason)| {
-            if to != from {
-                self.level = to;
-                self.entered_ms = now;
-                self.calm_since = None;
-            }
-            let t = Transition {
-                at_ms: now,
-                from,
-                to,
-                reason,
-            };
-            self.log.push(t);
-            t
-        });
-        let actions = match act {
-            Some(level) => self.emit(now, reading, level),
-            None => Actions::new(),
-        };
-        Step {
-            level: self.level,
-            transition,
-            actions,
-            pressure,
-            forecast,
+    /// Moves to `to` (unless it is the current level: a forced cleanup) and logs the
+    /// transition.
+    fn record(&mut self, now: u64, to: Level, reason: Reason) -> Transition {
+        let from = self.level;
+        if to != from {
+            self.level = to;
+            self.entered_ms = now;
+            self.calm_since = None;
         }
+        let t = Transition {
+            at_ms: now,
+            from,
+            to,
+            reason,
+        };
+        self.log.push(t);
+        t
     }
 
     fn cooled_down(&self, now: u64) -> bool {
