@@ -40,12 +40,6 @@ use heapless::Vec;
 use crate::accountant::{Accountant, Reservation};
 
 /// Something that holds a number of bytes: what a [`Tracker`] entry owns.
-///
-/// ```
-/// use w4l_core::tracker::Tracked;
-/// assert_eq!(4096usize.tracked_bytes(), 4096);
-/// assert_eq!((16usize, "buffer").tracked_bytes(), 16);
-/// ```
 pub trait Tracked {
     /// Bytes held.
     fn tracked_bytes(&self) -> usize;
@@ -73,12 +67,6 @@ impl<T: Tracked, U> Tracked for (T, U) {
 }
 
 /// Identifier of a tracked buffer, chosen by the caller; unique within a tracker.
-///
-/// ```
-/// use w4l_core::tracker::BufferId;
-/// assert!(BufferId(1) < BufferId(2));
-/// assert_eq!(BufferId(7).to_string(), "#7");
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BufferId(pub u64);
@@ -91,11 +79,6 @@ impl fmt::Display for BufferId {
 
 /// How much a buffer is worth keeping; with `lowest_priority_first` victims are taken
 /// from [`Priority::Low`] up.
-///
-/// ```
-/// use w4l_core::tracker::Priority;
-/// assert!(Priority::Low < Priority::Normal && Priority::Normal < Priority::High);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Priority {
@@ -109,11 +92,6 @@ pub enum Priority {
 }
 
 /// Order in which [`Tracker::select_victims`] picks buffers. Ties go to the smaller id.
-///
-/// ```
-/// use w4l_core::tracker::Order;
-/// assert_ne!(Order::OldestFirst, Order::LargestFirst);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Order {
@@ -124,14 +102,6 @@ pub enum Order {
 }
 
 /// One tracked buffer: metadata plus the payload it owns.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, Tracker};
-/// let mut t: Tracker<usize, 2> = Tracker::new();
-/// t.register(BufferId(3), 100, Priority::High, 64).unwrap();
-/// let e = t.get(BufferId(3)).unwrap();
-/// assert_eq!((e.id, e.bytes(), e.created_ms, e.priority, e.age_ms(250)), (BufferId(3), 64, 100, Priority::High, 150));
-/// ```
 #[derive(Debug)]
 pub struct Entry<P> {
     /// The caller's id.
@@ -146,13 +116,6 @@ pub struct Entry<P> {
 
 impl<P: Tracked> Entry<P> {
     /// Bytes the payload holds.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, 5).unwrap();
-    /// assert_eq!(t.get(BufferId(1)).unwrap().bytes(), 5);
-    /// ```
     pub fn bytes(&self) -> usize {
         self.payload.tracked_bytes()
     }
@@ -160,24 +123,12 @@ impl<P: Tracked> Entry<P> {
 
 impl<P> Entry<P> {
     /// Milliseconds since creation at `now_ms` (0 if `now_ms` is earlier).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(1), 50, Priority::Low, 5).unwrap();
-    /// assert_eq!(t.get(BufferId(1)).unwrap().age_ms(10), 0);
-    /// ```
     pub fn age_ms(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.created_ms)
     }
 }
 
 /// Why [`Tracker::register`] refused.
-///
-/// ```
-/// use w4l_core::tracker::RegisterErrorKind;
-/// assert_ne!(RegisterErrorKind::Full { capacity: 1 }, RegisterErrorKind::Duplicate(w4l_core::tracker::BufferId(1)));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RegisterErrorKind {
@@ -191,15 +142,6 @@ pub enum RegisterErrorKind {
 }
 
 /// [`Tracker::register`] refused; the payload is handed back unchanged.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, RegisterErrorKind, Tracker};
-/// let mut t: Tracker<usize, 1> = Tracker::new();
-/// t.register(BufferId(1), 0, Priority::Low, 5).unwrap();
-/// let err = t.register(BufferId(2), 0, Priority::Low, 7).unwrap_err();
-/// assert_eq!((err.kind, err.payload), (RegisterErrorKind::Full { capacity: 1 }, 7));
-/// assert!(err.to_string().starts_with("cannot track buffer #2"));
-/// ```
 #[derive(Debug)]
 pub struct RegisterError<P> {
     /// Why.
@@ -243,14 +185,6 @@ impl<P> defmt::Format for RegisterError<P> {
 }
 
 /// [`Tracker::release`] was asked for an id it does not track.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Tracker};
-/// let mut t: Tracker<usize, 1> = Tracker::new();
-/// let err = t.release(BufferId(9)).unwrap_err();
-/// assert_eq!(err.id, BufferId(9));
-/// assert!(err.to_string().contains("#9"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnknownBuffer {
@@ -274,13 +208,6 @@ impl core::error::Error for UnknownBuffer {}
 
 /// Result of [`Tracker::select_victims`]: how many ids were written and the bytes they
 /// hold together (less than asked when the tracker or the output slice ran out).
-///
-/// ```
-/// use w4l_core::tracker::{Order, Tracker};
-/// let t: Tracker<usize, 1> = Tracker::new();
-/// let picked = t.select_victims(Order::OldestFirst, false, 10, &mut []);
-/// assert_eq!((picked.count, picked.bytes), (0, 0));
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Selection {
@@ -291,16 +218,6 @@ pub struct Selection {
 }
 
 /// Plain summary of a tracker. See [`Tracker::stats`].
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, Tracker};
-/// let mut t: Tracker<usize, 4> = Tracker::new();
-/// t.register(BufferId(1), 10, Priority::Low, 100).unwrap();
-/// t.register(BufferId(2), 5, Priority::Low, 300).unwrap();
-/// let s = t.stats(20);
-/// assert_eq!((s.count, s.total_bytes, s.average_bytes), (2, 400, 200));
-/// assert_eq!((s.oldest, s.oldest_age_ms, s.largest), (Some(BufferId(2)), 15, Some(BufferId(2))));
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TrackerStats {
@@ -471,54 +388,23 @@ impl<P, const N: usize> Tracker<P, N> {
 
 impl<P: Tracked, const N: usize> Tracker<P, N> {
     /// Bytes all tracked payloads hold together (saturating at `usize::MAX`).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, usize::MAX).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 1).unwrap();
-    /// assert_eq!(t.total_bytes(), usize::MAX);
-    /// ```
     pub fn total_bytes(&self) -> usize {
         self.iter()
             .fold(0usize, |sum, e| sum.saturating_add(e.bytes()))
     }
 
     /// Average bytes per buffer (rounded down), `None` when empty.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
-    /// assert_eq!(t.average_bytes(), None);
-    /// t.register(BufferId(1), 0, Priority::Low, 3).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 4).unwrap();
-    /// assert_eq!(t.average_bytes(), Some(3));
-    /// ```
     pub fn average_bytes(&self) -> Option<usize> {
         self.total_bytes().checked_div(self.len())
     }
 
     /// The largest entry (most bytes, then smallest id).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, 3).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 4).unwrap();
-    /// assert_eq!(t.largest().unwrap().id, BufferId(2));
-    /// ```
     pub fn largest(&self) -> Option<&Entry<P>> {
         self.iter()
             .min_by_key(|e| (core::cmp::Reverse(e.bytes()), e.id))
     }
 
     /// A plain summary at `now_ms`.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// let s = Tracker::<usize, 3>::new().stats(0);
-    /// assert_eq!((s.count, s.capacity, s.oldest), (0, 3, None));
-    /// ```
     pub fn stats(&self, now_ms: u64) -> TrackerStats {
         let oldest = self.oldest();
         TrackerStats {
