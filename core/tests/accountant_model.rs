@@ -469,33 +469,21 @@ fn reservations_can_live_in_long_lived_structs() {
 /// The four categories: which share the memory budget, their order and names.
 #[test]
 fn categories_names_and_indices() {
-    {
-        assert!(Category::Audio.is_memory());
-        assert!(!Category::Disk.is_memory());
-        assert_eq!(Category::Model.index(), 1);
-        assert_eq!(Category::Other.to_string(), "other");
-    }
-    {
-        assert_eq!(Category::ALL.len(), 4);
-        assert!(
-            Category::ALL
-                .iter()
-                .enumerate()
-                .all(|(i, c)| c.index() == i)
-        );
-    }
-    {
-        assert!(Category::MEMORY.iter().all(|c| c.is_memory()));
-    }
-    {
-        assert_eq!(Category::Disk.index(), 3);
-    }
-    {
-        assert!(Category::Other.is_memory());
-    }
-    {
-        assert_eq!(Category::Audio.name(), "audio");
-    }
+    assert!(Category::Audio.is_memory());
+    assert!(!Category::Disk.is_memory());
+    assert_eq!(Category::Model.index(), 1);
+    assert_eq!(Category::Other.to_string(), "other");
+    assert_eq!(Category::ALL.len(), 4);
+    assert!(
+        Category::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.index() == i)
+    );
+    assert!(Category::MEMORY.iter().all(|c| c.is_memory()));
+    assert_eq!(Category::Disk.index(), 3);
+    assert!(Category::Other.is_memory());
+    assert_eq!(Category::Audio.name(), "audio");
 }
 
 /// A refusal names the operation, the bound that refused, and the holders, largest first.
@@ -667,15 +655,9 @@ fn budgets_limits_and_usage() {
         assert_eq!(acc.limit(Category::Audio), Some(10));
         assert!(acc.try_reserve(Category::Audio, 11).is_err());
     }
-    {
-        assert_eq!(Accountant::new(7, 0).memory_budget(), 7);
-    }
-    {
-        assert_eq!(Accountant::new(0, 9).disk_budget(), 9);
-    }
-    {
-        assert_eq!(Accountant::new(1, 1).limit(Category::Model), None);
-    }
+    assert_eq!(Accountant::new(7, 0).memory_budget(), 7);
+    assert_eq!(Accountant::new(0, 9).disk_budget(), 9);
+    assert_eq!(Accountant::new(1, 1).limit(Category::Model), None);
     {
         let acc = Accountant::new(10, 10);
         let _d = acc.try_reserve(Category::Disk, 5).unwrap();
