@@ -72,15 +72,6 @@ use crate::sync::{AtomicUsize, Ordering};
 
 /// What a reservation is for. The first three share the memory budget; [`Category::Disk`]
 /// has a budget of its own.
-///
-/// ```
-/// use w4l_core::accountant::Category;
-///
-/// assert!(Category::Audio.is_memory());
-/// assert!(!Category::Disk.is_memory());
-/// assert_eq!(Category::Model.index(), 1);
-/// assert_eq!(Category::Other.to_string(), "other");
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Category {
@@ -114,12 +105,6 @@ const fn slot_mut<T>(array: &mut [T; 4], category: Category) -> &mut T {
 
 impl Category {
     /// Every category, in [`index`](Category::index) order.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Category;
-    /// assert_eq!(Category::ALL.len(), 4);
-    /// assert!(Category::ALL.iter().enumerate().all(|(i, c)| c.index() == i));
-    /// ```
     pub const ALL: [Category; 4] = [
         Category::Audio,
         Category::Model,
@@ -128,19 +113,9 @@ impl Category {
     ];
 
     /// The categories that share the memory budget.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Category;
-    /// assert!(Category::MEMORY.iter().all(|c| c.is_memory()));
-    /// ```
     pub const MEMORY: [Category; 3] = [Category::Audio, Category::Model, Category::Other];
 
     /// Position of the category in [`Category::ALL`] and in [`Figures::categories`].
-    ///
-    /// ```
-    /// use w4l_core::accountant::Category;
-    /// assert_eq!(Category::Disk.index(), 3);
-    /// ```
     pub const fn index(self) -> usize {
         match self {
             Category::Audio => 0,
@@ -151,21 +126,11 @@ impl Category {
     }
 
     /// `true` for the categories counted against the memory budget.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Category;
-    /// assert!(Category::Other.is_memory());
-    /// ```
     pub const fn is_memory(self) -> bool {
         !matches!(self, Category::Disk)
     }
 
     /// Lower-case name, as used in messages.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Category;
-    /// assert_eq!(Category::Audio.name(), "audio");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Category::Audio => "audio",
@@ -183,14 +148,6 @@ impl fmt::Display for Category {
 }
 
 /// Which bound refused a reservation.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Bound, Category};
-///
-/// let acc = Accountant::new(100, 0);
-/// assert_eq!(acc.try_reserve(Category::Model, 101).unwrap_err().bound, Bound::MemoryBudget);
-/// assert_eq!(acc.try_reserve(Category::Disk, 1).unwrap_err().bound, Bound::DiskBudget);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Bound {
@@ -203,14 +160,6 @@ pub enum Bound {
 }
 
 /// Whether a refused request was a new reservation or the growth of an existing one.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category, ReserveOp};
-///
-/// let acc = Accountant::new(10, 0);
-/// let mut r = acc.try_reserve(Category::Other, 10).unwrap();
-/// assert_eq!(r.grow(1).unwrap_err().op, ReserveOp::Grow);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReserveOp {
@@ -221,16 +170,6 @@ pub enum ReserveOp {
 }
 
 /// Usage of one category at the time of a refusal.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category};
-///
-/// let acc = Accountant::new(10, 0);
-/// let _m = acc.try_reserve(Category::Model, 8).unwrap();
-/// let err = acc.try_reserve(Category::Audio, 4).unwrap_err();
-/// let top = err.holders.largest().unwrap();
-/// assert_eq!((top.category, top.bytes, top.live), (Category::Model, 8, 1));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Holder {
@@ -246,17 +185,6 @@ pub struct Holder {
 ///
 /// For a memory refusal these are the three memory categories; for a disk refusal, the
 /// disk category alone.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category};
-///
-/// let acc = Accountant::new(100, 0);
-/// let _a = acc.try_reserve(Category::Audio, 30).unwrap();
-/// let _m = acc.try_reserve(Category::Model, 60).unwrap();
-/// let holders = acc.holders(Category::Other);
-/// let order: Vec<_> = holders.iter().map(|h| (h.category, h.bytes)).collect();
-/// assert_eq!(order, [(Category::Model, 60), (Category::Audio, 30), (Category::Other, 0)]);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Holders {
@@ -266,36 +194,16 @@ pub struct Holders {
 
 impl Holders {
     /// The holders, largest first (ties in category order).
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(1, 1);
-    /// assert_eq!(acc.holders(Category::Audio).as_slice().len(), 3);
-    /// assert_eq!(acc.holders(Category::Disk).as_slice().len(), 1);
-    /// ```
     pub fn as_slice(&self) -> &[Holder] {
         self.entries.get(..self.len).unwrap_or(&[])
     }
 
     /// Iterates over the holders, largest first.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(1, 1);
-    /// assert_eq!(acc.holders(Category::Model).iter().map(|h| h.bytes).sum::<usize>(), 0);
-    /// ```
     pub fn iter(&self) -> core::slice::Iter<'_, Holder> {
         self.as_slice().iter()
     }
 
     /// The largest holder (`None` only if there are no categories to list).
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(8, 8);
-    /// let _d = acc.try_reserve(Category::Disk, 5).unwrap();
-    /// assert_eq!(acc.holders(Category::Disk).largest().unwrap().bytes, 5);
-    /// ```
     pub fn largest(&self) -> Option<&Holder> {
         self.as_slice().first()
     }
@@ -318,16 +226,6 @@ impl fmt::Display for Holders {
 /// Says what was asked ([`requested`](Self::requested) bytes of
 /// [`category`](Self::category)), what is available under the bound that refused, and
 /// who holds the rest ([`holders`](Self::holders), largest first).
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Bound, Category};
-///
-/// let acc = Accountant::new(1000, 0);
-/// let _model = acc.try_reserve(Category::Model, 900).unwrap();
-/// let err = acc.try_reserve(Category::Audio, 200).unwrap_err();
-/// assert_eq!((err.requested, err.available, err.bound, err.limit), (200, 100, Bound::MemoryBudget, 1000));
-/// assert!(err.to_string().starts_with("cannot reserve 200 bytes of audio"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReserveError {
@@ -381,15 +279,6 @@ impl fmt::Display for ReserveError {
 impl core::error::Error for ReserveError {}
 
 /// The operation that asked a reservation for more bytes than it holds.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category, ReduceOp};
-///
-/// let acc = Accountant::new(10, 0);
-/// let mut r = acc.try_reserve(Category::Other, 4).unwrap();
-/// assert_eq!(r.shrink(5).unwrap_err().op, ReduceOp::Shrink);
-/// assert_eq!(r.split(5).unwrap_err().op, ReduceOp::Split);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReduceOp {
@@ -400,16 +289,6 @@ pub enum ReduceOp {
 }
 
 /// A shrink or split asked for more bytes than the reservation holds; nothing changed.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category};
-///
-/// let acc = Accountant::new(10, 0);
-/// let mut r = acc.try_reserve(Category::Other, 4).unwrap();
-/// let err = r.shrink(6).unwrap_err();
-/// assert_eq!((err.requested, err.held), (6, 4));
-/// assert_eq!(r.bytes(), 4);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReduceError {
@@ -440,17 +319,6 @@ impl fmt::Display for ReduceError {
 impl core::error::Error for ReduceError {}
 
 /// Figures of one category in a [`Figures`] snapshot.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category};
-///
-/// let acc = Accountant::new(100, 0).with_limit(Category::Audio, 50);
-/// drop(acc.try_reserve(Category::Audio, 40).unwrap());
-/// let _ = acc.try_reserve(Category::Audio, 60);
-/// let audio = acc.figures().categories[Category::Audio.index()];
-/// assert_eq!((audio.used, audio.peak, audio.limit), (0, 40, Some(50)));
-/// assert_eq!((audio.live, audio.granted, audio.refused), (0, 1, 1));
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CategoryFigures {
@@ -469,18 +337,6 @@ pub struct CategoryFigures {
 }
 
 /// A plain snapshot of everything the accountant counts.
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category};
-///
-/// let acc = Accountant::new(100, 50);
-/// let _a = acc.try_reserve(Category::Audio, 10).unwrap();
-/// let _d = acc.try_reserve(Category::Disk, 20).unwrap();
-/// let f = acc.figures();
-/// assert_eq!((f.memory_used, f.disk_used, f.live, f.granted), (10, 20, 2, 2));
-/// assert_eq!(f.memory_available(), 90);
-/// assert_eq!(f.category(Category::Disk).used, 20);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Figures {
@@ -508,36 +364,16 @@ pub struct Figures {
 
 impl Figures {
     /// The figures of one category.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// assert_eq!(acc.figures().category(Category::Model).used, 0);
-    /// ```
     pub fn category(&self, category: Category) -> &CategoryFigures {
         slot(&self.categories, category)
     }
 
     /// Memory bytes not yet reserved.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let _r = acc.try_reserve(Category::Model, 3).unwrap();
-    /// assert_eq!(acc.figures().memory_available(), 7);
-    /// ```
     pub fn memory_available(&self) -> usize {
         self.memory_budget.saturating_sub(self.memory_used)
     }
 
     /// Disk bytes not yet reserved.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(0, 10);
-    /// let _r = acc.try_reserve(Category::Disk, 4).unwrap();
-    /// assert_eq!(acc.figures().disk_available(), 6);
-    /// ```
     pub fn disk_available(&self) -> usize {
         self.disk_budget.saturating_sub(self.disk_used)
     }
@@ -679,16 +515,6 @@ impl Layout {
 ///
 /// Build it with [`Accountant::new`] (a `const fn`, so it can be a `static` on firmware)
 /// and [`Accountant::with_limit`], or from a [`Budget`](crate::budget::Budget).
-///
-/// ```
-/// use w4l_core::accountant::{Accountant, Category};
-///
-/// let acc = Accountant::new(1 << 20, 0);
-/// let r = acc.try_reserve(Category::Model, 1000).unwrap();
-/// assert_eq!(acc.memory_used(), 1000);
-/// r.release();
-/// assert_eq!(acc.memory_used(), 0);
-/// ```
 #[derive(Debug)]
 pub struct Accountant {
     memory_budget: usize,
@@ -707,12 +533,6 @@ impl Accountant {
         /// `disk_budget` bytes for [`Category::Disk`], and no per-category limits.
         ///
         /// `const fn` (except under `cfg(loom)`), so it can initialise a `static`.
-        ///
-        /// ```
-        /// use w4l_core::accountant::Accountant;
-        /// static ACC: Accountant = Accountant::new(2048, 0);
-        /// assert_eq!(ACC.memory_budget(), 2048);
-        /// ```
         pub fn new(memory_budget: usize, disk_budget: usize) -> Self {
             Accountant {
                 memory_budget,
@@ -737,13 +557,6 @@ impl Accountant {
         ///
         /// A limit above the budget has no effect beyond the budget. For
         /// [`Category::Disk`] the effective limit is the smaller of the two.
-        ///
-        /// ```
-        /// use w4l_core::accountant::{Accountant, Category};
-        /// let acc = Accountant::new(100, 0).with_limit(Category::Audio, 10);
-        /// assert_eq!(acc.limit(Category::Audio), Some(10));
-        /// assert!(acc.try_reserve(Category::Audio, 11).is_err());
-        /// ```
         #[must_use]
         pub fn with_limit(mut self, category: Category, limit: usize) -> Self {
             *slot_mut(&mut self.limits, category) = limit;
@@ -752,31 +565,16 @@ impl Accountant {
     }
 
     /// The memory budget in bytes.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Accountant;
-    /// assert_eq!(Accountant::new(7, 0).memory_budget(), 7);
-    /// ```
     pub fn memory_budget(&self) -> usize {
         self.memory_budget
     }
 
     /// The disk budget in bytes.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Accountant;
-    /// assert_eq!(Accountant::new(0, 9).disk_budget(), 9);
-    /// ```
     pub fn disk_budget(&self) -> usize {
         self.disk_budget
     }
 
     /// The per-category limit set with [`with_limit`](Self::with_limit), if any.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// assert_eq!(Accountant::new(1, 1).limit(Category::Model), None);
-    /// ```
     pub fn limit(&self, category: Category) -> Option<usize> {
         match *slot(&self.limits, category) {
             usize::MAX => None,
@@ -785,37 +583,16 @@ impl Accountant {
     }
 
     /// Memory bytes held now (audio + model + other).
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 10);
-    /// let _d = acc.try_reserve(Category::Disk, 5).unwrap();
-    /// assert_eq!(acc.memory_used(), 0);
-    /// ```
     pub fn memory_used(&self) -> usize {
         self.memory_used.load(Ordering::Acquire)
     }
 
     /// Disk bytes held now.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 10);
-    /// let _d = acc.try_reserve(Category::Disk, 5).unwrap();
-    /// assert_eq!(acc.disk_used(), 5);
-    /// ```
     pub fn disk_used(&self) -> usize {
         self.used(Category::Disk)
     }
 
     /// Bytes `category` holds now.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let _r = acc.try_reserve(Category::Other, 3).unwrap();
-    /// assert_eq!(acc.used(Category::Other), 3);
-    /// ```
     pub fn used(&self, category: Category) -> usize {
         self.layout
             .used(slot(&self.cells, category).word.load(Ordering::Acquire))
@@ -823,14 +600,6 @@ impl Accountant {
 
     /// Bytes a new reservation of `category` could get right now (the smaller of what its
     /// budget and its limit leave). Another thread may take them first.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(100, 0).with_limit(Category::Audio, 30);
-    /// let _m = acc.try_reserve(Category::Model, 80).unwrap();
-    /// assert_eq!(acc.available(Category::Audio), 20);
-    /// assert_eq!(acc.available(Category::Disk), 0);
-    /// ```
     pub fn available(&self, category: Category) -> usize {
         let cap = self.cap(category);
         let by_limit = cap.saturating_sub(self.used(category));
@@ -864,11 +633,20 @@ impl Accountant {
     /// nothing is reserved then.
     ///
     /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
+    /// use w4l_core::accountant::{Accountant, Bound, Category};
+    ///
     /// let acc = Accountant::new(100, 0);
-    /// let r = acc.try_reserve(Category::Audio, 60).unwrap();
-    /// assert_eq!(r.bytes(), 60);
-    /// assert!(acc.try_reserve(Category::Audio, 41).is_err());
+    /// let model = acc.try_reserve(Category::Model, 60)?;
+    /// assert_eq!((model.bytes(), acc.available(Category::Audio)), (60, 40));
+    ///
+    /// let err = acc.try_reserve(Category::Audio, 41).unwrap_err();
+    /// assert_eq!((err.available, err.bound), (40, Bound::MemoryBudget));
+    /// assert_eq!(err.holders.largest().map(|h| (h.category, h.bytes)), Some((Category::Model, 60)));
+    /// assert!(err.to_string().starts_with("cannot reserve 41 bytes of audio"));
+    ///
+    /// drop(model); // gives the 60 bytes back
+    /// assert!(acc.try_reserve(Category::Audio, 41).is_ok());
+    /// # Ok::<(), w4l_core::accountant::ReserveError>(())
     /// ```
     #[inline]
     pub fn try_reserve(
@@ -1068,13 +846,6 @@ impl Accountant {
     }
 
     /// The categories sharing `category`'s budget with their usage, largest first.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let _o = acc.try_reserve(Category::Other, 2).unwrap();
-    /// assert_eq!(acc.holders(Category::Audio).largest().unwrap().category, Category::Other);
-    /// ```
     pub fn holders(&self, category: Category) -> Holders {
         let holder = |c: Category| {
             let (bytes, granted, ended) = self.counts(c);
@@ -1104,13 +875,6 @@ impl Accountant {
     }
 
     /// A snapshot of every figure. See [`Figures`].
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let _ = acc.try_reserve(Category::Model, 11);
-    /// assert_eq!(acc.figures().refused, 1);
-    /// ```
     pub fn figures(&self) -> Figures {
         let mut categories = [CategoryFigures::default(); 4];
         let (mut all_live, mut granted, mut refused) = (0usize, 0usize, 0usize);
@@ -1145,12 +909,6 @@ impl Accountant {
     }
 
     /// Same as [`figures`](Self::figures).
-    ///
-    /// ```
-    /// use w4l_core::accountant::Accountant;
-    /// let acc = Accountant::new(10, 0);
-    /// assert_eq!(acc.snapshot(), acc.figures());
-    /// ```
     pub fn snapshot(&self) -> Figures {
         self.figures()
     }
@@ -1166,13 +924,14 @@ impl Accountant {
 ///
 /// let acc = Accountant::new(1000, 0);
 /// let mut r = acc.try_reserve(Category::Audio, 100)?;
-/// r.grow(50)?;
-/// r.shrink(30).unwrap();
-/// let half = r.split(60).unwrap();
-/// assert_eq!((r.bytes(), half.bytes()), (60, 60));
-/// assert_eq!(acc.used(Category::Audio), 120);
-/// drop(half);
-/// r.release();
+/// r.grow(50)?; // 150
+/// r.shrink(30).unwrap(); // 120
+/// let half = r.split(60).unwrap(); // two reservations of 60, the same bytes in use
+/// assert_eq!((r.bytes(), half.bytes(), acc.used(Category::Audio)), (60, 60, 120));
+/// r.merge(half).unwrap(); // back to one of 120
+/// r.resize(200)?;
+/// assert_eq!((acc.used(Category::Audio), acc.figures().live), (200, 1));
+/// r.release(); // or drop it
 /// assert_eq!(acc.used(Category::Audio), 0);
 /// # Ok::<(), w4l_core::accountant::ReserveError>(())
 /// ```
@@ -1184,35 +943,16 @@ pub struct Reservation<A: Deref<Target = Accountant>> {
 
 impl<A: Deref<Target = Accountant>> Reservation<A> {
     /// Bytes held.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// assert_eq!(acc.try_reserve(Category::Other, 4).unwrap().bytes(), 4);
-    /// ```
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
     /// The category the bytes are held in.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// assert_eq!(acc.try_reserve(Category::Model, 1).unwrap().category(), Category::Model);
-    /// ```
     pub fn category(&self) -> Category {
         self.category
     }
 
     /// The accountant the bytes are reserved from.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let r = acc.try_reserve(Category::Model, 1).unwrap();
-    /// assert!(core::ptr::eq(r.accountant(), &acc));
-    /// ```
     pub fn accountant(&self) -> &Accountant {
         &self.handle
     }
@@ -1223,15 +963,6 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     ///
     /// [`ReserveError`] (with [`ReserveOp::Grow`]) when the budget or the limit does not
     /// have them; the reservation is unchanged then.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
-    /// r.grow(6).unwrap();
-    /// assert!(r.grow(1).is_err());
-    /// assert_eq!(r.bytes(), 10);
-    /// ```
     pub fn grow(&mut self, bytes: usize) -> Result<(), ReserveError> {
         self.handle.charge(self.category, bytes, ReserveOp::Grow)?;
         // Cannot overflow: the charge succeeded, so the category holds at least
@@ -1245,15 +976,6 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     /// # Errors
     ///
     /// [`ReduceError`] when the reservation holds fewer than `bytes`; nothing changes.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
-    /// r.shrink(4).unwrap();
-    /// assert_eq!((r.bytes(), acc.memory_used()), (0, 0));
-    /// assert!(r.shrink(1).is_err());
-    /// ```
     pub fn shrink(&mut self, bytes: usize) -> Result<(), ReduceError> {
         let rest = self.reduce(bytes, ReduceOp::Shrink)?;
         self.handle.discharge(self.category, bytes, false);
@@ -1266,15 +988,6 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     /// # Errors
     ///
     /// [`ReserveError`] when growing is refused; the reservation is unchanged then.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
-    /// r.resize(9).unwrap();
-    /// r.resize(2).unwrap();
-    /// assert_eq!(acc.memory_used(), 2);
-    /// ```
     pub fn resize(&mut self, bytes: usize) -> Result<(), ReserveError> {
         if bytes >= self.bytes {
             self.grow(bytes - self.bytes)
@@ -1292,14 +1005,6 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     /// # Errors
     ///
     /// [`ReduceError`] when the reservation holds fewer than `bytes`; nothing changes.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let mut r = acc.try_reserve(Category::Audio, 8).unwrap();
-    /// let part = r.split(3).unwrap();
-    /// assert_eq!((r.bytes(), part.bytes(), acc.figures().live), (5, 3, 2));
-    /// ```
     pub fn split(&mut self, bytes: usize) -> Result<Reservation<A>, ReduceError>
     where
         A: Clone,
@@ -1322,17 +1027,6 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     /// # Errors
     ///
     /// Returns `other` unchanged when it belongs to another accountant or category.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// let mut a = acc.try_reserve(Category::Audio, 2).unwrap();
-    /// let b = acc.try_reserve(Category::Audio, 3).unwrap();
-    /// a.merge(b).unwrap();
-    /// assert_eq!((a.bytes(), acc.memory_used(), acc.figures().live), (5, 5, 1));
-    /// let m = acc.try_reserve(Category::Model, 1).unwrap();
-    /// assert!(a.merge(m).is_err());
-    /// ```
     pub fn merge(&mut self, mut other: Reservation<A>) -> Result<(), Reservation<A>> {
         if !core::ptr::eq(self.accountant(), other.accountant()) || self.category != other.category
         {
@@ -1348,13 +1042,6 @@ impl<A: Deref<Target = Accountant>> Reservation<A> {
     }
 
     /// Gives the bytes back now (the same as dropping the reservation).
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// let acc = Accountant::new(10, 0);
-    /// acc.try_reserve(Category::Audio, 4).unwrap().release();
-    /// assert_eq!(acc.figures().live, 0);
-    /// ```
     pub fn release(self) {
         drop(self);
     }

@@ -89,48 +89,21 @@ use crate::ring::{Producer, RingRef, Storage};
 use crate::sample::Sample;
 
 /// Largest code the MCP3202 returns (12 bits, offset binary).
-///
-/// ```
-/// assert_eq!(w4l_core::adc::MAX_CODE, 4095);
-/// ```
 pub const MAX_CODE: u16 = 0x0FFF;
 
 /// Mid-scale code: silence for a microphone biased at `VREF / 2`.
-///
-/// ```
-/// use w4l_core::adc::{MID_CODE, code_to_sample};
-/// assert_eq!(code_to_sample::<i16>(MID_CODE), 0);
-/// ```
 pub const MID_CODE: u16 = 0x0800;
 
 /// Highest sample rate the MCP3202 supports (at `VDD = 5 V`), in samples per second.
-///
-/// ```
-/// assert_eq!(w4l_core::adc::MAX_SAMPLE_RATE_HZ, 100_000);
-/// ```
 pub const MAX_SAMPLE_RATE_HZ: u32 = 100_000;
 
 /// Highest SPI clock the MCP3202 supports (at `VDD = 5 V`), in hertz.
-///
-/// ```
-/// assert_eq!(w4l_core::adc::MAX_SPI_CLOCK_HZ, 1_800_000);
-/// ```
 pub const MAX_SPI_CLOCK_HZ: u32 = 1_800_000;
 
 /// SPI clock assumed by [`Config::new`], in hertz (a safe value at 2.7 V to 5.5 V).
-///
-/// ```
-/// use w4l_core::adc::{Channel, Config, DEFAULT_SPI_CLOCK_HZ};
-/// let config = Config::new(Channel::Single0, 8_000).unwrap();
-/// assert_eq!(config.spi_clock_hz(), DEFAULT_SPI_CLOCK_HZ);
-/// ```
 pub const DEFAULT_SPI_CLOCK_HZ: u32 = 1_000_000;
 
 /// Bits clocked per conversion: three bytes.
-///
-/// ```
-/// assert_eq!(w4l_core::adc::FRAME_BITS, 24);
-/// ```
 pub const FRAME_BITS: u32 = 24;
 
 /// Byte 0 of every request frame: seven leading zeros and the start bit.
@@ -145,14 +118,6 @@ const MSBF: u8 = 0x20;
 const NULL_BIT: u8 = 0x10;
 
 /// The input the MCP3202 converts.
-///
-/// ```
-/// use w4l_core::adc::Channel;
-/// assert_eq!(Channel::Single0.config_byte(), 0xA0);
-/// assert_eq!(Channel::Single1.config_byte(), 0xE0);
-/// assert_eq!(Channel::Diff01.config_byte(), 0x20);
-/// assert_eq!(Channel::Diff10.config_byte(), 0x60);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Channel {
@@ -168,11 +133,6 @@ pub enum Channel {
 
 impl Channel {
     /// Byte 1 of the request frame for this input: SGL/DIFF, ODD/SIGN and MSBF = 1.
-    ///
-    /// ```
-    /// use w4l_core::adc::Channel;
-    /// assert_eq!(Channel::Single0.config_byte() & 0x20, 0x20); // MSB first
-    /// ```
     #[must_use]
     pub const fn config_byte(self) -> u8 {
         match self {
@@ -184,11 +144,6 @@ impl Channel {
     }
 
     /// The three bytes written for one conversion of this input.
-    ///
-    /// ```
-    /// use w4l_core::adc::Channel;
-    /// assert_eq!(Channel::Single1.request(), [0x01, 0xE0, 0x00]);
-    /// ```
     #[must_use]
     pub const fn request(self) -> [u8; 3] {
         [START, self.config_byte(), 0x00]
@@ -200,13 +155,6 @@ impl Channel {
 /// Returns `None` when the null bit is `1`: nothing drove MISO (an absent chip, a line
 /// pulled up). Byte 0 and the three high bits of byte 1 are clocked out while the chip is
 /// still receiving the request and are ignored.
-///
-/// ```
-/// use w4l_core::adc::decode;
-/// assert_eq!(decode([0x00, 0x08, 0x00]), Some(2048));
-/// assert_eq!(decode([0xFF, 0xEF, 0xFF]), Some(4095)); // don't-care bits are ignored
-/// assert_eq!(decode([0xFF, 0xFF, 0xFF]), None); // floating MISO
-/// ```
 #[must_use]
 pub const fn decode(frame: [u8; 3]) -> Option<u16> {
     if frame[1] & NULL_BIT != 0 {
@@ -219,14 +167,6 @@ pub const fn decode(frame: [u8; 3]) -> Option<u16> {
 /// [`Sample`] conversions (the code becomes a `u16` offset-binary sample first).
 ///
 /// Codes above [`MAX_CODE`] cannot come from the chip; their extra bits are dropped.
-///
-/// ```
-/// use w4l_core::adc::code_to_sample;
-/// assert_eq!(code_to_sample::<i16>(0), i16::MIN);
-/// assert_eq!(code_to_sample::<i16>(4095), 32752);
-/// assert_eq!(code_to_sample::<f32>(1024), -0.5);
-/// assert_eq!(code_to_sample::<i16>(0xF800), 0); // only 12 bits count
-/// ```
 #[must_use]
 pub fn code_to_sample<S: Sample>(code: u16) -> S {
     S::from_sample((code & MAX_CODE) << 4)
@@ -235,14 +175,6 @@ pub fn code_to_sample<S: Sample>(code: u16) -> S {
 /// Settings of one [`Mcp3202`]: the input, the sample rate and the SPI clock (the clock
 /// is not set by the driver, the [`SpiDevice`] owns it; the driver needs it only to pace
 /// conversions).
-///
-/// ```
-/// use w4l_core::adc::{Channel, Config, ConfigError};
-/// let config = Config::new(Channel::Single0, 16_000).unwrap();
-/// assert_eq!(config.period_ns(), 62_500);
-/// assert_eq!(config.gap_ns(), 38_500);
-/// assert_eq!(Config::new(Channel::Single0, 0), Err(ConfigError::SampleRate));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Config {
@@ -261,14 +193,6 @@ impl Config {
     ///
     /// [`ConfigError::SampleRate`] if the rate is 0 or above [`MAX_SAMPLE_RATE_HZ`];
     /// [`ConfigError::TooFast`] if one 24-bit transfer does not fit in a sample period.
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config, ConfigError};
-    /// assert!(Config::new(Channel::Single1, 32_000).is_ok());
-    /// assert_eq!(Config::new(Channel::Single1, 100_001), Err(ConfigError::SampleRate));
-    /// // 44.1 kHz leaves 22.7 µs per sample, 24 bits at 1 MHz take 24 µs:
-    /// assert_eq!(Config::new(Channel::Single1, 44_100), Err(ConfigError::TooFast));
-    /// ```
     pub fn new(channel: Channel, sample_rate_hz: u32) -> Result<Self, ConfigError> {
         Self::with_spi_clock(channel, sample_rate_hz, DEFAULT_SPI_CLOCK_HZ)
     }
@@ -279,17 +203,6 @@ impl Config {
     ///
     /// As [`Config::new`], plus [`ConfigError::SpiClock`] if the clock is 0 or above
     /// [`MAX_SPI_CLOCK_HZ`].
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config, ConfigError};
-    /// let fast = Config::with_spi_clock(Channel::Single0, 48_000, 1_800_000).unwrap();
-    /// assert_eq!(fast.period_ns(), 20_834); // rounded up
-    /// assert_eq!(fast.gap_ns(), 20_834 - 13_334);
-    /// assert_eq!(
-    ///     Config::with_spi_clock(Channel::Single0, 8_000, 2_000_000),
-    ///     Err(ConfigError::SpiClock)
-    /// );
-    /// ```
     pub fn with_spi_clock(
         channel: Channel,
         sample_rate_hz: u32,
@@ -316,45 +229,24 @@ impl Config {
     }
 
     /// The input converted.
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config};
-    /// assert_eq!(Config::new(Channel::Diff01, 8_000).unwrap().channel(), Channel::Diff01);
-    /// ```
     #[must_use]
     pub const fn channel(&self) -> Channel {
         self.channel
     }
 
     /// The sample rate, in hertz.
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config};
-    /// assert_eq!(Config::new(Channel::Single0, 8_000).unwrap().sample_rate_hz(), 8_000);
-    /// ```
     #[must_use]
     pub const fn sample_rate_hz(&self) -> u32 {
         self.sample_rate_hz
     }
 
     /// The SPI clock the pacing assumes, in hertz.
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config};
-    /// let c = Config::with_spi_clock(Channel::Single0, 8_000, 500_000).unwrap();
-    /// assert_eq!(c.spi_clock_hz(), 500_000);
-    /// ```
     #[must_use]
     pub const fn spi_clock_hz(&self) -> u32 {
         self.spi_clock_hz
     }
 
     /// The sample period, in nanoseconds (rounded up).
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config};
-    /// assert_eq!(Config::new(Channel::Single0, 8_000).unwrap().period_ns(), 125_000);
-    /// ```
     #[must_use]
     pub const fn period_ns(&self) -> u32 {
         self.period_ns
@@ -362,12 +254,6 @@ impl Config {
 
     /// The wait between two conversions: the period less the transfer time, in
     /// nanoseconds.
-    ///
-    /// ```
-    /// use w4l_core::adc::{Channel, Config};
-    /// // 125 µs period, 24 µs on the bus at 1 MHz.
-    /// assert_eq!(Config::new(Channel::Single0, 8_000).unwrap().gap_ns(), 101_000);
-    /// ```
     #[must_use]
     pub const fn gap_ns(&self) -> u32 {
         self.gap_ns
@@ -382,12 +268,6 @@ fn div_ceil_ns(bits: u32, hz: u32) -> u32 {
 }
 
 /// What went wrong in the [`Mcp3202`] driver. `E` is the [`SpiDevice`]'s error type.
-///
-/// ```
-/// use w4l_core::adc::AdcError;
-/// let e: AdcError<()> = AdcError::NoDevice;
-/// assert_eq!(e.to_string(), "ADC did not answer (null bit high: MISO floating?)");
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AdcError<E> {
@@ -404,14 +284,6 @@ pub enum AdcError<E> {
 }
 
 impl<E: fmt::Debug> fmt::Display for AdcError<E> {
-    /// ```
-    /// use w4l_core::adc::AdcError;
-    /// assert_eq!(AdcError::Spi("bus fault").to_string(), "SPI transfer failed: \"bus fault\"");
-    /// assert_eq!(
-    ///     AdcError::<()>::Overrun { pushed: 3 }.to_string(),
-    ///     "ring full after 3 samples: sample dropped"
-    /// );
-    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AdcError::Spi(e) => write!(f, "SPI transfer failed: {e:?}"),
@@ -426,14 +298,6 @@ impl<E: fmt::Debug> fmt::Display for AdcError<E> {
 impl<E: fmt::Debug> core::error::Error for AdcError<E> {}
 
 /// A [`Config`] the MCP3202 cannot run.
-///
-/// ```
-/// use w4l_core::adc::ConfigError;
-/// assert_eq!(
-///     ConfigError::TooFast.to_string(),
-///     "a 24-bit transfer at this SPI clock is longer than the sample period"
-/// );
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConfigError {
@@ -446,13 +310,6 @@ pub enum ConfigError {
 }
 
 impl fmt::Display for ConfigError {
-    /// ```
-    /// use w4l_core::adc::ConfigError;
-    /// assert_eq!(
-    ///     ConfigError::SampleRate.to_string(),
-    ///     "sample rate must be 1 to 100000 Hz for the MCP3202"
-    /// );
-    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::SampleRate => write!(
@@ -493,15 +350,6 @@ where
     D: DelayNs,
 {
     /// A driver for the chip behind `spi`, paced with `delay`. Does not touch the bus.
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::{delay::NoopDelay, spi::Mock};
-    /// use w4l_core::adc::{Channel, Config, Mcp3202};
-    /// let config = Config::new(Channel::Single0, 16_000).unwrap();
-    /// let adc = Mcp3202::new(Mock::new(&[]), NoopDelay::new(), config);
-    /// assert_eq!(adc.config().sample_rate_hz(), 16_000);
-    /// adc.release().0.done();
-    /// ```
     pub const fn new(spi: SPI, delay: D, config: Config) -> Self {
         Mcp3202 {
             spi,
@@ -512,15 +360,6 @@ where
     }
 
     /// The settings in use.
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::{delay::NoopDelay, spi::Mock};
-    /// use w4l_core::adc::{Channel, Config, Mcp3202};
-    /// let config = Config::new(Channel::Single1, 8_000).unwrap();
-    /// let adc = Mcp3202::new(Mock::new(&[]), NoopDelay::new(), config);
-    /// assert_eq!(adc.config().channel(), Channel::Single1);
-    /// adc.release().0.done();
-    /// ```
     #[must_use]
     pub const fn config(&self) -> &Config {
         &self.config
@@ -528,26 +367,6 @@ where
 
     /// Forgets the time of the last conversion: the next one starts without waiting
     /// (after the stream was paused, say).
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::delay::CheckedDelay;
-    /// use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
-    /// use w4l_core::adc::{Channel, Config, Mcp3202};
-    /// let one = [
-    ///     T::transaction_start(),
-    ///     T::transfer(vec![0x01, 0xA0, 0x00], vec![0, 0x08, 0x00]),
-    ///     T::transaction_end(),
-    /// ];
-    /// let spi = Mock::new(one.iter().chain(&one));
-    /// let config = Config::new(Channel::Single0, 8_000).unwrap();
-    /// let mut adc = Mcp3202::new(spi, CheckedDelay::new(&[]), config);
-    /// adc.read_code().unwrap();
-    /// adc.restart();
-    /// adc.read_code().unwrap(); // no delay expected
-    /// let (mut spi, mut delay) = adc.release();
-    /// spi.done();
-    /// delay.done();
-    /// ```
     pub fn restart(&mut self) {
         self.primed = false;
     }
@@ -559,25 +378,6 @@ where
     ///
     /// [`AdcError::Spi`] if the transfer failed, [`AdcError::NoDevice`] if the null bit
     /// was high.
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::delay::NoopDelay;
-    /// use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
-    /// use w4l_core::adc::{AdcError, Channel, Config, Mcp3202};
-    /// let spi = Mock::new(&[
-    ///     T::transaction_start(),
-    ///     T::transfer(vec![0x01, 0xE0, 0x00], vec![0xFF, 0xE5, 0x5A]),
-    ///     T::transaction_end(),
-    ///     T::transaction_start(),
-    ///     T::transfer(vec![0x01, 0xE0, 0x00], vec![0xFF, 0xFF, 0xFF]),
-    ///     T::transaction_end(),
-    /// ]);
-    /// let config = Config::new(Channel::Single1, 8_000).unwrap();
-    /// let mut adc = Mcp3202::new(spi, NoopDelay::new(), config);
-    /// assert_eq!(adc.read_code(), Ok(0x55A));
-    /// assert_eq!(adc.read_code(), Err(AdcError::NoDevice));
-    /// adc.release().0.done();
-    /// ```
     pub fn read_code(&mut self) -> Result<u16, AdcError<E>> {
         if self.primed {
             self.delay.delay_ns(self.config.gap_ns);
@@ -596,21 +396,6 @@ where
     /// # Errors
     ///
     /// As [`Mcp3202::read_code`].
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::delay::NoopDelay;
-    /// use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
-    /// use w4l_core::adc::{Channel, Config, Mcp3202};
-    /// let spi = Mock::new(&[
-    ///     T::transaction_start(),
-    ///     T::transfer(vec![0x01, 0xA0, 0x00], vec![0, 0x0C, 0x00]),
-    ///     T::transaction_end(),
-    /// ]);
-    /// let config = Config::new(Channel::Single0, 8_000).unwrap();
-    /// let mut adc = Mcp3202::new(spi, NoopDelay::new(), config);
-    /// assert_eq!(adc.read_sample::<f32>(), Ok(0.5));
-    /// adc.release().0.done();
-    /// ```
     pub fn read_sample<S: Sample>(&mut self) -> Result<S, AdcError<E>> {
         self.read_code().map(code_to_sample)
     }
@@ -622,26 +407,6 @@ where
     ///
     /// As [`Mcp3202::read_code`]; on an error the samples before it are in `buf` and the
     /// rest of `buf` is unchanged.
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::delay::NoopDelay;
-    /// use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
-    /// use w4l_core::adc::{Channel, Config, Mcp3202};
-    /// let frame = |lo: u8| {
-    ///     [
-    ///         T::transaction_start(),
-    ///         T::transfer(vec![0x01, 0x20, 0x00], vec![0, 0x00, lo]),
-    ///         T::transaction_end(),
-    ///     ]
-    /// };
-    /// let expected: Vec<_> = frame(0).into_iter().chain(frame(1)).collect();
-    /// let config = Config::new(Channel::Diff01, 8_000).unwrap();
-    /// let mut adc = Mcp3202::new(Mock::new(&expected), NoopDelay::new(), config);
-    /// let mut buf = [0.0f32; 2];
-    /// adc.read(&mut buf).unwrap();
-    /// assert_eq!(buf, [-1.0, -1.0 + 16.0 / 32768.0]);
-    /// adc.release().0.done();
-    /// ```
     pub fn read<S: Sample>(&mut self, buf: &mut [S]) -> Result<(), AdcError<E>> {
         for slot in buf.iter_mut() {
             *slot = self.read_sample()?;
@@ -705,15 +470,6 @@ where
     }
 
     /// Gives back the SPI device and the delay provider.
-    ///
-    /// ```
-    /// use embedded_hal_mock::eh1::{delay::NoopDelay, spi::Mock};
-    /// use w4l_core::adc::{Channel, Config, Mcp3202};
-    /// let config = Config::new(Channel::Single0, 8_000).unwrap();
-    /// let adc = Mcp3202::new(Mock::new(&[]), NoopDelay::new(), config);
-    /// let (mut spi, _delay) = adc.release();
-    /// spi.done();
-    /// ```
     pub fn release(self) -> (SPI, D) {
         (self.spi, self.delay)
     }

@@ -35,57 +35,25 @@ use crate::accountant::{Accountant, Category};
 
 /// One mebibyte, 1024 × 1024 bytes: the unit of the model table ("MB" in the earlier
 /// design).
-///
-/// ```
-/// assert_eq!(w4l_core::budget::MIB, 1_048_576);
-/// ```
 pub const MIB: usize = 1024 * 1024;
 
 /// Memory for everything besides the model (audio, inference state, the program): 512 MiB.
-///
-/// ```
-/// use w4l_core::budget::{Model, MIB, OVERHEAD};
-/// assert_eq!(Model::Tiny.total_limit(), 150 * MIB + OVERHEAD);
-/// ```
 pub const OVERHEAD: usize = 512 * MIB;
 
 /// Memory limit when no model is chosen: 512 MiB.
-///
-/// ```
-/// use w4l_core::budget::{Budget, DEFAULT_MEMORY_LIMIT};
-/// assert_eq!(Budget::default().memory, DEFAULT_MEMORY_LIMIT);
-/// ```
 pub const DEFAULT_MEMORY_LIMIT: usize = 512 * MIB;
 
 /// Limit of all audio buffers together: 100 MiB.
-///
-/// ```
-/// use w4l_core::budget::{Budget, AUDIO_BUFFER_LIMIT};
-/// assert_eq!(Budget::default().audio_limit, AUDIO_BUFFER_LIMIT);
-/// ```
 pub const AUDIO_BUFFER_LIMIT: usize = 100 * MIB;
 
 /// Disk budget for spill and temporary files when none is given: 1024 MiB. (Not in the
 /// earlier design's table; chosen here.)
-///
-/// ```
-/// use w4l_core::budget::{Budget, DEFAULT_DISK_LIMIT};
-/// assert_eq!(Budget::default().disk, DEFAULT_DISK_LIMIT);
-/// ```
 pub const DEFAULT_DISK_LIMIT: usize = 1024 * MIB;
 
 /// Shortest audio buffer: 1 second.
-///
-/// ```
-/// assert!(w4l_core::budget::buffer_seconds(w4l_core::budget::MIN_BUFFER_SECONDS).is_ok());
-/// ```
 pub const MIN_BUFFER_SECONDS: u32 = 1;
 
 /// Longest audio buffer: 30 seconds.
-///
-/// ```
-/// assert!(w4l_core::budget::buffer_seconds(w4l_core::budget::MAX_BUFFER_SECONDS).is_ok());
-/// ```
 pub const MAX_BUFFER_SECONDS: u32 = 30;
 
 /// A Whisper model size.
@@ -93,16 +61,6 @@ pub const MAX_BUFFER_SECONDS: u32 = 30;
 /// Parses from `"tiny"`, `"base"`, `"small"`, `"medium"`, `"large"` (ASCII
 /// case-insensitive, surrounding whitespace ignored), the English-only variants
 /// `"tiny.en"` … `"medium.en"` and `"large-v1"`, `"large-v2"`, `"large-v3"`.
-///
-/// ```
-/// use w4l_core::budget::{Model, MIB};
-///
-/// assert_eq!(Model::parse(" Base.en ")?, Model::Base);
-/// assert_eq!("large-v3".parse::<Model>()?, Model::Large);
-/// assert_eq!(Model::Medium.footprint(), 1500 * MIB);
-/// assert_eq!(Model::Tiny.to_string(), "tiny");
-/// # Ok::<(), w4l_core::budget::ParseModelError>(())
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Model {
@@ -120,11 +78,6 @@ pub enum Model {
 
 impl Model {
     /// Every model, smallest first.
-    ///
-    /// ```
-    /// use w4l_core::budget::Model;
-    /// assert!(Model::ALL.windows(2).all(|w| w[0].footprint() < w[1].footprint()));
-    /// ```
     pub const ALL: [Model; 5] = [
         Model::Tiny,
         Model::Base,
@@ -134,11 +87,6 @@ impl Model {
     ];
 
     /// Estimated memory of the loaded model in bytes.
-    ///
-    /// ```
-    /// use w4l_core::budget::{Model, MIB};
-    /// assert_eq!(Model::Large.footprint(), 2500 * MIB);
-    /// ```
     pub const fn footprint(self) -> usize {
         let mib = match self {
             Model::Tiny => 150,
@@ -151,21 +99,11 @@ impl Model {
     }
 
     /// The total memory limit with this model: footprint + [`OVERHEAD`].
-    ///
-    /// ```
-    /// use w4l_core::budget::{Model, MIB};
-    /// assert_eq!(Model::Large.total_limit(), 3012 * MIB);
-    /// ```
     pub const fn total_limit(self) -> usize {
         self.footprint() + OVERHEAD
     }
 
     /// Lower-case name.
-    ///
-    /// ```
-    /// use w4l_core::budget::Model;
-    /// assert_eq!(Model::Small.name(), "small");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Model::Tiny => "tiny",
@@ -181,12 +119,6 @@ impl Model {
     /// # Errors
     ///
     /// [`ParseModelError`] for any other text.
-    ///
-    /// ```
-    /// use w4l_core::budget::Model;
-    /// assert_eq!(Model::parse("SMALL"), Ok(Model::Small));
-    /// assert!(Model::parse("huge").is_err());
-    /// ```
     pub fn parse(text: &str) -> Result<Model, ParseModelError> {
         let name = text.trim();
         let eq = |s: &str| name.eq_ignore_ascii_case(s);
@@ -232,14 +164,6 @@ const KEPT: usize = 24;
 
 /// The text did not name a Whisper model. Keeps (up to 24 bytes of) the text, without
 /// allocating.
-///
-/// ```
-/// use w4l_core::budget::Model;
-/// let err = Model::parse("gigantic").unwrap_err();
-/// assert_eq!(err.text(), "gigantic");
-/// assert!(!err.truncated());
-/// assert!(err.to_string().starts_with("unknown Whisper model \"gigantic\""));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ParseModelError {
@@ -266,11 +190,6 @@ impl ParseModelError {
     }
 
     /// The rejected text (its first 24 bytes at most, cut at a character boundary).
-    ///
-    /// ```
-    /// use w4l_core::budget::Model;
-    /// assert_eq!(Model::parse(" xl ").unwrap_err().text(), "xl");
-    /// ```
     pub fn text(&self) -> &str {
         self.kept
             .get(..self.len)
@@ -279,11 +198,6 @@ impl ParseModelError {
     }
 
     /// `true` when the rejected text was longer than what [`text`](Self::text) keeps.
-    ///
-    /// ```
-    /// use w4l_core::budget::Model;
-    /// assert!(Model::parse("a-model-name-that-is-far-too-long").unwrap_err().truncated());
-    /// ```
     pub fn truncated(&self) -> bool {
         self.truncated
     }
@@ -333,11 +247,6 @@ pub struct Budget {
 impl Budget {
     /// The budget for `model`: memory = footprint + [`OVERHEAD`], audio
     /// [`AUDIO_BUFFER_LIMIT`], disk [`DEFAULT_DISK_LIMIT`].
-    ///
-    /// ```
-    /// use w4l_core::budget::{Budget, Model, MIB};
-    /// assert_eq!(Budget::for_model(Model::Medium).memory, 2012 * MIB);
-    /// ```
     pub const fn for_model(model: Model) -> Budget {
         Budget {
             memory: model.total_limit(),
@@ -350,11 +259,6 @@ impl Budget {
 
     /// The budget without a model: memory [`DEFAULT_MEMORY_LIMIT`], audio
     /// [`AUDIO_BUFFER_LIMIT`], disk [`DEFAULT_DISK_LIMIT`]. Same as `Budget::default()`.
-    ///
-    /// ```
-    /// use w4l_core::budget::Budget;
-    /// assert_eq!(Budget::DEFAULT, Budget::default());
-    /// ```
     pub const DEFAULT: Budget = Budget {
         memory: DEFAULT_MEMORY_LIMIT,
         audio_limit: AUDIO_BUFFER_LIMIT,
@@ -364,11 +268,6 @@ impl Budget {
     };
 
     /// The same budget with a different disk budget.
-    ///
-    /// ```
-    /// use w4l_core::budget::{Budget, MIB};
-    /// assert_eq!(Budget::default().with_disk(10 * MIB).disk, 10 * MIB);
-    /// ```
     #[must_use]
     pub const fn with_disk(mut self, disk: usize) -> Budget {
         self.disk = disk;
@@ -380,14 +279,6 @@ impl Budget {
     ///
     /// `const fn` (except under `cfg(loom)`), so a firmware can keep the result in a
     /// `static`.
-    ///
-    /// ```
-    /// use w4l_core::accountant::Category;
-    /// use w4l_core::budget::{Budget, MIB};
-    /// let acc = Budget::default().accountant();
-    /// assert!(acc.try_reserve(Category::Audio, 101 * MIB).is_err());
-    /// assert!(acc.try_reserve(Category::Model, 400 * MIB).is_ok());
-    /// ```
     #[cfg(not(loom))]
     pub const fn accountant(&self) -> Accountant {
         let acc =
@@ -429,13 +320,6 @@ impl From<Model> for Budget {
 }
 
 /// Buffer length outside 1..=30 seconds.
-///
-/// ```
-/// use w4l_core::budget::buffer_seconds;
-/// let err = buffer_seconds(45).unwrap_err();
-/// assert_eq!(err.seconds, 45);
-/// assert!(err.to_string().contains("1 to 30"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BufferSecondsError {
@@ -462,13 +346,6 @@ impl core::error::Error for BufferSecondsError {}
 /// # Errors
 ///
 /// [`BufferSecondsError`] outside that range.
-///
-/// ```
-/// use w4l_core::budget::buffer_seconds;
-/// assert_eq!(buffer_seconds(10), Ok(10));
-/// assert!(buffer_seconds(0).is_err());
-/// assert!(buffer_seconds(31).is_err());
-/// ```
 pub const fn buffer_seconds(seconds: u32) -> Result<u32, BufferSecondsError> {
     if seconds >= MIN_BUFFER_SECONDS && seconds <= MAX_BUFFER_SECONDS {
         Ok(seconds)
@@ -478,11 +355,6 @@ pub const fn buffer_seconds(seconds: u32) -> Result<u32, BufferSecondsError> {
 }
 
 /// Clamps a buffer length into [`MIN_BUFFER_SECONDS`]..=[`MAX_BUFFER_SECONDS`].
-///
-/// ```
-/// use w4l_core::budget::clamp_buffer_seconds;
-/// assert_eq!((clamp_buffer_seconds(0), clamp_buffer_seconds(7), clamp_buffer_seconds(99)), (1, 7, 30));
-/// ```
 pub const fn clamp_buffer_seconds(seconds: u32) -> u32 {
     if seconds < MIN_BUFFER_SECONDS {
         MIN_BUFFER_SECONDS
@@ -495,13 +367,6 @@ pub const fn clamp_buffer_seconds(seconds: u32) -> u32 {
 
 /// Bytes of an audio buffer of `seconds` at `sample_rate` frames per second with
 /// `channels` channels of `bytes_per_sample` bytes each; `None` if that overflows `usize`.
-///
-/// ```
-/// use w4l_core::budget::buffer_bytes;
-/// // 30 s of 16 kHz mono f32: 1.92 MB.
-/// assert_eq!(buffer_bytes(30, 16_000, 1, 4), Some(1_920_000));
-/// assert_eq!(buffer_bytes(u32::MAX, u32::MAX, u16::MAX, usize::MAX), None);
-/// ```
 pub const fn buffer_bytes(
     seconds: u32,
     sample_rate: u32,

@@ -37,23 +37,10 @@
 use crate::sample::Sample;
 
 /// The lowest dBFS value reported: silence and empty intervals read this instead of −∞.
-///
-/// ```
-/// use w4l_core::level::{DBFS_FLOOR, to_dbfs};
-/// assert_eq!(to_dbfs(0.0), DBFS_FLOOR);
-/// ```
 pub const DBFS_FLOOR: f32 = -120.0;
 
 /// Converts a linear amplitude to dBFS (`20·log10(amplitude)`), clamped below at
 /// [`DBFS_FLOOR`]. Zero, negative and NaN amplitudes give the floor; `+∞` gives `+∞`.
-///
-/// ```
-/// use w4l_core::level::to_dbfs;
-/// assert_eq!(to_dbfs(1.0), 0.0);
-/// assert!((to_dbfs(0.1) - -20.0).abs() < 1e-4);
-/// assert_eq!(to_dbfs(1e-9), -120.0);
-/// assert_eq!(to_dbfs(f32::NAN), -120.0);
-/// ```
 pub fn to_dbfs(amplitude: f32) -> f32 {
     // `>` is false for NaN, which therefore takes the floor branch too.
     if amplitude > 0.0 {
@@ -125,16 +112,6 @@ fn sqrt(x: f64) -> f64 {
 }
 
 /// A snapshot of one display interval.
-///
-/// ```
-/// use w4l_core::level::{Level, LevelMeter};
-///
-/// let mut meter = LevelMeter::new();
-/// meter.feed(&[16384i16, -16384]);
-/// let level: Level = meter.take();
-/// assert_eq!(level, Level { peak: 0.5, rms: 0.5, samples: 2, ignored: 0 });
-/// assert_eq!(Level::default().rms_dbfs(), -120.0);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Level {
@@ -150,23 +127,11 @@ pub struct Level {
 
 impl Level {
     /// [`peak`](Self::peak) in dBFS, floored at [`DBFS_FLOOR`].
-    ///
-    /// ```
-    /// use w4l_core::level::Level;
-    /// let l = Level { peak: 1.0, rms: 0.5, samples: 4, ignored: 0 };
-    /// assert_eq!(l.peak_dbfs(), 0.0);
-    /// ```
     pub fn peak_dbfs(&self) -> f32 {
         to_dbfs(self.peak)
     }
 
     /// [`rms`](Self::rms) in dBFS, floored at [`DBFS_FLOOR`].
-    ///
-    /// ```
-    /// use w4l_core::level::Level;
-    /// let l = Level { peak: 1.0, rms: 0.1, samples: 4, ignored: 0 };
-    /// assert!((l.rms_dbfs() - -20.0).abs() < 1e-4);
-    /// ```
     pub fn rms_dbfs(&self) -> f32 {
         to_dbfs(self.rms)
     }
@@ -197,12 +162,6 @@ pub struct LevelMeter {
 
 impl LevelMeter {
     /// A meter with nothing fed yet.
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// const METER: LevelMeter = LevelMeter::new();
-    /// assert_eq!(METER.peak(), 0.0);
-    /// ```
     pub const fn new() -> Self {
         Self {
             peak: 0.0,
@@ -214,14 +173,6 @@ impl LevelMeter {
 
     /// Adds a block of samples (any [`Sample`] format; interleaved channels are metered
     /// together). Non-finite samples are ignored and counted separately.
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[0u8, 128, 128, 128]); // u8: 0 is full-scale negative
-    /// assert_eq!(meter.peak(), 1.0);
-    /// assert_eq!(meter.rms(), 0.5);
-    /// ```
     pub fn feed<T: Sample>(&mut self, samples: &[T]) {
         let mut peak = self.peak;
         let mut sum_sq = 0.0f32;
@@ -243,25 +194,11 @@ impl LevelMeter {
     }
 
     /// Largest `|x|` since the last reset (linear).
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[-0.75f32, 0.5]);
-    /// assert_eq!(meter.peak(), 0.75);
-    /// ```
     pub fn peak(&self) -> f32 {
         self.peak
     }
 
     /// Root mean square since the last reset (linear); 0 if nothing was counted.
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[0.6f32, -0.8]);
-    /// assert!((meter.rms() - 0.5f32.sqrt()).abs() < 1e-6);
-    /// ```
     pub fn rms(&self) -> f32 {
         if self.samples == 0 {
             return 0.0;
@@ -271,39 +208,16 @@ impl LevelMeter {
     }
 
     /// [`peak`](Self::peak) in dBFS, floored at [`DBFS_FLOOR`].
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// assert_eq!(meter.peak_dbfs(), -120.0);
-    /// meter.feed(&[1.0f32]);
-    /// assert_eq!(meter.peak_dbfs(), 0.0);
-    /// ```
     pub fn peak_dbfs(&self) -> f32 {
         to_dbfs(self.peak())
     }
 
     /// [`rms`](Self::rms) in dBFS, floored at [`DBFS_FLOOR`].
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[0.1f32, -0.1]);
-    /// assert!((meter.rms_dbfs() - -20.0).abs() < 1e-3);
-    /// ```
     pub fn rms_dbfs(&self) -> f32 {
         to_dbfs(self.rms())
     }
 
     /// The current figures, without resetting.
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[0.5f32]);
-    /// assert_eq!(meter.level().samples, 1);
-    /// assert_eq!(meter.level(), meter.level());
-    /// ```
     pub fn level(&self) -> Level {
         Level {
             peak: self.peak(),
@@ -314,27 +228,11 @@ impl LevelMeter {
     }
 
     /// Forgets everything fed so far.
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[0.5f32]);
-    /// meter.reset();
-    /// assert_eq!(meter, LevelMeter::new());
-    /// ```
     pub fn reset(&mut self) {
         *self = Self::new();
     }
 
     /// The current figures, then a reset: call once per display interval.
-    ///
-    /// ```
-    /// use w4l_core::level::LevelMeter;
-    /// let mut meter = LevelMeter::new();
-    /// meter.feed(&[0.5f32]);
-    /// assert_eq!(meter.take().peak, 0.5);
-    /// assert_eq!(meter.take().peak, 0.0);
-    /// ```
     pub fn take(&mut self) -> Level {
         let level = self.level();
         self.reset();

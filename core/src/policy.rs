@@ -131,30 +131,16 @@ pub mod trend;
 
 use core::fmt;
 
+use heapless::Deque;
 use trend::{Forecast, Trend};
 
 /// Capacity of the transition log kept by [`Policy`]; older entries are dropped and counted.
-///
-/// ```
-/// assert_eq!(w4l_core::policy::LOG_CAPACITY, 32);
-/// ```
 pub const LOG_CAPACITY: usize = 32;
 
 /// Pressure saturates at this many ppm (200 %).
-///
-/// ```
-/// assert_eq!(w4l_core::policy::MAX_PRESSURE_PPM, 2_000_000);
-/// ```
 pub const MAX_PRESSURE_PPM: u32 = 2_000_000;
 
 /// Memory-pressure level, ordered `Normal < Elevated < High < Critical`.
-///
-/// ```
-/// use w4l_core::policy::Level;
-/// assert!(Level::Normal < Level::Critical);
-/// assert_eq!(Level::High.up(), Some(Level::Critical));
-/// assert_eq!(Level::Normal.down(), None);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Level {
@@ -171,26 +157,14 @@ pub enum Level {
 
 impl Level {
     /// All levels, lowest first.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Level::ALL.len(), 4);
-    /// ```
     pub const ALL: [Level; 4] = [Level::Normal, Level::Elevated, Level::High, Level::Critical];
 
     /// Position in [`Level::ALL`] (0 for `Normal`).
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Level::High.index(), 2);
-    /// ```
     pub const fn index(self) -> usize {
         self as usize
     }
 
     /// The next higher level, if any.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Level::Critical.up(), None);
-    /// ```
     pub const fn up(self) -> Option<Level> {
         match self {
             Level::Normal => Some(Level::Elevated),
@@ -201,11 +175,6 @@ impl Level {
     }
 
     /// The next lower level, if any.
-    ///
-    /// ```
-    /// use w4l_core::policy::Level;
-    /// assert_eq!(Level::Elevated.down(), Some(Level::Normal));
-    /// ```
     pub const fn down(self) -> Option<Level> {
         match self {
             Level::Normal => None,
@@ -216,10 +185,6 @@ impl Level {
     }
 
     /// Name as printed in transition lines.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Level::Elevated.name(), "Elevated");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Level::Normal => "Normal",
@@ -230,16 +195,6 @@ impl Level {
     }
 
     /// The actions this level asks for: its own and every lower level's, cheapest first.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Action, Level};
-    /// assert!(Level::Normal.actions().is_empty());
-    /// assert_eq!(
-    ///     Level::Elevated.actions().as_slice(),
-    ///     &[Action::ReleaseIdleBuffers, Action::ReapTempFiles]
-    /// );
-    /// assert_eq!(Level::Critical.actions().len(), 6);
-    /// ```
     pub const fn actions(self) -> Actions {
         // `Action::ALL` is ordered by level, two actions per level (checked at compile time
         // below its definition): a level's actions are the first two per level up to it.
@@ -257,12 +212,6 @@ impl fmt::Display for Level {
 
 /// Something the host should do to free memory. Ordered by cost: cheap and reversible first,
 /// data loss last.
-///
-/// ```
-/// use w4l_core::policy::{Action, Level};
-/// assert!(Action::ReleaseIdleBuffers < Action::DropOldestAudio);
-/// assert_eq!(Action::UnloadModel.level(), Level::High);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Action {
@@ -282,11 +231,6 @@ pub enum Action {
 
 impl Action {
     /// Every action in emission order.
-    ///
-    /// ```
-    /// use w4l_core::policy::Action;
-    /// assert_eq!(Action::ALL[0], Action::ReleaseIdleBuffers);
-    /// ```
     pub const ALL: [Action; 6] = [
         Action::ReleaseIdleBuffers,
         Action::ReapTempFiles,
@@ -297,11 +241,6 @@ impl Action {
     ];
 
     /// The lowest level that asks for this action.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Action, Level};
-    /// assert_eq!(Action::ReapTempFiles.level(), Level::Elevated);
-    /// ```
     pub const fn level(self) -> Level {
         match self {
             Action::ReleaseIdleBuffers | Action::ReapTempFiles => Level::Elevated,
@@ -337,14 +276,6 @@ impl fmt::Display for Action {
 
 /// Fixed-capacity, ordered list of [`Action`]s (no allocation; at most one of each): always
 /// the first `len` of [`Action::ALL`], so a length is all it stores.
-///
-/// ```
-/// use w4l_core::policy::{Action, Level};
-/// let actions = Level::High.actions();
-/// assert!(actions.contains(Action::SpillOldestAudio));
-/// let names: Vec<_> = actions.iter().map(|a| a.level()).collect();
-/// assert!(names.windows(2).all(|w| w[0] <= w[1]));
-/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Actions {
     len: u8,
@@ -371,57 +302,31 @@ impl Default for Actions {
 
 impl Actions {
     /// The empty list.
-    ///
-    /// ```
-    /// assert!(w4l_core::policy::Actions::new().is_empty());
-    /// ```
     pub const fn new() -> Self {
         Self { len: 0 }
     }
 
     /// The actions, cheapest first.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Action, Level};
-    /// assert_eq!(Level::Elevated.actions().as_slice()[0], Action::ReleaseIdleBuffers);
-    /// ```
     pub fn as_slice(&self) -> &[Action] {
         Action::ALL.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     /// Iterate cheapest first.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Level::Critical.actions().iter().count(), 6);
-    /// ```
     pub fn iter(&self) -> core::iter::Copied<core::slice::Iter<'_, Action>> {
         self.as_slice().iter().copied()
     }
 
     /// Number of actions.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Level::High.actions().len(), 4);
-    /// ```
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
 
     /// `true` when there is nothing to do.
-    ///
-    /// ```
-    /// assert!(w4l_core::policy::Level::Normal.actions().is_empty());
-    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Whether `action` is in the list.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Action, Level};
-    /// assert!(!Level::Elevated.actions().contains(Action::UnloadModel));
-    /// ```
     pub fn contains(&self, action: Action) -> bool {
         self.as_slice().contains(&action)
     }
@@ -436,10 +341,6 @@ impl<'a> IntoIterator for &'a Actions {
 }
 
 /// Which figure produced the pressure.
-///
-/// ```
-/// assert_eq!(w4l_core::policy::Source::Rss.name(), "rss");
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Source {
@@ -454,10 +355,6 @@ pub enum Source {
 
 impl Source {
     /// Name as printed in transition lines.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Source::Available.name(), "available");
-    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Source::Accounted => "accounted",
@@ -468,12 +365,6 @@ impl Source {
 }
 
 /// A pressure figure: per-mille of the limit (rounded down, at most 2000) and its source.
-///
-/// ```
-/// use w4l_core::policy::{Pressure, Source};
-/// let p = Pressure { permille: 712, source: Source::Rss };
-/// assert_eq!(p.to_string(), "pressure=712‰ rss");
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Pressure {
@@ -490,19 +381,6 @@ impl fmt::Display for Pressure {
 }
 
 /// Why a [`Transition`] happened.
-///
-/// ```
-/// use w4l_core::policy::{Pressure, Reason, Source};
-/// let p = Pressure { permille: 640, source: Source::Accounted };
-/// assert_eq!(
-///     Reason::Predicted { pressure: p, eta_ms: 45_000 }.to_string(),
-///     "pressure=640‰ accounted predicted eta=45000ms"
-/// );
-/// assert_eq!(
-///     Reason::Ineffective { freed: 1024, wanted: 4096 }.to_string(),
-///     "ineffective freed=1024B wanted=4096B"
-/// );
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Reason {
@@ -543,19 +421,11 @@ impl fmt::Display for Reason {
 }
 
 /// One entry of the transition log: at `at_ms` the level went `from` → `to` because of
-/// `reason`. Displays as one deterministic line.
-///
-/// ```
-/// use w4l_core::policy::{Level, Pressure, Reason, Source, Transition};
-/// let t = Transition {
-///     at_ms: 125_000,
-///     from: Level::Normal,
-///     to: Level::Elevated,
-///     reason: Reason::Pressure(Pressure { permille: 712, source: Source::Rss }),
-/// };
-/// assert_eq!(t.to_string(), "t=125000ms Normal->Elevated pressure=712‰ rss");
-/// assert!(t.is_level_change());
-/// ```
+/// `reason`. Displays as one deterministic line, such as
+/// `t=125000ms Normal->Elevated pressure=712‰ rss`,
+/// `t=130000ms Elevated->High pressure=640‰ accounted predicted eta=45000ms`,
+/// `t=131000ms High->Critical ineffective freed=1024B wanted=4096B` or
+/// `t=140000ms High->High forced pressure=712‰ rss`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Transition {
@@ -570,28 +440,7 @@ pub struct Transition {
 }
 
 impl Transition {
-    const EMPTY: Transition = Transition {
-        at_ms: 0,
-        from: Level::Normal,
-        to: Level::Normal,
-        reason: Reason::Pressure(Pressure {
-            permille: 0,
-            source: Source::Accounted,
-        }),
-    };
-
     /// `false` for a forced cleanup entry (`from == to`).
-    ///
-    /// ```
-    /// use w4l_core::policy::{Level, Pressure, Reason, Transition};
-    /// let t = Transition {
-    ///     at_ms: 0,
-    ///     from: Level::High,
-    ///     to: Level::High,
-    ///     reason: Reason::Forced(Pressure::default()),
-    /// };
-    /// assert!(!t.is_level_change());
-    /// ```
     pub fn is_level_change(&self) -> bool {
         self.from != self.to
     }
@@ -611,14 +460,6 @@ impl fmt::Display for Transition {
 /// resident set and the limit the host wants to stay under), `available` from the system
 /// (e.g. Linux `MemAvailable`). A zero limit, or `available == u64::MAX`, means "not
 /// observed". Times should not go backwards; if they do the policy uses the latest time seen.
-///
-/// ```
-/// use w4l_core::policy::Reading;
-/// let r = Reading { rss: 700 << 20, rss_limit: 1 << 30, ..Reading::new(5_000) };
-/// assert_eq!(r.now_ms, 5_000);
-/// assert_eq!(r.available, u64::MAX);
-/// assert!(!r.force);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Reading {
@@ -640,11 +481,6 @@ pub struct Reading {
 
 impl Reading {
     /// A reading at `now_ms` with nothing observed (zero pressure) and no force.
-    ///
-    /// ```
-    /// let r = w4l_core::policy::Reading::new(1);
-    /// assert_eq!((r.budget, r.rss_limit), (0, 0));
-    /// ```
     pub const fn new(now_ms: u64) -> Self {
         Self {
             now_ms,
@@ -659,16 +495,6 @@ impl Reading {
 }
 
 /// What one [`Policy::step`] decided.
-///
-/// ```
-/// use w4l_core::policy::{Level, Policy, PolicyConfig, Reading};
-/// let mut p = Policy::new(PolicyConfig::default());
-/// let s = p.step(&Reading { accounted: 95, budget: 100, ..Reading::new(0) });
-/// assert_eq!(s.level, Level::Elevated); // High and Critical need confirmation
-/// assert_eq!(s.pressure.permille, 950);
-/// assert_eq!(s.actions.len(), 2);
-/// assert!(s.transition.is_some());
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Step {
@@ -685,13 +511,6 @@ pub struct Step {
 }
 
 /// Invalid [`PolicyParams`].
-///
-/// ```
-/// use w4l_core::policy::{ConfigError, Level, PolicyConfig, PolicyParams};
-/// let mut p = PolicyParams::default();
-/// p.exit_permille[0] = p.enter_permille[0];
-/// assert_eq!(PolicyConfig::new(p), Err(ConfigError::ExitNotBelowEnter(Level::Elevated)));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConfigError {
@@ -747,12 +566,6 @@ impl core::error::Error for ConfigError {}
 /// Unchecked policy parameters; turn them into a [`PolicyConfig`] with [`PolicyConfig::new`].
 /// Arrays are indexed `[Elevated, High, Critical]`. See the [module docs](self) for the
 /// justification of every default.
-///
-/// ```
-/// use w4l_core::policy::{PolicyConfig, PolicyParams};
-/// let params = PolicyParams { horizon_ms: 0, ..PolicyParams::default() }; // no prediction
-/// assert!(PolicyConfig::new(params).is_ok());
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PolicyParams {
@@ -800,14 +613,6 @@ impl Default for PolicyParams {
 }
 
 /// Validated [`PolicyParams`].
-///
-/// ```
-/// use w4l_core::policy::{PolicyConfig, PolicyParams};
-/// let cfg = PolicyConfig::default();
-/// assert_eq!(cfg.params(), &PolicyParams::default());
-/// let bad = PolicyParams { dwell_ms: 0, ..PolicyParams::default() };
-/// assert!(PolicyConfig::new(bad).is_err());
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PolicyConfig {
@@ -818,16 +623,6 @@ impl PolicyConfig {
     /// Check `params`: per level `0 < exit < enter ≤ 1000`, enter and exit strictly
     /// increasing with the level, confirmation times non-decreasing, non-zero dwell and
     /// cooldown, `ineffective_permille ≤ 1000`, `predict_max > Normal`.
-    ///
-    /// ```
-    /// use w4l_core::policy::{ConfigError, Level, PolicyConfig, PolicyParams};
-    /// let p = PolicyParams {
-    ///     enter_permille: [600, 590, 900],
-    ///     exit_permille: [500, 550, 800],
-    ///     ..PolicyParams::default()
-    /// };
-    /// assert_eq!(PolicyConfig::new(p), Err(ConfigError::EnterNotIncreasing(Level::High)));
-    /// ```
     pub fn new(params: PolicyParams) -> Result<Self, ConfigError> {
         let levels = [Level::Elevated, Level::High, Level::Critical];
         let mut prev: Option<(u16, u16, u32)> = None;
@@ -873,41 +668,21 @@ impl PolicyConfig {
     }
 
     /// The validated parameters.
-    ///
-    /// ```
-    /// let cfg = w4l_core::policy::PolicyConfig::default();
-    /// assert_eq!(cfg.params().dwell_ms, 10_000);
-    /// ```
     pub const fn params(&self) -> &PolicyParams {
         &self.params
     }
 
     /// Enter threshold of `level` in ppm (0 for `Normal`).
-    ///
-    /// ```
-    /// use w4l_core::policy::{Level, PolicyConfig};
-    /// assert_eq!(PolicyConfig::default().enter_ppm(Level::High), 750_000);
-    /// ```
     pub fn enter_ppm(&self, level: Level) -> u32 {
         Self::pick(&self.params.enter_permille, level).map_or(0, |v| u32::from(v) * 1000)
     }
 
     /// Exit threshold of `level` in ppm (0 for `Normal`).
-    ///
-    /// ```
-    /// use w4l_core::policy::{Level, PolicyConfig};
-    /// assert_eq!(PolicyConfig::default().exit_ppm(Level::Elevated), 500_000);
-    /// ```
     pub fn exit_ppm(&self, level: Level) -> u32 {
         Self::pick(&self.params.exit_permille, level).map_or(0, |v| u32::from(v) * 1000)
     }
 
     /// Confirmation time of `level`, ms (0 for `Normal`).
-    ///
-    /// ```
-    /// use w4l_core::policy::{Level, PolicyConfig};
-    /// assert_eq!(PolicyConfig::default().confirm_ms(Level::Critical), 3_000);
-    /// ```
     pub fn confirm_ms(&self, level: Level) -> u64 {
         Self::pick(&self.params.confirm_ms, level).map_or(0, u64::from)
     }
@@ -922,97 +697,64 @@ impl PolicyConfig {
 
 /// Fixed-capacity log of the last [`LOG_CAPACITY`] transitions; older ones are dropped and
 /// counted.
-///
-/// ```
-/// use w4l_core::policy::{Policy, PolicyConfig, Reading};
-/// let mut p = Policy::new(PolicyConfig::default());
-/// p.step(&Reading { force: true, ..Reading::new(0) });
-/// assert_eq!(p.log().len(), 1);
-/// assert_eq!(p.log().dropped(), 0);
-/// assert_eq!(p.log().iter().next().unwrap().to_string(), "t=0ms Normal->Normal forced pressure=0‰ accounted");
-/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransitionLog {
-    entries: [Transition; LOG_CAPACITY],
-    head: usize,
-    len: usize,
+    /// Oldest first. A `Deque` (drop the oldest when full, push the newest), not the
+    /// hand-written ring it replaced (148 B more of the core's `.text` on thumbv7m,
+    /// `scripts/firmware`) nor a `heapless::HistoryBuf` (8 B less, but its `write` indexes
+    /// its storage with a bounds check the optimizer keeps: a panic branch in the core).
+    entries: Deque<Transition, LOG_CAPACITY>,
     dropped: u64,
 }
 
 impl TransitionLog {
     const fn new() -> Self {
         Self {
-            entries: [Transition::EMPTY; LOG_CAPACITY],
-            head: 0,
-            len: 0,
+            entries: Deque::new(),
             dropped: 0,
         }
     }
 
     #[inline(never)]
     fn push(&mut self, t: Transition) {
-        // `head < LOG_CAPACITY` always; the modulo only lets the compiler see it.
-        let head = self.head % LOG_CAPACITY;
-        if let Some(slot) = self.entries.get_mut(head) {
-            *slot = t;
-        }
-        self.head = (head + 1) % LOG_CAPACITY;
-        if self.len < LOG_CAPACITY {
-            self.len += 1;
-        } else {
+        if self.entries.is_full() {
+            self.entries.pop_front();
             self.dropped = self.dropped.saturating_add(1);
         }
+        // Cannot fail: there is room now.
+        let _ = self.entries.push_back(t);
     }
 
     /// Entries held (at most [`LOG_CAPACITY`]).
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::new(Default::default());
-    /// assert!(p.log().is_empty());
-    /// ```
-    pub const fn len(&self) -> usize {
-        self.len
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// `true` when nothing was logged (or everything was dropped — impossible: the newest
-    /// entries are always kept).
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::new(Default::default());
-    /// assert_eq!(p.log().len(), 0);
-    /// assert!(p.log().is_empty());
-    /// ```
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
+    /// `true` when nothing was logged (the newest entries are always kept).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// How many of the oldest entries were dropped because the log was full.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Policy, Reading};
-    /// let mut p = Policy::new(Default::default());
-    /// for i in 0..40 { p.step(&Reading { force: true, ..Reading::new(i * 2_000) }); }
-    /// assert_eq!(p.log().dropped(), 8);
-    /// assert_eq!(p.log().iter().next().unwrap().at_ms, 16_000);
-    /// ```
     pub const fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Entries, oldest first.
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::new(Default::default());
-    /// assert_eq!(p.log().iter().count(), 0);
-    /// ```
-    pub fn iter(&self) -> impl Iterator<Item = &Transition> + '_ {
-        let start = if self.len == LOG_CAPACITY {
-            self.head
-        } else {
-            0
-        };
-        (0..self.len).filter_map(move |k| self.entries.get((start + k) % LOG_CAPACITY))
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Transition> + '_ {
+        self.entries.iter()
     }
+}
+
+/// What the trend says at one step (see [`Policy::step`]'s `predict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prediction {
+    /// The predicted level once confirmed, else `Normal`.
+    confirmed: Level,
+    /// The predicted level, confirmed or not (`Normal` when none): holds the current level.
+    holding: Level,
+    /// The forecast's sustained eta, when within the horizon.
+    eta_ms: Option<u64>,
 }
 
 /// Actions emitted and awaiting feedback.
@@ -1024,20 +766,8 @@ struct Pending {
     reported: bool,
 }
 
-/// The cleanup-policy state machine. See the [module docs](self).
-///
-/// ```
-/// use w4l_core::policy::{Level, Policy, PolicyConfig, Reading};
-/// let mut p = Policy::new(PolicyConfig::default());
-/// let full = |t| Reading { rss: 95, rss_limit: 100, ..Reading::new(t) };
-/// assert_eq!(p.step(&full(0)).level, Level::Elevated);
-/// assert_eq!(p.step(&full(1_000)).level, Level::High);
-/// assert_eq!(p.step(&full(2_000)).level, Level::High);
-/// assert_eq!(p.step(&full(3_000)).level, Level::Critical); // 3 s confirmed
-/// let idle = |t| Reading { rss: 10, rss_limit: 100, ..Reading::new(t) };
-/// assert_eq!(p.step(&idle(4_000)).level, Level::Critical); // dwell: 10 s
-/// assert_eq!(p.step(&idle(13_000)).level, Level::High);
-/// ```
+/// The cleanup-policy state machine: feed it readings with [`Policy::step`]. See the
+/// [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     config: PolicyConfig,
@@ -1087,6 +817,14 @@ fn ratio_ppm(num: u64, den: u64) -> u32 {
     u32::try_from(v.min(u64::from(MAX_PRESSURE_PPM))).unwrap_or(MAX_PRESSURE_PPM)
 }
 
+/// `ppm` as reported: per-mille rounded down (at most 2000 ‰ since `ppm` saturates).
+fn to_pressure(ppm: u32, source: Source) -> Pressure {
+    Pressure {
+        permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
+        source,
+    }
+}
+
 /// `⌈value · permille / 1000⌉` for `permille ≤ 1000` (then at most `value`: no overflow), so
 /// that `freed · 1000 < wanted · permille` exactly when `freed < ceil_permille(wanted,
 /// permille)`.
@@ -1105,11 +843,6 @@ fn scale_permille(value: u64, permille: u64) -> u64 {
 
 impl Policy {
     /// A policy at `Normal` with empty history and log.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Level, Policy, PolicyConfig};
-    /// assert_eq!(Policy::new(PolicyConfig::default()).level(), Level::Normal);
-    /// ```
     pub const fn new(config: PolicyConfig) -> Self {
         Self {
             config,
@@ -1128,48 +861,24 @@ impl Policy {
     }
 
     /// Current level.
-    ///
-    /// ```
-    /// assert_eq!(w4l_core::policy::Policy::default().level(), w4l_core::policy::Level::Normal);
-    /// ```
     pub const fn level(&self) -> Level {
         self.level
     }
 
     /// The configuration.
-    ///
-    /// ```
-    /// let p = w4l_core::policy::Policy::default();
-    /// assert_eq!(p.config().params().horizon_ms, 60_000);
-    /// ```
     pub const fn config(&self) -> &PolicyConfig {
         &self.config
     }
 
     /// The transition log (level changes and forced cleanups).
-    ///
-    /// ```
-    /// assert!(w4l_core::policy::Policy::default().log().is_empty());
-    /// ```
     pub const fn log(&self) -> &TransitionLog {
         &self.log
     }
 
     /// Measured pressure of `reading` under this policy's configuration.
-    ///
-    /// ```
-    /// use w4l_core::policy::{Policy, Reading, Source};
-    /// let p = Policy::default();
-    /// let r = Reading { accounted: 300, budget: 1000, rss: 400, rss_limit: 1000, ..Reading::new(0) };
-    /// let pr = p.pressure(&r);
-    /// assert_eq!((pr.permille, pr.source), (400, Source::Rss));
-    /// ```
     pub fn pressure(&self, reading: &Reading) -> Pressure {
         let (ppm, source) = self.pressure_ppm(reading);
-        Pressure {
-            permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
-            source,
-        }
+        to_pressure(ppm, source)
     }
 
     fn pressure_ppm(&self, r: &Reading) -> (u32, Source) {
@@ -1237,31 +946,84 @@ impl Policy {
         }
     }
 
-    /// Feed one reading; get the level, the transition if any, and the actions to perform.
+    /// Feed one reading; get the level, the transition if any, and the actions to perform,
+    /// cheapest first.
+    ///
+    /// In order: measure the pressure and confirm the levels it reaches, consult the trend,
+    /// escalate (measured, predicted, or because the last actions freed too little), or else
+    /// settle (step down after dwell and calm, or repeat the level's actions once the
+    /// cooldown has passed); a forced reading with nothing else to do cleans up at the
+    /// current level. Only the latest time seen counts: an earlier `now_ms` is taken as it.
     ///
     /// ```
     /// use w4l_core::policy::{Action, Level, Policy, Reading};
-    /// let mut p = Policy::default();
-    /// let s = p.step(&Reading { force: true, ..Reading::new(0) });
-    /// assert_eq!(s.level, Level::Normal);
-    /// assert_eq!(s.actions.as_slice(), &[Action::ReleaseIdleBuffers, Action::ReapTempFiles]);
+    ///
+    /// let mut policy = Policy::default();
+    /// let at = |t, rss| Reading { rss, rss_limit: 100, ..Reading::new(t) };
+    ///
+    /// // 95 % of the limit: Elevated at once, with its two cheap actions...
+    /// let s = policy.step(&at(0, 95));
+    /// assert_eq!((s.level, s.actions.len()), (Level::Elevated, 2));
+    /// assert_eq!(s.transition.unwrap().to_string(), "t=0ms Normal->Elevated pressure=950‰ rss");
+    /// // ...High once confirmed for 1 s, Critical for 3 s; each adds its own actions.
+    /// assert_eq!(policy.step(&at(1_000, 95)).level, Level::High);
+    /// let s = policy.step(&at(3_000, 95));
+    /// assert_eq!(s.level, Level::Critical);
+    /// assert_eq!(s.actions.iter().last(), Some(Action::RefuseNewRecordings));
+    ///
+    /// // Pressure falls: the level is held for the 10 s dwell, then goes down one step.
+    /// assert_eq!(policy.step(&at(4_000, 10)).level, Level::Critical);
+    /// assert_eq!(policy.step(&at(13_000, 10)).level, Level::High);
+    ///
+    /// // The user asks for cleanup: the current level's actions now, the level unchanged.
+    /// let s = policy.step(&Reading { force: true, ..at(13_500, 10) });
+    /// assert_eq!((s.level, s.actions.len()), (Level::High, 4));
+    /// assert!(!s.transition.unwrap().is_level_change());
     /// ```
     pub fn step(&mut self, reading: &Reading) -> Step {
         // Times never go backwards: the latest time seen (0 before the first reading). Every
         // time the policy keeps (`*_since`, `entered_ms`, `last_action_ms`) is an earlier
-        // `now`, so `now.wrapping_sub(t)` below is the exact elapsed time.
+        // `now`, so `now.wrapping_sub(t)` in the steps below is the exact elapsed time.
         let now = reading.now_ms.max(self.now_ms);
         self.now_ms = now;
         let (ppm, source) = self.pressure_ppm(reading);
-        let pressure = Pressure {
-            permille: u16::try_from(ppm / 1000).unwrap_or(u16::MAX),
-            source,
-        };
+        let pressure = to_pressure(ppm, source);
         self.trend.push(now, ppm);
         let forecast = self.trend.forecast();
+        let (measured, instant) = self.measure(now, ppm);
+        let prediction = self.predict(now, instant, forecast);
+        let (target, reason) = self.escalation(ppm, pressure, measured, &prediction);
+        // The new level (or a forced cleanup's `from`) and why; the level to act on.
+        let from = self.level;
+        let (mut change, mut act) = if target > from {
+            (Some((target, reason)), Some(target))
+        } else {
+            self.settle(now, ppm, pressure, forecast, prediction.holding)
+        };
+        if reading.force && act.is_none() {
+            let to = change.map_or(from, |(to, _)| to);
+            change.get_or_insert((from, Reason::Forced(pressure)));
+            act = Some(to.max(Level::Elevated));
+        }
+        let transition = change.map(|(to, reason)| self.record(now, to, reason));
+        let actions = match act {
+            Some(level) => self.emit(now, reading, level),
+            None => Actions::new(),
+        };
+        Step {
+            level: self.level,
+            transition,
+            actions,
+            pressure,
+            forecast,
+        }
+    }
 
-        // Measured: highest confirmed level whose enter threshold is met. Also re-arms
-        // feedback escalation once pressure left a level's episode.
+    /// The measured level, the highest whose enter threshold `ppm` has met for its
+    /// confirmation time, and the instantaneous one, the highest whose enter threshold it
+    /// meets now. Also re-arms feedback escalation for every level whose pressure episode is
+    /// over (`ppm` below its exit threshold).
+    fn measure(&mut self, now: u64, ppm: u32) -> (Level, Level) {
         let mut measured = Level::Normal;
         let mut instant = Level::Normal;
         for level in [Level::Elevated, Level::High, Level::Critical] {
@@ -1285,40 +1047,58 @@ impl Policy {
                 *used = false;
             }
         }
+        (measured, instant)
+    }
 
-        // Predicted: one above the instantaneous level when the limit is near.
+    /// What the trend says: while its sustained eta is within the horizon, the level one above
+    /// the `instant` one (capped at `predict_max`) holds the current level, and counts once it
+    /// has lasted that level's confirmation time.
+    fn predict(&mut self, now: u64, instant: Level, forecast: Option<Forecast>) -> Prediction {
         let horizon = u64::from(self.config.params.horizon_ms);
-        let eta = forecast
+        let eta_ms = forecast
             .and_then(|f| f.sustained_eta_ms())
             .filter(|&e| horizon > 0 && e <= horizon);
-        let mut predicted = Level::Normal;
-        // Unconfirmed predicted level: holds the current level (no calm) while it lasts.
-        let mut forecast_level = Level::Normal;
-        if eta.is_some() {
+        let mut prediction = Prediction {
+            confirmed: Level::Normal,
+            holding: Level::Normal,
+            eta_ms,
+        };
+        if eta_ms.is_some() {
             let since = *self.predicted_since.get_or_insert(now);
             let target = instant
                 .up()
                 .unwrap_or(Level::Critical)
                 .min(self.config.params.predict_max);
-            forecast_level = target;
+            prediction.holding = target;
             if now.wrapping_sub(since) >= self.config.confirm_ms(target) {
-                predicted = target;
+                prediction.confirmed = target;
             }
         } else {
             self.predicted_since = None;
         }
+        prediction
+    }
 
+    /// The level pressure calls for and why: the measured level, a confirmed prediction above
+    /// it, or one above the current level when the last actions freed too little while
+    /// pressure persists (once per episode). Consumes the pending feedback.
+    fn escalation(
+        &mut self,
+        ppm: u32,
+        pressure: Pressure,
+        measured: Level,
+        prediction: &Prediction,
+    ) -> (Level, Reason) {
         let from = self.level;
         let mut target = measured;
         let mut reason = Reason::Pressure(pressure);
-        if predicted > target {
-            target = predicted;
+        if prediction.confirmed > target {
+            target = prediction.confirmed;
             reason = Reason::Predicted {
                 pressure,
-                eta_ms: eta.unwrap_or(0),
+                eta_ms: prediction.eta_ms.unwrap_or(0),
             };
         }
-        // Feedback: escalate if the last batch freed too little and pressure persists.
         if let Some(p) = self.pending.take()
             && p.reported
             && p.level == from
@@ -1337,71 +1117,65 @@ impl Policy {
             };
             *used = true;
         }
+        (target, reason)
+    }
 
-        // The new level (or a forced cleanup's `from`) and why; the level to act on.
-        let mut change = None;
-        let mut act = None;
-        if target > from {
-            change = Some((target, reason));
-            act = Some(target);
+    /// No escalation: step down one level once the current one has been held for `dwell` and
+    /// pressure has been calm for `calm`; else, while pressure stays in the level, repeat its
+    /// actions once the cooldown has passed. Returns the change and the level to act on.
+    fn settle(
+        &mut self,
+        now: u64,
+        ppm: u32,
+        pressure: Pressure,
+        forecast: Option<Forecast>,
+        holding: Level,
+    ) -> (Option<(Level, Reason)>, Option<Level>) {
+        let from = self.level;
+        let horizon = u64::from(self.config.params.horizon_ms);
+        // Calm: below the exit threshold with no prediction holding this level. Rising back
+        // into this level within the horizon also holds it.
+        if from > Level::Normal
+            && ppm < self.config.exit_ppm(from)
+            && holding < from
+            && forecast
+                .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
+                .is_none_or(|e| e > horizon)
+        {
+            self.calm_since.get_or_insert(now);
         } else {
-            // Calm: below the exit threshold with no prediction holding this level.
-            // Rising back into this level within the horizon also holds it.
-            if from > Level::Normal
-                && ppm < self.config.exit_ppm(from)
-                && forecast_level < from
-                && forecast
-                    .and_then(|f| f.eta_to_ms(self.config.enter_ppm(from)))
-                    .is_none_or(|e| e > horizon)
-            {
-                self.calm_since.get_or_insert(now);
-            } else {
-                self.calm_since = None;
-            }
-            if let (Some(calm_since), Some(down)) = (self.calm_since, from.down())
-                && now.wrapping_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
-                && now.wrapping_sub(calm_since) >= u64::from(self.config.params.calm_ms)
-            {
-                change = Some((down, Reason::Pressure(pressure)));
-            } else if from > Level::Normal
-                && ppm >= self.config.exit_ppm(from)
-                && self.cooled_down(now)
-            {
-                act = Some(from);
-            }
+            self.calm_since = None;
         }
-        if reading.force && act.is_none() {
-            let to = change.map_or(from, |(to, _)| to);
-            change.get_or_insert((from, Reason::Forced(pressure)));
-            act = Some(to.max(Level::Elevated));
+        if let (Some(calm_since), Some(down)) = (self.calm_since, from.down())
+            && now.wrapping_sub(self.entered_ms) >= u64::from(self.config.params.dwell_ms)
+            && now.wrapping_sub(calm_since) >= u64::from(self.config.params.calm_ms)
+        {
+            (Some((down, Reason::Pressure(pressure))), None)
+        } else if from > Level::Normal && ppm >= self.config.exit_ppm(from) && self.cooled_down(now)
+        {
+            (None, Some(from))
+        } else {
+            (None, None)
         }
+    }
 
-        let transition = change.map(|(to, reason)| {
-            if to != from {
-                self.level = to;
-                self.entered_ms = now;
-                self.calm_since = None;
-            }
-            let t = Transition {
-                at_ms: now,
-                from,
-                to,
-                reason,
-            };
-            self.log.push(t);
-            t
-        });
-        let actions = match act {
-            Some(level) => self.emit(now, reading, level),
-            None => Actions::new(),
-        };
-        Step {
-            level: self.level,
-            transition,
-            actions,
-            pressure,
-            forecast,
+    /// Moves to `to` (unless it is the current level: a forced cleanup) and logs the
+    /// transition.
+    fn record(&mut self, now: u64, to: Level, reason: Reason) -> Transition {
+        let from = self.level;
+        if to != from {
+            self.level = to;
+            self.entered_ms = now;
+            self.calm_since = None;
         }
+        let t = Transition {
+            at_ms: now,
+            from,
+            to,
+            reason,
+        };
+        self.log.push(t);
+        t
     }
 
     fn cooled_down(&self, now: u64) -> bool {

@@ -92,14 +92,28 @@
 //! ```
 //! use w4l_core::ring::{Overflow, Ring};
 //!
-//! let mut storage = [0.0f32; 8];
+//! // RejectNewest: what does not fit is refused, and counted.
+//! let mut storage = [0.0f32; 4];
 //! let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-//! let (mut producer, mut consumer) = ring.split()?;
+//! let (mut producer, mut consumer) = ring.split()?; // each half may go to its own thread
+//! assert_eq!(producer.push_slice(&[0.1, 0.2, 0.3, 0.4, 0.5]), 4);
+//! let mut out = [0.0f32; 8];
+//! assert_eq!(consumer.pop_slice(&mut out), 4);
+//! assert_eq!(&out[..4], &[0.1, 0.2, 0.3, 0.4]);
+//! assert_eq!(consumer.take_missed(), 1); // the 0.5
+//! let stats = ring.stats();
+//! assert_eq!((stats.pushed, stats.popped, stats.dropped), (4, 4, 1));
 //!
-//! assert_eq!(producer.push_slice(&[1.0, 2.0, 3.0]), 3);
-//! let mut out = [0.0f32; 4];
-//! assert_eq!(consumer.pop_slice(&mut out), 3);
-//! assert_eq!(&out[..3], &[1.0, 2.0, 3.0]);
+//! // OverwriteOldest: the producer never fails; the consumer learns what it missed.
+//! let mut storage = [0i16; 4];
+//! let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
+//! let (mut producer, mut consumer) = ring.split()?;
+//! assert_eq!(producer.push_slice(&[1, 2, 3, 4, 5, 6]), 6);
+//! let mut out = [0i16; 4];
+//! assert_eq!(consumer.pop_slice(&mut out), 4);
+//! assert_eq!(out, [3, 4, 5, 6]);
+//! assert_eq!(consumer.take_missed(), 2); // 1 and 2
+//! assert_eq!(ring.stats().overwritten, 2);
 //! # Ok::<(), w4l_core::ring::RingError>(())
 //! ```
 //!
@@ -138,50 +152,17 @@ const MAX_CAS_TRIES: usize = 4;
 ///
 /// `&'a mut [T]` implements it. On the host, implement it for a newtype around an owned
 /// heap slice (see [`RingRef`] for a complete example).
-///
-/// ```
-/// use w4l_core::ring::Storage;
-///
-/// let mut samples = [0i16; 4];
-/// let mut storage: &mut [i16] = &mut samples;
-/// assert_eq!(Storage::len(&storage), 4);
-/// assert!(!Storage::as_mut_ptr(&mut storage).is_null());
-/// ```
 pub unsafe trait Storage {
     /// The sample type.
     type Item: Copy;
 
     /// Pointer to the first item; see the trait's safety contract.
-    ///
-    /// ```
-    /// use w4l_core::ring::Storage;
-    ///
-    /// let mut samples = [1u8, 2, 3];
-    /// let mut storage: &mut [u8] = &mut samples;
-    /// let ptr = Storage::as_mut_ptr(&mut storage);
-    /// assert_eq!(ptr, Storage::as_mut_ptr(&mut storage));
-    /// ```
     fn as_mut_ptr(&mut self) -> *mut Self::Item;
 
     /// Number of items, i.e. the ring's capacity.
-    ///
-    /// ```
-    /// use w4l_core::ring::Storage;
-    ///
-    /// let mut samples = [0.0f32; 16];
-    /// let storage: &mut [f32] = &mut samples;
-    /// assert_eq!(Storage::len(&storage), 16);
-    /// ```
     fn len(&self) -> usize;
 
     /// `len() == 0`.
-    ///
-    /// ```
-    /// use w4l_core::ring::Storage;
-    ///
-    /// let storage: &mut [f32] = &mut [];
-    /// assert!(Storage::is_empty(&storage));
-    /// ```
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -282,13 +263,6 @@ unsafe impl<S: Storage> RingRef for &Ring<S> {
 }
 
 /// What the ring does when the producer offers more than fits.
-///
-/// ```
-/// use w4l_core::ring::Overflow;
-///
-/// assert_eq!(Overflow::default(), Overflow::RejectNewest);
-/// assert_eq!(Overflow::OverwriteOldest.to_string(), "overwrite oldest");
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Overflow {
@@ -311,14 +285,6 @@ impl fmt::Display for Overflow {
 }
 
 /// Why a ring could not be built or split.
-///
-/// ```
-/// use w4l_core::ring::{Overflow, Ring, RingError};
-///
-/// let empty: &mut [f32] = &mut [];
-/// assert_eq!(Ring::new(empty, Overflow::RejectNewest).unwrap_err(), RingError::ZeroCapacity);
-/// assert_eq!(RingError::AlreadySplit.to_string(), "ring already split into producer and consumer");
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RingError {
@@ -352,18 +318,6 @@ impl core::error::Error for RingError {}
 
 /// A single [`Producer::push`] that did not fit (`RejectNewest` only); the sample is
 /// handed back and counted as dropped.
-///
-/// ```
-/// use w4l_core::ring::{Overflow, PushError, Ring};
-///
-/// let mut storage = [0u8; 1];
-/// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-/// let (mut producer, _consumer) = ring.split()?;
-/// producer.push(1).unwrap();
-/// assert_eq!(producer.push(2), Err(PushError::Full(2)));
-/// assert_eq!(PushError::Full(2).to_string(), "ring full");
-/// # Ok::<(), w4l_core::ring::RingError>(())
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PushError<T> {
@@ -382,24 +336,6 @@ impl<T> fmt::Display for PushError<T> {
 impl<T: fmt::Debug> core::error::Error for PushError<T> {}
 
 /// Exact sample counters of a ring (see the module docs for their invariants).
-///
-/// ```
-/// use w4l_core::ring::{Overflow, Ring};
-///
-/// let mut storage = [0u8; 2];
-/// let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
-/// let (mut producer, mut consumer) = ring.split()?;
-/// producer.push_slice(&[1, 2, 3]);
-/// let mut out = [0u8; 2];
-/// assert_eq!(consumer.pop_slice(&mut out), 2);
-/// let stats = ring.stats();
-/// assert_eq!(stats.pushed, 3);
-/// assert_eq!(stats.popped, 2);
-/// assert_eq!(stats.overwritten, 1);
-/// assert_eq!(stats.dropped, 0);
-/// assert_eq!(stats.pushed, stats.popped + stats.overwritten + ring.len());
-/// # Ok::<(), w4l_core::ring::RingError>(())
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RingStats {
@@ -463,16 +399,6 @@ struct ConsumerShared {
 
 /// The lock-free SPSC ring. Build it with [`Ring::new`], then [`Ring::split`] it (or
 /// [`split`] a shared handle) into a [`Producer`] and a [`Consumer`].
-///
-/// ```
-/// use w4l_core::ring::{Overflow, Ring};
-///
-/// let mut storage = [0i32; 4];
-/// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-/// assert_eq!(ring.capacity(), 4);
-/// assert!(ring.is_empty());
-/// # Ok::<(), w4l_core::ring::RingError>(())
-/// ```
 pub struct Ring<S: Storage> {
     producer: CachePadded<ProducerShared>,
     consumer: CachePadded<ConsumerShared>,
@@ -522,12 +448,6 @@ impl<S: Storage> fmt::Debug for Ring<S> {
 impl<S: Storage> Ring<S> {
     /// The largest supported capacity: `2^(usize::BITS - 2)` (positions run up to twice the
     /// capacity and the top bit of `head` is the consumer's busy flag).
-    ///
-    /// ```
-    /// use w4l_core::ring::Ring;
-    ///
-    /// assert_eq!(Ring::<&mut [f32]>::MAX_CAPACITY, 1 << (usize::BITS - 2));
-    /// ```
     pub const MAX_CAPACITY: usize = 1 << (usize::BITS - 2);
 
     /// Builds a ring over `storage` (its length is the capacity) with the given overflow
@@ -539,13 +459,16 @@ impl<S: Storage> Ring<S> {
     /// [`Ring::MAX_CAPACITY`]. The storage is dropped in both cases.
     ///
     /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
+    /// use w4l_core::ring::{Overflow, Ring, RingError};
     ///
     /// let mut storage = [0.0f32; 1024];
     /// let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
-    /// assert_eq!(ring.capacity(), 1024);
-    /// assert_eq!(ring.overflow(), Overflow::OverwriteOldest);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
+    /// assert_eq!((ring.capacity(), ring.overflow()), (1024, Overflow::OverwriteOldest));
+    /// assert!(ring.is_empty());
+    ///
+    /// let empty: &mut [f32] = &mut [];
+    /// assert_eq!(Ring::new(empty, Overflow::RejectNewest).unwrap_err(), RingError::ZeroCapacity);
+    /// # Ok::<(), RingError>(())
     /// ```
     pub fn new(storage: S, overflow: Overflow) -> Result<Self, RingError> {
         let cap = storage.len();
@@ -604,46 +527,18 @@ impl<S: Storage> Ring<S> {
     }
 
     /// Number of samples the ring can hold.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 3];
-    /// assert_eq!(Ring::new(&mut storage[..], Overflow::RejectNewest)?.capacity(), 3);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     #[inline]
     pub fn capacity(&self) -> usize {
         self.cap
     }
 
     /// The overflow policy chosen at construction.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 3];
-    /// let ring = Ring::new(&mut storage[..], Overflow::default())?;
-    /// assert_eq!(ring.overflow(), Overflow::RejectNewest);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     #[inline]
     pub fn overflow(&self) -> Overflow {
         self.overflow
     }
 
     /// Number of unread samples (a snapshot while the halves are active).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 3];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2]);
-    /// assert_eq!(ring.len(), 2);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn len(&self) -> usize {
         let head = self.consumer.0.head.load(Ordering::Acquire) & !BUSY;
         let tail = self.producer.0.tail.load(Ordering::Acquire);
@@ -651,47 +546,16 @@ impl<S: Storage> Ring<S> {
     }
 
     /// `len() == 0`.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 3];
-    /// assert!(Ring::new(&mut storage[..], Overflow::RejectNewest)?.is_empty());
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Free slots: `capacity() - len()`.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 3];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// producer.push(7).unwrap();
-    /// assert_eq!(ring.free(), 2);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn free(&self) -> usize {
         self.cap - self.len()
     }
 
     /// The counters (see [`RingStats`]).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 2];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// assert_eq!(producer.push_slice(&[1, 2, 3]), 2);
-    /// assert_eq!(ring.stats().pushed, 2);
-    /// assert_eq!(ring.stats().dropped, 1);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     #[inline(never)]
     pub fn stats(&self) -> RingStats {
         RingStats {
@@ -780,18 +644,6 @@ impl<S: Storage> Ring<S> {
 /// # Errors
 ///
 /// [`RingError::AlreadySplit`] if the ring was split before, through any handle.
-///
-/// ```
-/// use w4l_core::ring::{split, Overflow, Ring, RingError};
-///
-/// let mut storage = [0u8; 4];
-/// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-/// let (mut producer, mut consumer) = split(&ring)?;
-/// producer.push(5).unwrap();
-/// assert_eq!(consumer.pop(), Some(5));
-/// assert_eq!(split(&ring).unwrap_err(), RingError::AlreadySplit);
-/// # Ok::<(), RingError>(())
-/// ```
 pub fn split<R: RingRef>(ring: R) -> Result<(Producer<R>, Consumer<R>), RingError> {
     if ring.split.swap(true, Ordering::AcqRel) {
         return Err(RingError::AlreadySplit);
@@ -818,17 +670,6 @@ pub fn split<R: RingRef>(ring: R) -> Result<(Producer<R>, Consumer<R>), RingErro
 }
 
 /// The writing half (the audio callback's side). `Send`; not `Clone`.
-///
-/// ```
-/// use w4l_core::ring::{Overflow, Ring};
-///
-/// let mut storage = [0.0f32; 4];
-/// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-/// let (mut producer, _consumer) = ring.split()?;
-/// assert_eq!(producer.push_slice(&[0.5; 6]), 4);
-/// assert_eq!(producer.stats().dropped, 2);
-/// # Ok::<(), w4l_core::ring::RingError>(())
-/// ```
 pub struct Producer<R: RingRef> {
     ring: R,
     /// Authoritative: only the producer writes `tail`.
@@ -940,20 +781,6 @@ impl<R: RingRef> Producer<R> {
     ///   [`RingStats::overwritten`].
     ///
     /// At most two `memcpy`s, no per-sample atomics, never blocks.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
-    /// let (mut producer, mut consumer) = ring.split()?;
-    /// assert_eq!(producer.push_slice(&[1, 2, 3, 4, 5, 6]), 6);
-    /// let mut out = [0u8; 4];
-    /// assert_eq!(consumer.pop_slice(&mut out), 4);
-    /// assert_eq!(out, [3, 4, 5, 6]);
-    /// assert_eq!(consumer.take_missed(), 2);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn push_slice(&mut self, data: &[<R::Storage as Storage>::Item]) -> usize {
         let len = data.len();
         match self.ring.overflow {
@@ -1001,17 +828,6 @@ impl<R: RingRef> Producer<R> {
     /// returns its length. Unlike [`push_slice`](Self::push_slice), the rest is **not**
     /// counted as dropped: it stays with the caller, who may retry. Under `OverwriteOldest`
     /// this is the same as `push_slice` (nothing is ever refused).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 2];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// assert_eq!(producer.push_slice_partial(&[1, 2, 3]), 2);
-    /// assert_eq!(producer.stats().dropped, 0);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn push_slice_partial(&mut self, data: &[<R::Storage as Storage>::Item]) -> usize {
         match self.ring.overflow {
             Overflow::RejectNewest => {
@@ -1032,17 +848,6 @@ impl<R: RingRef> Producer<R> {
     ///
     /// `RejectNewest` only: [`PushError::Full`] with the sample when the ring is full (the
     /// sample is counted as dropped). `OverwriteOldest` never fails.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, PushError, Ring};
-    ///
-    /// let mut storage = [0i16; 1];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// assert_eq!(producer.push(1), Ok(()));
-    /// assert_eq!(producer.push(2), Err(PushError::Full(2)));
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn push(
         &mut self,
         value: <R::Storage as Storage>::Item,
@@ -1090,112 +895,37 @@ impl<R: RingRef> Producer<R> {
     }
 
     /// Free slots as the producer sees them (the consumer may free more at any moment).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2, 3]);
-    /// assert_eq!(producer.free(), 1);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn free(&mut self) -> usize {
         self.free_for(usize::MAX)
     }
 
     /// Unread samples as the producer sees them: `capacity() - free()`.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2, 3]);
-    /// assert_eq!(producer.len(), 3);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn len(&mut self) -> usize {
         self.ring.cap - self.free()
     }
 
     /// `len() == 0`.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// assert!(producer.is_empty());
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn is_empty(&mut self) -> bool {
         self.len() == 0
     }
 
     /// The ring's capacity.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (producer, _consumer) = ring.split()?;
-    /// assert_eq!(producer.capacity(), 4);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn capacity(&self) -> usize {
         self.ring.cap
     }
 
     /// The ring's counters (see [`RingStats`]).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, _consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2]);
-    /// assert_eq!(producer.stats().pushed, 2);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn stats(&self) -> RingStats {
         self.ring.stats()
     }
 
     /// The shared ring.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
-    /// let (producer, _consumer) = ring.split()?;
-    /// assert_eq!(producer.ring().overflow(), Overflow::OverwriteOldest);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn ring(&self) -> &Ring<R::Storage> {
         &self.ring
     }
 }
 
 /// The reading half (the worker's side). `Send`; not `Clone`.
-///
-/// ```
-/// use w4l_core::ring::{Overflow, Ring};
-///
-/// let mut storage = [0.0f32; 4];
-/// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-/// let (mut producer, mut consumer) = ring.split()?;
-/// producer.push_slice(&[0.5, 0.25]);
-/// assert_eq!(consumer.pop(), Some(0.5));
-/// assert_eq!(consumer.len(), 1);
-/// # Ok::<(), w4l_core::ring::RingError>(())
-/// ```
 pub struct Consumer<R: RingRef> {
     ring: R,
     /// `RejectNewest`: authoritative (only the consumer writes `head`). `OverwriteOldest`:
@@ -1270,21 +1000,6 @@ impl<R: RingRef> Consumer<R> {
 
     /// Moves up to `out.len()` of the oldest samples into `out` and returns how many. At
     /// most two `memcpy`s, no per-sample atomics, never blocks.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, mut consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2, 3]);
-    /// let mut out = [0u8; 2];
-    /// assert_eq!(consumer.pop_slice(&mut out), 2);
-    /// assert_eq!(out, [1, 2]);
-    /// assert_eq!(consumer.pop_slice(&mut out), 1);
-    /// assert_eq!(out[0], 3);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn pop_slice(&mut self, out: &mut [<R::Storage as Storage>::Item]) -> usize {
         if out.is_empty() {
             return 0;
@@ -1301,18 +1016,6 @@ impl<R: RingRef> Consumer<R> {
     }
 
     /// Takes the oldest sample, if any.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, mut consumer) = ring.split()?;
-    /// assert_eq!(consumer.pop(), None);
-    /// producer.push(9).unwrap();
-    /// assert_eq!(consumer.pop(), Some(9));
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn pop(&mut self) -> Option<<R::Storage as Storage>::Item> {
         let (pos, n) = self.begin_read(1)?;
         let mut value = MaybeUninit::uninit();
@@ -1329,18 +1032,6 @@ impl<R: RingRef> Consumer<R> {
     /// dropped because the ring was full (`RejectNewest`) plus those overwritten
     /// (`OverwriteOldest`). Losses that happened before a sample was pushed are counted by
     /// the time that sample can be popped.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 2];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, mut consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2, 3, 4, 5]);
-    /// assert_eq!(consumer.take_missed(), 3);
-    /// assert_eq!(consumer.take_missed(), 0);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn take_missed(&mut self) -> usize {
         let shared = &self.ring.producer.0;
         let total = shared
@@ -1354,79 +1045,26 @@ impl<R: RingRef> Consumer<R> {
 
     /// Unread samples as the consumer sees them (the producer may add more, or under
     /// `OverwriteOldest` discard some, at any moment).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2]);
-    /// assert_eq!(consumer.len(), 2);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn len(&self) -> usize {
         self.ring.len()
     }
 
     /// `len() == 0`.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (_producer, consumer) = ring.split()?;
-    /// assert!(consumer.is_empty());
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The ring's capacity.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (_producer, consumer) = ring.split()?;
-    /// assert_eq!(consumer.capacity(), 4);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn capacity(&self) -> usize {
         self.ring.cap
     }
 
     /// The ring's counters (see [`RingStats`]).
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (mut producer, mut consumer) = ring.split()?;
-    /// producer.push_slice(&[1, 2]);
-    /// consumer.pop();
-    /// assert_eq!(consumer.stats().popped, 1);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn stats(&self) -> RingStats {
         self.ring.stats()
     }
 
     /// The shared ring.
-    ///
-    /// ```
-    /// use w4l_core::ring::{Overflow, Ring};
-    ///
-    /// let mut storage = [0u8; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (_producer, consumer) = ring.split()?;
-    /// assert_eq!(consumer.ring().capacity(), 4);
-    /// # Ok::<(), w4l_core::ring::RingError>(())
-    /// ```
     pub fn ring(&self) -> &Ring<R::Storage> {
         &self.ring
     }

@@ -5,7 +5,17 @@
 //! no state, no allocation, identical on every target). [`run`] feeds them to a [`Policy`],
 //! reports a fixed amount of freed bytes per emitted action ([`freed_by`]) as feedback, and
 //! yields every logged [`Transition`]. Printing those with `Display`, one per line, gives
-//! the golden log `core/tests/data/scenario.log`.
+//! the golden log `core/tests/data/scenario.log`:
+//!
+//! ```
+//! use w4l_core::scenario;
+//!
+//! let mut log = scenario::transitions().map(|t| t.to_string());
+//! assert_eq!(
+//!     log.next().as_deref(),
+//!     Some("t=301000ms Normal->Elevated pressure=561‰ rss predicted eta=58089ms")
+//! );
+//! ```
 //!
 //! The script is open-loop: readings do not react to the actions (recoveries are scripted,
 //! like the host finishing a recording); the feedback is what a host would *report*.
@@ -25,53 +35,24 @@
 use crate::policy::{Action, Policy, PolicyConfig, Reading, Transition};
 
 /// Time between readings, ms.
-///
-/// ```
-/// assert_eq!(w4l_core::scenario::PERIOD_MS, 1_000);
-/// ```
 pub const PERIOD_MS: u64 = 1_000;
 
 /// Number of readings (one hour).
-///
-/// ```
-/// assert_eq!(w4l_core::scenario::readings().count(), w4l_core::scenario::STEPS as usize);
-/// ```
 pub const STEPS: u32 = 3_600;
 
 /// Accountant budget of the scripted recorder: 512 MiB.
-///
-/// ```
-/// assert_eq!(w4l_core::scenario::BUDGET, 512 << 20);
-/// ```
 pub const BUDGET: usize = 512 << 20;
 
 /// Process limit of the scripted recorder: 1 GiB.
-///
-/// ```
-/// assert_eq!(w4l_core::scenario::RSS_LIMIT, 1 << 30);
-/// ```
 pub const RSS_LIMIT: u64 = 1 << 30;
 
 /// System available memory outside the low-memory episode: 4 GiB.
-///
-/// ```
-/// assert_eq!(w4l_core::scenario::reading(0).available, w4l_core::scenario::AVAILABLE);
-/// ```
 pub const AVAILABLE: u64 = 4 << 30;
 
 /// System available memory during the low-memory episode (seconds 2250–2329): 560 MiB.
-///
-/// ```
-/// assert_eq!(w4l_core::scenario::reading(2250).available, w4l_core::scenario::LOW_AVAILABLE);
-/// ```
 pub const LOW_AVAILABLE: u64 = 560 << 20;
 
 /// Seconds at which the user asks for cleanup.
-///
-/// ```
-/// use w4l_core::scenario::{reading, FORCE_AT_S};
-/// assert!(FORCE_AT_S.iter().all(|&s| reading(s).force));
-/// ```
 pub const FORCE_AT_S: [u32; 2] = [2_200, 2_300];
 
 /// Integer hash (lowbias32) used as deterministic noise.
@@ -100,15 +81,6 @@ fn of_limit(limit: u64, permille: i32) -> u64 {
 
 /// The scripted reading number `i` (at `i · PERIOD_MS`). Indices past the hour repeat the
 /// idle phase.
-///
-/// ```
-/// use w4l_core::scenario::{reading, BUDGET, RSS_LIMIT};
-/// let r = reading(1370);
-/// assert_eq!(r.now_ms, 1_370_000);
-/// assert_eq!(r.budget, BUDGET);
-/// assert_eq!(r.rss_limit, RSS_LIMIT);
-/// assert!(r.accounted > BUDGET / 100 * 94); // the recording is at its peak
-/// ```
 pub fn reading(i: u32) -> Reading {
     let mut acc_pm = 100 + noise(i, 0, 5);
     // The rss level and its noise amplitude (per-mille).
@@ -140,12 +112,6 @@ pub fn reading(i: u32) -> Reading {
 }
 
 /// The hour of readings, one per second.
-///
-/// ```
-/// let mut it = w4l_core::scenario::readings();
-/// assert_eq!(it.next().unwrap().now_ms, 0);
-/// assert_eq!(it.last().unwrap().now_ms, 3_599_000);
-/// ```
 pub fn readings() -> impl Iterator<Item = Reading> + Clone {
     (0..STEPS).map(reading)
 }
@@ -153,12 +119,6 @@ pub fn readings() -> impl Iterator<Item = Reading> + Clone {
 /// Bytes the scripted host reports freed by one action: idle buffers 32 MiB, temp files
 /// 32 MiB, spilling audio 96 MiB, unloading the model 160 MiB, dropping audio 64 MiB,
 /// refusing recordings nothing (it only prevents growth).
-///
-/// ```
-/// use w4l_core::{policy::Action, scenario::freed_by};
-/// assert_eq!(freed_by(Action::ReapTempFiles), 32 << 20);
-/// assert_eq!(freed_by(Action::RefuseNewRecordings), 0);
-/// ```
 pub const fn freed_by(action: Action) -> u64 {
     match action {
         Action::ReleaseIdleBuffers | Action::ReapTempFiles => 32 << 20,
@@ -171,11 +131,6 @@ pub const fn freed_by(action: Action) -> u64 {
 
 /// Iterator running a [`Policy`] over the scenario; yields each logged [`Transition`]
 /// (level changes and forced cleanups) in order.
-///
-/// ```
-/// let lines: Vec<String> = w4l_core::scenario::transitions().map(|t| t.to_string()).collect();
-/// assert!(lines.iter().any(|l| l.contains("Normal->Elevated")));
-/// ```
 #[derive(Clone, Debug)]
 pub struct Run {
     policy: Policy,
@@ -184,12 +139,6 @@ pub struct Run {
 
 impl Run {
     /// The policy as it stands (after the readings consumed so far).
-    ///
-    /// ```
-    /// let mut run = w4l_core::scenario::transitions();
-    /// let _ = run.by_ref().count();
-    /// assert_eq!(run.policy().level(), w4l_core::policy::Level::Normal);
-    /// ```
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
@@ -217,22 +166,11 @@ impl Iterator for Run {
 }
 
 /// Run `policy` over the scenario.
-///
-/// ```
-/// use w4l_core::{policy::{Policy, PolicyConfig, PolicyParams}, scenario};
-/// let cfg = PolicyConfig::new(PolicyParams { horizon_ms: 0, ..PolicyParams::default() }).unwrap();
-/// let without_prediction = scenario::run(Policy::new(cfg)).count();
-/// assert!(without_prediction > 0);
-/// ```
 pub fn run(policy: Policy) -> Run {
     Run { policy, next: 0 }
 }
 
 /// Run a default-configured policy over the scenario (what the golden log records).
-///
-/// ```
-/// assert!(w4l_core::scenario::transitions().count() > 10);
-/// ```
 pub fn transitions() -> Run {
     run(Policy::new(PolicyConfig::default()))
 }

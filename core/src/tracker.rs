@@ -5,8 +5,11 @@
 //! buffer's [`Reservation`] (or a tuple of the reservation and the buffer itself) — so
 //! releasing an entry and dropping it frees the memory for real.
 //!
-//! The tracker holds at most `N` entries in place (no heap). Time is an input:
-//! creation times and "now" are milliseconds on whatever clock the caller uses.
+//! The tracker holds at most `N` entries in place (a [`heapless::Vec`], no heap). Time is an
+//! input: creation times and "now" are milliseconds on whatever clock the caller uses.
+//! Releasing an entry moves the last one into its place (a swap-remove written without
+//! `Vec::swap_remove`'s bounds assertion, so no panic branch), hence [`Tracker::iter`]'s order
+//! is unspecified; every result that picks an entry breaks ties by id and does not depend on it.
 //!
 //! ```
 //! use w4l_core::accountant::{Accountant, Category};
@@ -32,15 +35,11 @@
 use core::fmt;
 use core::ops::Deref;
 
+use heapless::Vec;
+
 use crate::accountant::{Accountant, Reservation};
 
 /// Something that holds a number of bytes: what a [`Tracker`] entry owns.
-///
-/// ```
-/// use w4l_core::tracker::Tracked;
-/// assert_eq!(4096usize.tracked_bytes(), 4096);
-/// assert_eq!((16usize, "buffer").tracked_bytes(), 16);
-/// ```
 pub trait Tracked {
     /// Bytes held.
     fn tracked_bytes(&self) -> usize;
@@ -68,12 +67,6 @@ impl<T: Tracked, U> Tracked for (T, U) {
 }
 
 /// Identifier of a tracked buffer, chosen by the caller; unique within a tracker.
-///
-/// ```
-/// use w4l_core::tracker::BufferId;
-/// assert!(BufferId(1) < BufferId(2));
-/// assert_eq!(BufferId(7).to_string(), "#7");
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BufferId(pub u64);
@@ -86,11 +79,6 @@ impl fmt::Display for BufferId {
 
 /// How much a buffer is worth keeping; with `lowest_priority_first` victims are taken
 /// from [`Priority::Low`] up.
-///
-/// ```
-/// use w4l_core::tracker::Priority;
-/// assert!(Priority::Low < Priority::Normal && Priority::Normal < Priority::High);
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Priority {
@@ -104,11 +92,6 @@ pub enum Priority {
 }
 
 /// Order in which [`Tracker::select_victims`] picks buffers. Ties go to the smaller id.
-///
-/// ```
-/// use w4l_core::tracker::Order;
-/// assert_ne!(Order::OldestFirst, Order::LargestFirst);
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Order {
@@ -119,14 +102,6 @@ pub enum Order {
 }
 
 /// One tracked buffer: metadata plus the payload it owns.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, Tracker};
-/// let mut t: Tracker<usize, 2> = Tracker::new();
-/// t.register(BufferId(3), 100, Priority::High, 64).unwrap();
-/// let e = t.get(BufferId(3)).unwrap();
-/// assert_eq!((e.id, e.bytes(), e.created_ms, e.priority, e.age_ms(250)), (BufferId(3), 64, 100, Priority::High, 150));
-/// ```
 #[derive(Debug)]
 pub struct Entry<P> {
     /// The caller's id.
@@ -141,13 +116,6 @@ pub struct Entry<P> {
 
 impl<P: Tracked> Entry<P> {
     /// Bytes the payload holds.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, 5).unwrap();
-    /// assert_eq!(t.get(BufferId(1)).unwrap().bytes(), 5);
-    /// ```
     pub fn bytes(&self) -> usize {
         self.payload.tracked_bytes()
     }
@@ -155,24 +123,12 @@ impl<P: Tracked> Entry<P> {
 
 impl<P> Entry<P> {
     /// Milliseconds since creation at `now_ms` (0 if `now_ms` is earlier).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(1), 50, Priority::Low, 5).unwrap();
-    /// assert_eq!(t.get(BufferId(1)).unwrap().age_ms(10), 0);
-    /// ```
     pub fn age_ms(&self, now_ms: u64) -> u64 {
         now_ms.saturating_sub(self.created_ms)
     }
 }
 
 /// Why [`Tracker::register`] refused.
-///
-/// ```
-/// use w4l_core::tracker::RegisterErrorKind;
-/// assert_ne!(RegisterErrorKind::Full { capacity: 1 }, RegisterErrorKind::Duplicate(w4l_core::tracker::BufferId(1)));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RegisterErrorKind {
@@ -186,15 +142,6 @@ pub enum RegisterErrorKind {
 }
 
 /// [`Tracker::register`] refused; the payload is handed back unchanged.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, RegisterErrorKind, Tracker};
-/// let mut t: Tracker<usize, 1> = Tracker::new();
-/// t.register(BufferId(1), 0, Priority::Low, 5).unwrap();
-/// let err = t.register(BufferId(2), 0, Priority::Low, 7).unwrap_err();
-/// assert_eq!((err.kind, err.payload), (RegisterErrorKind::Full { capacity: 1 }, 7));
-/// assert!(err.to_string().starts_with("cannot track buffer #2"));
-/// ```
 #[derive(Debug)]
 pub struct RegisterError<P> {
     /// Why.
@@ -238,14 +185,6 @@ impl<P> defmt::Format for RegisterError<P> {
 }
 
 /// [`Tracker::release`] was asked for an id it does not track.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Tracker};
-/// let mut t: Tracker<usize, 1> = Tracker::new();
-/// let err = t.release(BufferId(9)).unwrap_err();
-/// assert_eq!(err.id, BufferId(9));
-/// assert!(err.to_string().contains("#9"));
-/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct UnknownBuffer {
@@ -269,13 +208,6 @@ impl core::error::Error for UnknownBuffer {}
 
 /// Result of [`Tracker::select_victims`]: how many ids were written and the bytes they
 /// hold together (less than asked when the tracker or the output slice ran out).
-///
-/// ```
-/// use w4l_core::tracker::{Order, Tracker};
-/// let t: Tracker<usize, 1> = Tracker::new();
-/// let picked = t.select_victims(Order::OldestFirst, false, 10, &mut []);
-/// assert_eq!((picked.count, picked.bytes), (0, 0));
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Selection {
@@ -286,16 +218,6 @@ pub struct Selection {
 }
 
 /// Plain summary of a tracker. See [`Tracker::stats`].
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, Tracker};
-/// let mut t: Tracker<usize, 4> = Tracker::new();
-/// t.register(BufferId(1), 10, Priority::Low, 100).unwrap();
-/// t.register(BufferId(2), 5, Priority::Low, 300).unwrap();
-/// let s = t.stats(20);
-/// assert_eq!((s.count, s.total_bytes, s.average_bytes), (2, 400, 200));
-/// assert_eq!((s.oldest, s.oldest_age_ms, s.largest), (Some(BufferId(2)), 15, Some(BufferId(2))));
-/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TrackerStats {
@@ -318,17 +240,11 @@ pub struct TrackerStats {
 /// Fixed-capacity registry of up to `N` tracked buffers, each owning its payload `P`.
 ///
 /// `Tracker::new` is a `const fn`. Lookups, totals and victim selection are linear
-/// scans over the `N` slots (selection is `O(N²)`): meant for tens of buffers.
-///
-/// ```
-/// use w4l_core::tracker::{BufferId, Priority, Tracker};
-/// let mut t: Tracker<usize, 2> = Tracker::new();
-/// t.register(BufferId(1), 0, Priority::Normal, 10).unwrap();
-/// assert_eq!((t.len(), t.capacity(), t.total_bytes()), (1, 2, 10));
-/// ```
+/// scans over the entries (selection is `O(N²)`): meant for tens of buffers.
+#[derive(Debug)]
 pub struct Tracker<P, const N: usize> {
-    slots: [Option<Entry<P>>; N],
-    len: usize,
+    /// In no particular order: releasing one moves the last into its place.
+    entries: Vec<Entry<P>, N>,
 }
 
 impl<P, const N: usize> Default for Tracker<P, N> {
@@ -337,63 +253,30 @@ impl<P, const N: usize> Default for Tracker<P, N> {
     }
 }
 
-impl<P: fmt::Debug, const N: usize> fmt::Debug for Tracker<P, N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
 impl<P, const N: usize> Tracker<P, N> {
     /// An empty tracker.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// let t: Tracker<usize, 4> = Tracker::new();
-    /// assert!(t.is_empty());
-    /// ```
     pub const fn new() -> Self {
         Tracker {
-            slots: [const { None }; N],
-            len: 0,
+            entries: Vec::new(),
         }
     }
 
     /// Buffers tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert_eq!(Tracker::<usize, 4>::new().len(), 0);
-    /// ```
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// `true` when nothing is tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert!(Tracker::<usize, 1>::new().is_empty());
-    /// ```
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 
     /// `true` when all `N` slots are taken.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert!(Tracker::<usize, 0>::new().is_full());
-    /// ```
     pub fn is_full(&self) -> bool {
-        self.len >= N
+        self.entries.is_full()
     }
 
     /// The capacity `N`.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// assert_eq!(Tracker::<usize, 16>::new().capacity(), 16);
-    /// ```
     pub const fn capacity(&self) -> usize {
         N
     }
@@ -407,10 +290,12 @@ impl<P, const N: usize> Tracker<P, N> {
     ///
     /// ```
     /// use w4l_core::tracker::{BufferId, Priority, RegisterErrorKind, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
+    /// let mut t: Tracker<usize, 1> = Tracker::new();
     /// t.register(BufferId(1), 0, Priority::Normal, 10).unwrap();
     /// let err = t.register(BufferId(1), 0, Priority::Normal, 20).unwrap_err();
-    /// assert_eq!(err.kind, RegisterErrorKind::Duplicate(BufferId(1)));
+    /// assert_eq!((err.kind, err.payload), (RegisterErrorKind::Duplicate(BufferId(1)), 20));
+    /// let err = t.register(BufferId(2), 0, Priority::Normal, 30).unwrap_err();
+    /// assert_eq!(err.kind, RegisterErrorKind::Full { capacity: 1 });
     /// ```
     pub fn register(
         &mut self,
@@ -419,19 +304,19 @@ impl<P, const N: usize> Tracker<P, N> {
         priority: Priority,
         payload: P,
     ) -> Result<(), RegisterError<P>> {
-        let kind = if self.position(id).is_some() {
-            RegisterErrorKind::Duplicate(id)
-        } else if let Some(slot) = self.slots.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(Entry {
+        let (kind, payload) = if self.contains(id) {
+            (RegisterErrorKind::Duplicate(id), payload)
+        } else {
+            let entry = Entry {
                 id,
                 created_ms,
                 priority,
                 payload,
-            });
-            self.len += 1;
-            return Ok(());
-        } else {
-            RegisterErrorKind::Full { capacity: N }
+            };
+            match self.entries.push(entry) {
+                Ok(()) => return Ok(()),
+                Err(entry) => (RegisterErrorKind::Full { capacity: N }, entry.payload),
+            }
         };
         Err(RegisterError { kind, id, payload })
     }
@@ -442,51 +327,30 @@ impl<P, const N: usize> Tracker<P, N> {
     /// # Errors
     ///
     /// [`UnknownBuffer`] when `id` is not tracked.
-    ///
-    /// ```
-    /// use w4l_core::accountant::{Accountant, Category};
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let acc = Accountant::new(100, 0);
-    /// let mut t: Tracker<_, 2> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Normal, acc.try_reserve(Category::Audio, 40).unwrap()).unwrap();
-    /// let entry = t.release(BufferId(1)).unwrap();
-    /// assert_eq!(acc.memory_used(), 40);
-    /// drop(entry);
-    /// assert_eq!(acc.memory_used(), 0);
-    /// ```
     pub fn release(&mut self, id: BufferId) -> Result<Entry<P>, UnknownBuffer> {
         let unknown = UnknownBuffer {
             id,
-            tracked: self.len,
+            tracked: self.len(),
         };
         let index = self.position(id).ok_or(unknown)?;
-        let entry = self
-            .slots
-            .get_mut(index)
-            .and_then(Option::take)
-            .ok_or(unknown)?;
-        self.len = self.len.saturating_sub(1);
-        Ok(entry)
+        // Swap-remove without a panic path: swap the released entry with the last, pop it.
+        if let Some((released, rest)) = self
+            .entries
+            .get_mut(index..)
+            .and_then(|t| t.split_first_mut())
+            && let Some(last) = rest.last_mut()
+        {
+            core::mem::swap(released, last);
+        }
+        self.entries.pop().ok_or(unknown)
     }
 
     /// The entry of `id`, if tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Tracker};
-    /// assert!(Tracker::<usize, 1>::new().get(BufferId(1)).is_none());
-    /// ```
     pub fn get(&self, id: BufferId) -> Option<&Entry<P>> {
         self.iter().find(|e| e.id == id)
     }
 
     /// `true` when `id` is tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(4), 0, Priority::Low, 1).unwrap();
-    /// assert!(t.contains(BufferId(4)));
-    /// ```
     pub fn contains(&self, id: BufferId) -> bool {
         self.position(id).is_some()
     }
@@ -496,113 +360,55 @@ impl<P, const N: usize> Tracker<P, N> {
     /// # Errors
     ///
     /// [`UnknownBuffer`] when `id` is not tracked.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 1> = Tracker::new();
-    /// t.register(BufferId(4), 0, Priority::High, 1).unwrap();
-    /// t.set_priority(BufferId(4), Priority::Low).unwrap();
-    /// assert_eq!(t.get(BufferId(4)).unwrap().priority, Priority::Low);
-    /// ```
     pub fn set_priority(&mut self, id: BufferId, priority: Priority) -> Result<(), UnknownBuffer> {
-        let tracked = self.len;
+        let tracked = self.len();
         let entry = self
-            .slots
+            .entries
             .iter_mut()
-            .flatten()
             .find(|e| e.id == id)
             .ok_or(UnknownBuffer { id, tracked })?;
         entry.priority = priority;
         Ok(())
     }
 
-    /// The tracked entries, in slot order.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 3> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, 1).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 2).unwrap();
-    /// assert_eq!(t.iter().map(|e| e.payload).sum::<usize>(), 3);
-    /// ```
+    /// The tracked entries, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<P>> {
-        self.slots.iter().flatten()
+        self.entries.iter()
     }
 
     /// The oldest entry (earliest `created_ms`, then smallest id).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 3> = Tracker::new();
-    /// t.register(BufferId(1), 9, Priority::Low, 1).unwrap();
-    /// t.register(BufferId(2), 3, Priority::Low, 2).unwrap();
-    /// assert_eq!(t.oldest().unwrap().id, BufferId(2));
-    /// ```
     pub fn oldest(&self) -> Option<&Entry<P>> {
         self.iter().min_by_key(|e| (e.created_ms, e.id))
     }
 
     fn position(&self, id: BufferId) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|e| e.id == id))
+        self.entries.iter().position(|e| e.id == id)
     }
 }
 
 impl<P: Tracked, const N: usize> Tracker<P, N> {
     /// Bytes all tracked payloads hold together (saturating at `usize::MAX`).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, usize::MAX).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 1).unwrap();
-    /// assert_eq!(t.total_bytes(), usize::MAX);
-    /// ```
     pub fn total_bytes(&self) -> usize {
         self.iter()
             .fold(0usize, |sum, e| sum.saturating_add(e.bytes()))
     }
 
     /// Average bytes per buffer (rounded down), `None` when empty.
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
-    /// assert_eq!(t.average_bytes(), None);
-    /// t.register(BufferId(1), 0, Priority::Low, 3).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 4).unwrap();
-    /// assert_eq!(t.average_bytes(), Some(3));
-    /// ```
     pub fn average_bytes(&self) -> Option<usize> {
-        self.total_bytes().checked_div(self.len)
+        self.total_bytes().checked_div(self.len())
     }
 
     /// The largest entry (most bytes, then smallest id).
-    ///
-    /// ```
-    /// use w4l_core::tracker::{BufferId, Priority, Tracker};
-    /// let mut t: Tracker<usize, 2> = Tracker::new();
-    /// t.register(BufferId(1), 0, Priority::Low, 3).unwrap();
-    /// t.register(BufferId(2), 0, Priority::Low, 4).unwrap();
-    /// assert_eq!(t.largest().unwrap().id, BufferId(2));
-    /// ```
     pub fn largest(&self) -> Option<&Entry<P>> {
         self.iter()
             .min_by_key(|e| (core::cmp::Reverse(e.bytes()), e.id))
     }
 
     /// A plain summary at `now_ms`.
-    ///
-    /// ```
-    /// use w4l_core::tracker::Tracker;
-    /// let s = Tracker::<usize, 3>::new().stats(0);
-    /// assert_eq!((s.count, s.capacity, s.oldest), (0, 3, None));
-    /// ```
     pub fn stats(&self, now_ms: u64) -> TrackerStats {
         let oldest = self.oldest();
         TrackerStats {
-            count: self.len,
+            count: self.len(),
             capacity: N,
             total_bytes: self.total_bytes(),
             average_bytes: self.average_bytes().unwrap_or(0),
@@ -665,11 +471,8 @@ impl<P: Tracked, const N: usize> Tracker<P, N> {
                 break;
             }
             let mut best = None;
-            for (i, (slot, taken)) in self.slots.iter().zip(picked.iter()).enumerate() {
-                let (Some(entry), false) = (slot, *taken) else {
-                    continue;
-                };
-                if best.is_none_or(|(_, b)| key(entry) < key(b)) {
+            for (i, (entry, taken)) in self.entries.iter().zip(picked.iter()).enumerate() {
+                if !*taken && best.is_none_or(|(_, b)| key(entry) < key(b)) {
                     best = Some((i, entry));
                 }
             }

@@ -53,17 +53,6 @@ use core::fmt;
 use core::marker::PhantomData;
 
 /// Why a [`Window`] could not be created.
-///
-/// ```
-/// use w4l_core::window::{Window, WindowError};
-///
-/// assert_eq!(Window::new([0f32; 8], 0).unwrap_err(), WindowError::ZeroChannels);
-/// assert_eq!(Window::new([0f32; 0], 2).unwrap_err(), WindowError::EmptyStorage);
-/// assert_eq!(
-///     Window::new([0f32; 7], 2).unwrap_err(),
-///     WindowError::NotWholeFrames { len: 7, channels: 2 },
-/// );
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WindowError {
@@ -135,12 +124,18 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     /// is empty, or its length is not a multiple of `channels`.
     ///
     /// ```
-    /// use w4l_core::window::Window;
+    /// use w4l_core::window::{Window, WindowError};
     ///
     /// let w = Window::new([0i16; 16_000 * 2], 2)?; // 16 000 stereo frames
-    /// assert_eq!(w.capacity_frames(), 16_000);
-    /// assert_eq!(w.frames_available(), 0);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
+    /// assert_eq!((w.capacity_frames(), w.frames_available()), (16_000, 0));
+    ///
+    /// assert_eq!(Window::new([0f32; 8], 0).unwrap_err(), WindowError::ZeroChannels);
+    /// assert_eq!(Window::new([0f32; 0], 2).unwrap_err(), WindowError::EmptyStorage);
+    /// assert_eq!(
+    ///     Window::new([0f32; 7], 2).unwrap_err(),
+    ///     WindowError::NotWholeFrames { len: 7, channels: 2 },
+    /// );
+    /// # Ok::<(), WindowError>(())
     /// ```
     pub fn new(storage: S, channels: usize) -> Result<Self, WindowError> {
         let cap = storage.as_ref().len();
@@ -169,19 +164,6 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     ///
     /// Any length is accepted, including partial frames (completed by the next write) and
     /// writes longer than the storage (only the newest `storage.len()` samples are kept).
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    ///
-    /// let mut w = Window::new([0u8; 4], 2)?;
-    /// w.write(&[1, 2, 3, 4, 5, 6, 7]); // keeps 4, 5, 6, 7; 7 starts a frame
-    /// assert_eq!(w.samples_written(), 7);
-    /// assert_eq!(w.frames_available(), 1);
-    /// let mut out = [0u8; 4];
-    /// assert_eq!(w.latest(2, &mut out), 1);
-    /// assert_eq!(out[..2], [5, 6]);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn write(&mut self, samples: &[T]) {
         let n = samples.len();
         if n == 0 {
@@ -208,17 +190,6 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     /// The count is clamped to [`frames_available`](Self::frames_available) and to
     /// `out.len() / channels`; samples of a pending partial frame are never copied, and
     /// the rest of `out` is left untouched.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    ///
-    /// let mut w = Window::new([0i32; 6], 3)?;
-    /// w.write(&[1, 2, 3, 4, 5]);
-    /// let mut out = [0i32; 5]; // room for one 3-channel frame only
-    /// assert_eq!(w.latest(2, &mut out), 1);
-    /// assert_eq!(out, [1, 2, 3, 0, 0]);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn latest(&self, frames: usize, out: &mut [T]) -> usize {
         let k = frames
             .min(self.frames_available())
@@ -239,21 +210,6 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     /// [`samples_written`](Self::samples_written) and the channel phase are kept: if a
     /// frame was pending, the samples completing it are stored, but the frame is not
     /// returned (its beginning was cleared).
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    ///
-    /// let mut w = Window::new([0i16; 4], 2)?;
-    /// w.write(&[1, 2, 3]);
-    /// w.clear();
-    /// assert_eq!(w.frames_available(), 0);
-    /// w.write(&[4, 5, 6]); // 4 completes the cleared frame; 5, 6 is a new frame
-    /// let mut out = [0i16; 4];
-    /// assert_eq!(w.latest(2, &mut out), 1);
-    /// assert_eq!(out[..2], [5, 6]);
-    /// assert_eq!(w.samples_written(), 6);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn clear(&mut self) {
         self.valid = 0;
     }
@@ -262,19 +218,6 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     ///
     /// At most [`capacity_frames`](Self::capacity_frames), and one less than that when the
     /// window is full and a partial frame is pending.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    ///
-    /// let mut w = Window::new([0i16; 4], 2)?;
-    /// w.write(&[1, 2, 3, 4]);
-    /// assert_eq!(w.frames_available(), 2);
-    /// w.write(&[5]); // overwrites 1, so the frame (1, 2) is gone
-    /// assert_eq!(w.frames_available(), 1);
-    /// w.write(&[6]);
-    /// assert_eq!(w.frames_available(), 2);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn frames_available(&self) -> usize {
         // Complete frames lie in the valid samples before the pending ones; the valid region
         // may begin mid-frame after a clear, hence the floor division.
@@ -282,80 +225,33 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     }
 
     /// How many frames the storage holds: `storage.len() / channels`.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let w = Window::new([0f32; 12], 3)?;
-    /// assert_eq!(w.capacity_frames(), 4);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn capacity_frames(&self) -> usize {
         self.cap / self.channels
     }
 
     /// Channels per frame.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let w = Window::new([0f32; 12], 3)?;
-    /// assert_eq!(w.channels(), 3);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn channels(&self) -> usize {
         self.channels
     }
 
     /// Total samples ever written, including those overwritten or cleared since
     /// (saturates at `u64::MAX`).
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let mut w = Window::new([0f32; 2], 1)?;
-    /// w.write(&[0.0; 5]);
-    /// w.clear();
-    /// assert_eq!(w.samples_written(), 5);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn samples_written(&self) -> u64 {
         self.written
     }
 
     /// Samples of the frame currently being written (`samples_written() % channels`),
     /// stored but not yet returned by [`latest`](Self::latest).
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let mut w = Window::new([0f32; 8], 4)?;
-    /// w.write(&[0.0; 6]);
-    /// assert_eq!(w.pending_samples(), 2);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn pending_samples(&self) -> usize {
         self.phase
     }
 
     /// Fill level as `(frames_available(), capacity_frames())`.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let mut w = Window::new([0f32; 8], 2)?;
-    /// w.write(&[0.0; 6]);
-    /// assert_eq!(w.fill(), (3, 4));
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn fill(&self) -> (usize, usize) {
         (self.frames_available(), self.capacity_frames())
     }
 
     /// Fill level in per mille (0..=1000), rounded down.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let mut w = Window::new([0f32; 3], 1)?;
-    /// w.write(&[0.0; 2]);
-    /// assert_eq!(w.fill_permille(), 666);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn fill_permille(&self) -> u16 {
         let (avail, cap) = self.fill();
         // u128 cannot overflow for usize operands; cap is non-zero; the result is <= 1000.
@@ -364,26 +260,11 @@ impl<T: Copy, S: AsRef<[T]> + AsMut<[T]>> Window<T, S> {
     }
 
     /// The storage, with the samples in ring order (not chronological).
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let mut w = Window::new([0u8; 2], 1)?;
-    /// w.write(&[1, 2, 3]);
-    /// assert_eq!(w.storage(), &[3, 2]);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn storage(&self) -> &[T] {
         self.storage.as_ref()
     }
 
     /// Gives the storage back.
-    ///
-    /// ```
-    /// use w4l_core::window::Window;
-    /// let w = Window::new([7u8; 2], 1)?;
-    /// assert_eq!(w.into_storage(), [7, 7]);
-    /// # Ok::<(), w4l_core::window::WindowError>(())
-    /// ```
     pub fn into_storage(self) -> S {
         self.storage
     }

@@ -463,3 +463,285 @@ fn reservations_can_live_in_long_lived_structs() {
     assert_eq!(acc.figures().live, 0);
     assert_eq!(Arc::strong_count(&acc), 1);
 }
+
+// --- Small facts of the API (formerly doc examples on accessors, errors and figures) ----
+
+/// The four categories: which share the memory budget, their order and names.
+#[test]
+fn categories_names_and_indices() {
+    assert!(Category::Audio.is_memory());
+    assert!(!Category::Disk.is_memory());
+    assert_eq!(Category::Model.index(), 1);
+    assert_eq!(Category::Other.to_string(), "other");
+    assert_eq!(Category::ALL.len(), 4);
+    assert!(
+        Category::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.index() == i)
+    );
+    assert!(Category::MEMORY.iter().all(|c| c.is_memory()));
+    assert_eq!(Category::Disk.index(), 3);
+    assert!(Category::Other.is_memory());
+    assert_eq!(Category::Audio.name(), "audio");
+}
+
+/// A refusal names the operation, the bound that refused, and the holders, largest first.
+#[test]
+fn refusals_say_what_and_who_holds_it() {
+    {
+        let acc = Accountant::new(100, 0);
+        assert_eq!(
+            acc.try_reserve(Category::Model, 101).unwrap_err().bound,
+            Bound::MemoryBudget
+        );
+        assert_eq!(
+            acc.try_reserve(Category::Disk, 1).unwrap_err().bound,
+            Bound::DiskBudget
+        );
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Other, 10).unwrap();
+        assert_eq!(r.grow(1).unwrap_err().op, ReserveOp::Grow);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let _m = acc.try_reserve(Category::Model, 8).unwrap();
+        let err = acc.try_reserve(Category::Audio, 4).unwrap_err();
+        let top = err.holders.largest().unwrap();
+        assert_eq!((top.category, top.bytes, top.live), (Category::Model, 8, 1));
+    }
+    {
+        let acc = Accountant::new(100, 0);
+        let _a = acc.try_reserve(Category::Audio, 30).unwrap();
+        let _m = acc.try_reserve(Category::Model, 60).unwrap();
+        let holders = acc.holders(Category::Other);
+        let order: Vec<_> = holders.iter().map(|h| (h.category, h.bytes)).collect();
+        assert_eq!(
+            order,
+            [
+                (Category::Model, 60),
+                (Category::Audio, 30),
+                (Category::Other, 0)
+            ]
+        );
+    }
+    {
+        let acc = Accountant::new(1, 1);
+        assert_eq!(acc.holders(Category::Audio).as_slice().len(), 3);
+        assert_eq!(acc.holders(Category::Disk).as_slice().len(), 1);
+    }
+    {
+        let acc = Accountant::new(1, 1);
+        assert_eq!(
+            acc.holders(Category::Model)
+                .iter()
+                .map(|h| h.bytes)
+                .sum::<usize>(),
+            0
+        );
+    }
+    {
+        let acc = Accountant::new(8, 8);
+        let _d = acc.try_reserve(Category::Disk, 5).unwrap();
+        assert_eq!(acc.holders(Category::Disk).largest().unwrap().bytes, 5);
+    }
+    {
+        let acc = Accountant::new(1000, 0);
+        let _model = acc.try_reserve(Category::Model, 900).unwrap();
+        let err = acc.try_reserve(Category::Audio, 200).unwrap_err();
+        assert_eq!(
+            (err.requested, err.available, err.bound, err.limit),
+            (200, 100, Bound::MemoryBudget, 1000)
+        );
+        assert!(
+            err.to_string()
+                .starts_with("cannot reserve 200 bytes of audio")
+        );
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let _o = acc.try_reserve(Category::Other, 2).unwrap();
+        assert_eq!(
+            acc.holders(Category::Audio).largest().unwrap().category,
+            Category::Other
+        );
+    }
+}
+
+/// Shrinking or splitting off more than is held is refused and changes nothing.
+#[test]
+fn reductions_beyond_the_held_bytes_change_nothing() {
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Other, 4).unwrap();
+        assert_eq!(r.shrink(5).unwrap_err().op, ReduceOp::Shrink);
+        assert_eq!(r.split(5).unwrap_err().op, ReduceOp::Split);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Other, 4).unwrap();
+        let err = r.shrink(6).unwrap_err();
+        assert_eq!((err.requested, err.held), (6, 4));
+        assert_eq!(r.bytes(), 4);
+    }
+}
+
+/// Figures: usage, peaks, limits and counters, per category and in total.
+#[test]
+fn figures_per_category_and_in_total() {
+    {
+        let acc = Accountant::new(100, 0).with_limit(Category::Audio, 50);
+        drop(acc.try_reserve(Category::Audio, 40).unwrap());
+        let _ = acc.try_reserve(Category::Audio, 60);
+        let audio = acc.figures().categories[Category::Audio.index()];
+        assert_eq!((audio.used, audio.peak, audio.limit), (0, 40, Some(50)));
+        assert_eq!((audio.live, audio.granted, audio.refused), (0, 1, 1));
+    }
+    {
+        let acc = Accountant::new(100, 50);
+        let _a = acc.try_reserve(Category::Audio, 10).unwrap();
+        let _d = acc.try_reserve(Category::Disk, 20).unwrap();
+        let f = acc.figures();
+        assert_eq!(
+            (f.memory_used, f.disk_used, f.live, f.granted),
+            (10, 20, 2, 2)
+        );
+        assert_eq!(f.memory_available(), 90);
+        assert_eq!(f.category(Category::Disk).used, 20);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        assert_eq!(acc.figures().category(Category::Model).used, 0);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let _r = acc.try_reserve(Category::Model, 3).unwrap();
+        assert_eq!(acc.figures().memory_available(), 7);
+    }
+    {
+        let acc = Accountant::new(0, 10);
+        let _r = acc.try_reserve(Category::Disk, 4).unwrap();
+        assert_eq!(acc.figures().disk_available(), 6);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let _ = acc.try_reserve(Category::Model, 11);
+        assert_eq!(acc.figures().refused, 1);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        assert_eq!(acc.snapshot(), acc.figures());
+    }
+}
+
+/// Budgets, limits and what is used and available, memory and disk apart.
+#[test]
+fn budgets_limits_and_usage() {
+    {
+        let acc = Accountant::new(1 << 20, 0);
+        let r = acc.try_reserve(Category::Model, 1000).unwrap();
+        assert_eq!(acc.memory_used(), 1000);
+        r.release();
+        assert_eq!(acc.memory_used(), 0);
+    }
+    {
+        static ACC: Accountant = Accountant::new(2048, 0);
+        assert_eq!(ACC.memory_budget(), 2048);
+    }
+    {
+        let acc = Accountant::new(100, 0).with_limit(Category::Audio, 10);
+        assert_eq!(acc.limit(Category::Audio), Some(10));
+        assert!(acc.try_reserve(Category::Audio, 11).is_err());
+    }
+    assert_eq!(Accountant::new(7, 0).memory_budget(), 7);
+    assert_eq!(Accountant::new(0, 9).disk_budget(), 9);
+    assert_eq!(Accountant::new(1, 1).limit(Category::Model), None);
+    {
+        let acc = Accountant::new(10, 10);
+        let _d = acc.try_reserve(Category::Disk, 5).unwrap();
+        assert_eq!(acc.memory_used(), 0);
+    }
+    {
+        let acc = Accountant::new(10, 10);
+        let _d = acc.try_reserve(Category::Disk, 5).unwrap();
+        assert_eq!(acc.disk_used(), 5);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let _r = acc.try_reserve(Category::Other, 3).unwrap();
+        assert_eq!(acc.used(Category::Other), 3);
+    }
+    {
+        let acc = Accountant::new(100, 0).with_limit(Category::Audio, 30);
+        let _m = acc.try_reserve(Category::Model, 80).unwrap();
+        assert_eq!(acc.available(Category::Audio), 20);
+        assert_eq!(acc.available(Category::Disk), 0);
+    }
+}
+
+/// A reservation's operations, each keeping the accountant's figures exact.
+#[test]
+fn a_reservation_grows_shrinks_splits_merges_and_ends() {
+    {
+        let acc = Accountant::new(10, 0);
+        assert_eq!(acc.try_reserve(Category::Other, 4).unwrap().bytes(), 4);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        assert_eq!(
+            acc.try_reserve(Category::Model, 1).unwrap().category(),
+            Category::Model
+        );
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let r = acc.try_reserve(Category::Model, 1).unwrap();
+        assert!(core::ptr::eq(r.accountant(), &acc));
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
+        r.grow(6).unwrap();
+        assert!(r.grow(1).is_err());
+        assert_eq!(r.bytes(), 10);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
+        r.shrink(4).unwrap();
+        assert_eq!((r.bytes(), acc.memory_used()), (0, 0));
+        assert!(r.shrink(1).is_err());
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Audio, 4).unwrap();
+        r.resize(9).unwrap();
+        r.resize(2).unwrap();
+        assert_eq!(acc.memory_used(), 2);
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut r = acc.try_reserve(Category::Audio, 8).unwrap();
+        let part = r.split(3).unwrap();
+        assert_eq!((r.bytes(), part.bytes(), acc.figures().live), (5, 3, 2));
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        let mut a = acc.try_reserve(Category::Audio, 2).unwrap();
+        let b = acc.try_reserve(Category::Audio, 3).unwrap();
+        a.merge(b).unwrap();
+        assert_eq!(
+            (a.bytes(), acc.memory_used(), acc.figures().live),
+            (5, 5, 1)
+        );
+        let m = acc.try_reserve(Category::Model, 1).unwrap();
+        assert!(a.merge(m).is_err());
+    }
+    {
+        let acc = Accountant::new(10, 0);
+        acc.try_reserve(Category::Audio, 4).unwrap().release();
+        assert_eq!(acc.figures().live, 0);
+    }
+}

@@ -7,8 +7,8 @@ use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction as Dela
 use embedded_hal_mock::eh1::spi::{Mock, Transaction as Spi};
 use proptest::prelude::*;
 use w4l_core::adc::{
-    AdcError, Channel, Config, ConfigError, MAX_CODE, MAX_SAMPLE_RATE_HZ, MAX_SPI_CLOCK_HZ,
-    Mcp3202, code_to_sample, decode,
+    AdcError, Channel, Config, ConfigError, DEFAULT_SPI_CLOCK_HZ, MAX_CODE, MAX_SAMPLE_RATE_HZ,
+    MAX_SPI_CLOCK_HZ, MID_CODE, Mcp3202, code_to_sample, decode,
 };
 use w4l_core::ring::{Overflow, Ring};
 use w4l_core::sample::Sample;
@@ -303,5 +303,203 @@ proptest! {
             prop_assert!((1..=MAX_SAMPLE_RATE_HZ).contains(&rate));
             prop_assert!((1..=MAX_SPI_CLOCK_HZ).contains(&clock));
         }
+    }
+}
+
+/// The chip's limits, its channel bytes and frame decoding, from the datasheet.
+#[test]
+fn constants_channels_and_frames() {
+    assert_eq!(w4l_core::adc::MAX_CODE, 4095);
+    assert_eq!(code_to_sample::<i16>(MID_CODE), 0);
+    assert_eq!(w4l_core::adc::MAX_SAMPLE_RATE_HZ, 100_000);
+    assert_eq!(w4l_core::adc::MAX_SPI_CLOCK_HZ, 1_800_000);
+    {
+        let config = Config::new(Channel::Single0, 8_000).unwrap();
+        assert_eq!(config.spi_clock_hz(), DEFAULT_SPI_CLOCK_HZ);
+    }
+    assert_eq!(w4l_core::adc::FRAME_BITS, 24);
+    assert_eq!(Channel::Single0.config_byte(), 0xA0);
+    assert_eq!(Channel::Single1.config_byte(), 0xE0);
+    assert_eq!(Channel::Diff01.config_byte(), 0x20);
+    assert_eq!(Channel::Diff10.config_byte(), 0x60);
+    assert_eq!(Channel::Single0.config_byte() & 0x20, 0x20); // MSB first
+    assert_eq!(Channel::Single1.request(), [0x01, 0xE0, 0x00]);
+    assert_eq!(decode([0x00, 0x08, 0x00]), Some(2048));
+    assert_eq!(decode([0xFF, 0xEF, 0xFF]), Some(4095)); // don't-care bits are ignored
+    assert_eq!(decode([0xFF, 0xFF, 0xFF]), None); // floating MISO
+    assert_eq!(code_to_sample::<i16>(0), i16::MIN);
+    assert_eq!(code_to_sample::<i16>(4095), 32752);
+    assert_eq!(code_to_sample::<f32>(1024), -0.5);
+    assert_eq!(code_to_sample::<i16>(0xF800), 0); // only 12 bits count
+}
+
+/// Settings, their derived timing and why they are refused.
+#[test]
+fn configs_and_their_timing() {
+    {
+        let config = Config::new(Channel::Single0, 16_000).unwrap();
+        assert_eq!(config.period_ns(), 62_500);
+        assert_eq!(config.gap_ns(), 38_500);
+        assert_eq!(
+            Config::new(Channel::Single0, 0),
+            Err(ConfigError::SampleRate)
+        );
+    }
+    assert!(Config::new(Channel::Single1, 32_000).is_ok());
+    assert_eq!(
+        Config::new(Channel::Single1, 100_001),
+        Err(ConfigError::SampleRate)
+    );
+    // 44.1 kHz leaves 22.7 µs per sample, 24 bits at 1 MHz take 24 µs:
+    assert_eq!(
+        Config::new(Channel::Single1, 44_100),
+        Err(ConfigError::TooFast)
+    );
+    {
+        let fast = Config::with_spi_clock(Channel::Single0, 48_000, 1_800_000).unwrap();
+        assert_eq!(fast.period_ns(), 20_834); // rounded up
+        assert_eq!(fast.gap_ns(), 20_834 - 13_334);
+        assert_eq!(
+            Config::with_spi_clock(Channel::Single0, 8_000, 2_000_000),
+            Err(ConfigError::SpiClock)
+        );
+    }
+    assert_eq!(
+        Config::new(Channel::Diff01, 8_000).unwrap().channel(),
+        Channel::Diff01
+    );
+    assert_eq!(
+        Config::new(Channel::Single0, 8_000)
+            .unwrap()
+            .sample_rate_hz(),
+        8_000
+    );
+    {
+        let c = Config::with_spi_clock(Channel::Single0, 8_000, 500_000).unwrap();
+        assert_eq!(c.spi_clock_hz(), 500_000);
+    }
+    assert_eq!(
+        Config::new(Channel::Single0, 8_000).unwrap().period_ns(),
+        125_000
+    );
+    // 125 µs period, 24 µs on the bus at 1 MHz.
+    assert_eq!(
+        Config::new(Channel::Single0, 8_000).unwrap().gap_ns(),
+        101_000
+    );
+    assert_eq!(
+        ConfigError::TooFast.to_string(),
+        "a 24-bit transfer at this SPI clock is longer than the sample period"
+    );
+    assert_eq!(
+        AdcError::Spi("bus fault").to_string(),
+        "SPI transfer failed: \"bus fault\""
+    );
+    assert_eq!(
+        AdcError::<()>::Overrun { pushed: 3 }.to_string(),
+        "ring full after 3 samples: sample dropped"
+    );
+}
+
+/// The driver, one conversion at a time, with its errors.
+#[test]
+fn driver_reads_restarts_and_releases() {
+    {
+        let e: AdcError<()> = AdcError::NoDevice;
+        assert_eq!(
+            e.to_string(),
+            "ADC did not answer (null bit high: MISO floating?)"
+        );
+    }
+    assert_eq!(
+        ConfigError::SampleRate.to_string(),
+        "sample rate must be 1 to 100000 Hz for the MCP3202"
+    );
+    {
+        use embedded_hal_mock::eh1::{delay::NoopDelay, spi::Mock};
+        let config = Config::new(Channel::Single0, 16_000).unwrap();
+        let adc = Mcp3202::new(Mock::new(&[]), NoopDelay::new(), config);
+        assert_eq!(adc.config().sample_rate_hz(), 16_000);
+        adc.release().0.done();
+    }
+    {
+        use embedded_hal_mock::eh1::{delay::NoopDelay, spi::Mock};
+        let config = Config::new(Channel::Single1, 8_000).unwrap();
+        let adc = Mcp3202::new(Mock::new(&[]), NoopDelay::new(), config);
+        assert_eq!(adc.config().channel(), Channel::Single1);
+        adc.release().0.done();
+    }
+    {
+        use embedded_hal_mock::eh1::delay::CheckedDelay;
+        use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
+        let one = [
+            T::transaction_start(),
+            T::transfer(vec![0x01, 0xA0, 0x00], vec![0, 0x08, 0x00]),
+            T::transaction_end(),
+        ];
+        let spi = Mock::new(one.iter().chain(&one));
+        let config = Config::new(Channel::Single0, 8_000).unwrap();
+        let mut adc = Mcp3202::new(spi, CheckedDelay::new(&[]), config);
+        adc.read_code().unwrap();
+        adc.restart();
+        adc.read_code().unwrap(); // no delay expected
+        let (mut spi, mut delay) = adc.release();
+        spi.done();
+        delay.done();
+    }
+    {
+        use embedded_hal_mock::eh1::delay::NoopDelay;
+        use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
+        let spi = Mock::new(&[
+            T::transaction_start(),
+            T::transfer(vec![0x01, 0xE0, 0x00], vec![0xFF, 0xE5, 0x5A]),
+            T::transaction_end(),
+            T::transaction_start(),
+            T::transfer(vec![0x01, 0xE0, 0x00], vec![0xFF, 0xFF, 0xFF]),
+            T::transaction_end(),
+        ]);
+        let config = Config::new(Channel::Single1, 8_000).unwrap();
+        let mut adc = Mcp3202::new(spi, NoopDelay::new(), config);
+        assert_eq!(adc.read_code(), Ok(0x55A));
+        assert_eq!(adc.read_code(), Err(AdcError::NoDevice));
+        adc.release().0.done();
+    }
+    {
+        use embedded_hal_mock::eh1::delay::NoopDelay;
+        use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
+        let spi = Mock::new(&[
+            T::transaction_start(),
+            T::transfer(vec![0x01, 0xA0, 0x00], vec![0, 0x0C, 0x00]),
+            T::transaction_end(),
+        ]);
+        let config = Config::new(Channel::Single0, 8_000).unwrap();
+        let mut adc = Mcp3202::new(spi, NoopDelay::new(), config);
+        assert_eq!(adc.read_sample::<f32>(), Ok(0.5));
+        adc.release().0.done();
+    }
+    {
+        use embedded_hal_mock::eh1::delay::NoopDelay;
+        use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
+        let frame = |lo: u8| {
+            [
+                T::transaction_start(),
+                T::transfer(vec![0x01, 0x20, 0x00], vec![0, 0x00, lo]),
+                T::transaction_end(),
+            ]
+        };
+        let expected: Vec<_> = frame(0).into_iter().chain(frame(1)).collect();
+        let config = Config::new(Channel::Diff01, 8_000).unwrap();
+        let mut adc = Mcp3202::new(Mock::new(&expected), NoopDelay::new(), config);
+        let mut buf = [0.0f32; 2];
+        adc.read(&mut buf).unwrap();
+        assert_eq!(buf, [-1.0, -1.0 + 16.0 / 32768.0]);
+        adc.release().0.done();
+    }
+    {
+        use embedded_hal_mock::eh1::{delay::NoopDelay, spi::Mock};
+        let config = Config::new(Channel::Single0, 8_000).unwrap();
+        let adc = Mcp3202::new(Mock::new(&[]), NoopDelay::new(), config);
+        let (mut spi, _delay) = adc.release();
+        spi.done();
     }
 }

@@ -98,3 +98,100 @@ proptest! {
         prop_assert_eq!(m.take(), Level::default());
     }
 }
+
+/// dBFS: 20·log10, floored at DBFS_FLOOR (silence, NaN), for levels and meters alike.
+#[test]
+fn dbfs_conversion_and_floor() {
+    assert_eq!(to_dbfs(0.0), DBFS_FLOOR);
+    assert_eq!(to_dbfs(1.0), 0.0);
+    assert!((to_dbfs(0.1) - -20.0).abs() < 1e-4);
+    assert_eq!(to_dbfs(1e-9), -120.0);
+    assert_eq!(to_dbfs(f32::NAN), -120.0);
+    {
+        let l = Level {
+            peak: 1.0,
+            rms: 0.5,
+            samples: 4,
+            ignored: 0,
+        };
+        assert_eq!(l.peak_dbfs(), 0.0);
+    }
+    {
+        let l = Level {
+            peak: 1.0,
+            rms: 0.1,
+            samples: 4,
+            ignored: 0,
+        };
+        assert!((l.rms_dbfs() - -20.0).abs() < 1e-4);
+    }
+    {
+        let mut meter = LevelMeter::new();
+        assert_eq!(meter.peak_dbfs(), -120.0);
+        meter.feed(&[1.0f32]);
+        assert_eq!(meter.peak_dbfs(), 0.0);
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[0.1f32, -0.1]);
+        assert!((meter.rms_dbfs() - -20.0).abs() < 1e-3);
+    }
+}
+
+/// What a meter reports between resets, for any sample format.
+#[test]
+fn meter_accessors_reset_and_take() {
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[16384i16, -16384]);
+        let level: Level = meter.take();
+        assert_eq!(
+            level,
+            Level {
+                peak: 0.5,
+                rms: 0.5,
+                samples: 2,
+                ignored: 0
+            }
+        );
+        assert_eq!(Level::default().rms_dbfs(), -120.0);
+    }
+    {
+        const METER: LevelMeter = LevelMeter::new();
+        assert_eq!(METER.peak(), 0.0);
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[0u8, 128, 128, 128]); // u8: 0 is full-scale negative
+        assert_eq!(meter.peak(), 1.0);
+        assert_eq!(meter.rms(), 0.5);
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[-0.75f32, 0.5]);
+        assert_eq!(meter.peak(), 0.75);
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[0.6f32, -0.8]);
+        assert!((meter.rms() - 0.5f32.sqrt()).abs() < 1e-6);
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[0.5f32]);
+        assert_eq!(meter.level().samples, 1);
+        assert_eq!(meter.level(), meter.level());
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[0.5f32]);
+        meter.reset();
+        assert_eq!(meter, LevelMeter::new());
+    }
+    {
+        let mut meter = LevelMeter::new();
+        meter.feed(&[0.5f32]);
+        assert_eq!(meter.take().peak, 0.5);
+        assert_eq!(meter.take().peak, 0.0);
+    }
+}

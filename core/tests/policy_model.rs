@@ -317,6 +317,265 @@ fn noisy_walk_exercises_up_and_down() {
     assert_eq!(policy.level(), Level::Normal);
 }
 
+#[test]
+fn levels_actions_and_log_lines() {
+    use w4l_core::policy::{Pressure, Reason, Source, Transition};
+    assert_eq!(Level::ALL.map(Level::index), [0, 1, 2, 3]);
+    assert_eq!(
+        Level::ALL.map(Level::name),
+        ["Normal", "Elevated", "High", "Critical"]
+    );
+    assert_eq!(
+        (Level::High.up(), Level::Critical.up()),
+        (Some(Level::Critical), None)
+    );
+    assert_eq!(
+        (Level::Elevated.down(), Level::Normal.down()),
+        (Some(Level::Normal), None)
+    );
+    // Each level asks for its own actions and every lower level's, cheapest first.
+    assert!(Level::Normal.actions().is_empty());
+    assert_eq!(
+        Level::Elevated.actions().as_slice(),
+        [Action::ReleaseIdleBuffers, Action::ReapTempFiles]
+    );
+    let high = Level::High.actions();
+    assert_eq!(high.len(), 4);
+    assert!(high.contains(Action::SpillOldestAudio) && !high.contains(Action::DropOldestAudio));
+    assert_eq!(
+        Level::Critical.actions().iter().collect::<Vec<_>>(),
+        Action::ALL
+    );
+    assert!(
+        Action::ALL
+            .windows(2)
+            .all(|w| w[0] < w[1] && w[0].level() <= w[1].level())
+    );
+    assert_eq!(Action::UnloadModel.level(), Level::High);
+    assert_eq!(
+        [Source::Accounted, Source::Rss, Source::Available].map(Source::name),
+        ["accounted", "rss", "available"]
+    );
+
+    let p = Pressure {
+        permille: 712,
+        source: Source::Rss,
+    };
+    let line = |from, to, reason| {
+        Transition {
+            at_ms: 125_000,
+            from,
+            to,
+            reason,
+        }
+        .to_string()
+    };
+    assert_eq!(
+        line(Level::Normal, Level::Elevated, Reason::Pressure(p)),
+        "t=125000ms Normal->Elevated pressure=712‰ rss"
+    );
+    assert_eq!(
+        line(
+            Level::Elevated,
+            Level::High,
+            Reason::Predicted {
+                pressure: p,
+                eta_ms: 45_000
+            }
+        ),
+        "t=125000ms Elevated->High pressure=712‰ rss predicted eta=45000ms"
+    );
+    assert_eq!(
+        line(
+            Level::High,
+            Level::Critical,
+            Reason::Ineffective {
+                freed: 1024,
+                wanted: 4096
+            }
+        ),
+        "t=125000ms High->Critical ineffective freed=1024B wanted=4096B"
+    );
+    let forced = Transition {
+        at_ms: 0,
+        from: Level::High,
+        to: Level::High,
+        reason: Reason::Forced(p),
+    };
+    assert!(!forced.is_level_change());
+    assert_eq!(
+        forced.to_string(),
+        "t=0ms High->High forced pressure=712‰ rss"
+    );
+}
+
+#[test]
+fn readings_pressure_and_the_first_step() {
+    let r = Reading::new(5_000);
+    assert_eq!(
+        (r.now_ms, r.budget, r.rss_limit, r.available, r.force),
+        (5_000, 0, 0, u64::MAX, false)
+    );
+    let mut p = Policy::default();
+    assert_eq!(
+        (p.level(), p.config().params().horizon_ms),
+        (Level::Normal, 60_000)
+    );
+    let pr = p.pressure(&Reading {
+        accounted: 300,
+        budget: 1000,
+        rss: 400,
+        rss_limit: 1000,
+        ..Reading::new(0)
+    });
+    assert_eq!(
+        (pr.permille, pr.source),
+        (400, w4l_core::policy::Source::Rss)
+    );
+    // 95 %: Elevated at once; High and Critical need confirmation.
+    let s = p.step(&Reading {
+        accounted: 95,
+        budget: 100,
+        ..Reading::new(0)
+    });
+    assert_eq!(
+        (s.level, s.pressure.permille, s.actions.len()),
+        (Level::Elevated, 950, 2)
+    );
+    assert!(s.transition.is_some_and(|t| t.is_level_change()));
+}
+
+#[test]
+fn the_log_keeps_the_newest_entries_and_counts_the_rest() {
+    let mut p = Policy::default();
+    assert!(p.log().is_empty() && p.log().iter().next().is_none());
+    p.step(&Reading {
+        force: true,
+        ..Reading::new(0)
+    });
+    assert_eq!((p.log().len(), p.log().dropped()), (1, 0));
+    assert_eq!(
+        p.log().iter().next().unwrap().to_string(),
+        "t=0ms Normal->Normal forced pressure=0‰ accounted"
+    );
+    for i in 1..40 {
+        p.step(&Reading {
+            force: true,
+            ..Reading::new(i * 2_000)
+        });
+    }
+    assert_eq!(
+        (p.log().len(), p.log().dropped()),
+        (w4l_core::policy::LOG_CAPACITY, 8)
+    );
+    assert_eq!(p.log().iter().next().unwrap().at_ms, 16_000);
+    assert_eq!(p.log().iter().next_back().unwrap().at_ms, 78_000);
+}
+
+#[test]
+fn config_validation_and_thresholds() {
+    use w4l_core::policy::ConfigError;
+    let ok = PolicyParams::default();
+    let cfg = PolicyConfig::new(ok).unwrap();
+    assert_eq!(cfg, PolicyConfig::default());
+    assert_eq!(cfg.params(), &ok);
+    assert_eq!(
+        (
+            cfg.enter_ppm(Level::High),
+            cfg.exit_ppm(Level::Elevated),
+            cfg.confirm_ms(Level::Critical)
+        ),
+        (750_000, 500_000, 3_000)
+    );
+    assert_eq!(
+        (
+            cfg.enter_ppm(Level::Normal),
+            cfg.exit_ppm(Level::Normal),
+            cfg.confirm_ms(Level::Normal)
+        ),
+        (0, 0, 0)
+    );
+    assert!(
+        PolicyConfig::new(PolicyParams {
+            horizon_ms: 0,
+            ..ok
+        })
+        .is_ok(),
+        "no prediction"
+    );
+    let cases = [
+        (
+            PolicyParams {
+                exit_permille: [600, 650, 800],
+                ..ok
+            },
+            ConfigError::ExitNotBelowEnter(Level::Elevated),
+        ),
+        (
+            PolicyParams {
+                exit_permille: [0, 650, 800],
+                ..ok
+            },
+            ConfigError::ExitZero(Level::Elevated),
+        ),
+        (
+            PolicyParams {
+                enter_permille: [600, 590, 900],
+                exit_permille: [500, 550, 800],
+                ..ok
+            },
+            ConfigError::EnterNotIncreasing(Level::High),
+        ),
+        (
+            PolicyParams {
+                exit_permille: [500, 500, 800],
+                ..ok
+            },
+            ConfigError::ExitNotIncreasing(Level::High),
+        ),
+        (
+            PolicyParams {
+                enter_permille: [600, 750, 1001],
+                ..ok
+            },
+            ConfigError::EnterAboveLimit(Level::Critical),
+        ),
+        (
+            PolicyParams {
+                confirm_ms: [0, 1_000, 999],
+                ..ok
+            },
+            ConfigError::ConfirmNotIncreasing(Level::Critical),
+        ),
+        (PolicyParams { dwell_ms: 0, ..ok }, ConfigError::ZeroDwell),
+        (
+            PolicyParams {
+                cooldown_ms: 0,
+                ..ok
+            },
+            ConfigError::ZeroCooldown,
+        ),
+        (
+            PolicyParams {
+                ineffective_permille: 1001,
+                ..ok
+            },
+            ConfigError::IneffectiveAboveLimit,
+        ),
+        (
+            PolicyParams {
+                predict_max: Level::Normal,
+                ..ok
+            },
+            ConfigError::PredictMaxNormal,
+        ),
+    ];
+    for (params, err) in cases {
+        assert_eq!(PolicyConfig::new(params), Err(err));
+        assert!(!err.to_string().is_empty());
+    }
+}
+
 // --- The trend estimator against an exact i128 reference ---------------------------------
 
 /// The least-squares fit in exact `i128` arithmetic (the estimator's original form): x in

@@ -257,3 +257,21 @@ proptest! {
         prop_assert_eq!(f32::from_sample(x), ((x ^ 0x8000) as i16).to_f32());
     }
 }
+
+/// Silence, the nominal range's ends, saturation and the direct integer routes.
+#[test]
+fn one_sample_at_a_time() {
+    assert_eq!(
+        (u16::EQUILIBRIUM, u8::EQUILIBRIUM, f32::EQUILIBRIUM),
+        (32768, 128, 0.0)
+    );
+    assert_eq!((16384i16.to_f32(), i32::MIN.to_f32()), (0.5, -1.0));
+    assert_eq!(i16::from_f32(1.0), i16::MAX);
+    assert_eq!(u8::from_f32(f32::NEG_INFINITY), 0);
+    assert_eq!(u16::from_f32(f32::NAN), 32768);
+    assert_eq!((255u8.to_i16(), 1.2f32.to_i16()), (127 << 8, i16::MAX));
+    assert_eq!(((-1i16).to_i32(), 1.0f32.to_i32()), (-65536, i32::MAX));
+    assert_eq!(f32::from_sample(i16::MIN), -1.0);
+    assert_eq!(i32::from_sample(i32::MAX), i32::MAX);
+    assert_eq!(u16::from_sample(0u8), 0);
+}

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use w4l_core::policy::{Level, Reason};
+use w4l_core::policy::{Action, Level, Policy, PolicyConfig, PolicyParams, Reason};
 use w4l_core::scenario;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/scenario.log");
@@ -90,4 +90,56 @@ fn scenario_story_holds() {
     );
     // Ends quiet.
     assert_eq!(in_phase(2800, 3600).count(), 0);
+}
+
+/// The script itself: one reading a second for an hour, the phases the policy reacts to, what each action frees.
+#[test]
+fn the_script_and_its_constants() {
+    assert_eq!(scenario::PERIOD_MS, 1_000);
+    assert_eq!(scenario::readings().count(), scenario::STEPS as usize);
+    assert_eq!(scenario::BUDGET, 512 << 20);
+    assert_eq!(scenario::RSS_LIMIT, 1 << 30);
+    assert_eq!(scenario::reading(0).available, scenario::AVAILABLE);
+    assert_eq!(scenario::reading(2250).available, scenario::LOW_AVAILABLE);
+    assert!(
+        scenario::FORCE_AT_S
+            .iter()
+            .all(|&s| scenario::reading(s).force)
+    );
+    {
+        let r = scenario::reading(1370);
+        assert_eq!(r.now_ms, 1_370_000);
+        assert_eq!(r.budget, scenario::BUDGET);
+        assert_eq!(r.rss_limit, scenario::RSS_LIMIT);
+        assert!(r.accounted > scenario::BUDGET / 100 * 94); // the recording is at its peak
+    }
+    {
+        let mut it = scenario::readings();
+        assert_eq!(it.next().unwrap().now_ms, 0);
+        assert_eq!(it.last().unwrap().now_ms, 3_599_000);
+    }
+    assert_eq!(scenario::freed_by(Action::ReapTempFiles), 32 << 20);
+    assert_eq!(scenario::freed_by(Action::RefuseNewRecordings), 0);
+}
+
+/// A run yields the logged transitions and keeps the policy to look at afterwards.
+#[test]
+fn runs_with_any_policy() {
+    let lines: Vec<String> = scenario::transitions().map(|t| t.to_string()).collect();
+    assert!(lines.iter().any(|l| l.contains("Normal->Elevated")));
+    {
+        let mut run = scenario::transitions();
+        let _ = run.by_ref().count();
+        assert_eq!(run.policy().level(), Level::Normal);
+    }
+    {
+        let cfg = PolicyConfig::new(PolicyParams {
+            horizon_ms: 0,
+            ..PolicyParams::default()
+        })
+        .unwrap();
+        let without_prediction = scenario::run(Policy::new(cfg)).count();
+        assert!(without_prediction > 0);
+    }
+    assert!(scenario::transitions().count() > 10);
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use w4l_core::accountant::{Accountant, Category, Reservation};
-use w4l_core::tracker::{BufferId, Order, Priority, RegisterErrorKind, Tracker};
+use w4l_core::tracker::{BufferId, Order, Priority, RegisterErrorKind, Tracked, Tracker};
 
 fn id(n: u64) -> BufferId {
     BufferId(n)
@@ -83,6 +83,78 @@ fn zero_capacity_tracker_refuses_everything() {
     let s = t.select_victims(Order::LargestFirst, true, 1, &mut out);
     assert_eq!((s.count, s.bytes), (0, 0));
     assert_eq!(t.stats(0).average_bytes, 0);
+}
+
+#[test]
+fn ids_priorities_and_payload_sizes() {
+    assert!(id(1) < id(2));
+    assert_eq!(id(7).to_string(), "#7");
+    assert!(Priority::Low < Priority::Normal && Priority::Normal < Priority::High);
+    assert_eq!(4096usize.tracked_bytes(), 4096);
+    assert_eq!((16usize, "the buffer itself").tracked_bytes(), 16);
+}
+
+#[test]
+fn entries_queries_and_totals() {
+    let mut t: Tracker<usize, 4> = Tracker::new();
+    assert!(t.is_empty() && !t.is_full());
+    assert_eq!((t.len(), t.capacity(), t.average_bytes()), (0, 4, None));
+    assert!(t.get(id(1)).is_none() && t.oldest().is_none() && t.largest().is_none());
+    let s = t.stats(0);
+    assert_eq!(
+        (s.count, s.capacity, s.oldest, s.largest),
+        (0, 4, None, None)
+    );
+
+    t.register(id(1), 10, Priority::Low, 100).unwrap();
+    t.register(id(2), 5, Priority::High, 300).unwrap();
+    t.register(id(3), 5, Priority::Low, 300).unwrap();
+    assert_eq!(
+        (t.len(), t.total_bytes(), t.average_bytes()),
+        (3, 700, Some(233))
+    );
+    assert_eq!(t.iter().map(|e| e.payload).sum::<usize>(), 700);
+    // Ties go to the smaller id.
+    assert_eq!(
+        (t.oldest().unwrap().id, t.largest().unwrap().id),
+        (id(2), id(2))
+    );
+    let e = t.get(id(2)).unwrap();
+    assert_eq!(
+        (e.id, e.bytes(), e.created_ms, e.priority),
+        (id(2), 300, 5, Priority::High)
+    );
+    assert_eq!(
+        (e.age_ms(250), e.age_ms(1)),
+        (245, 0),
+        "an earlier now is age 0"
+    );
+    let s = t.stats(20);
+    assert_eq!((s.count, s.total_bytes, s.average_bytes), (3, 700, 233));
+    assert_eq!(
+        (s.oldest, s.oldest_age_ms, s.largest),
+        (Some(id(2)), 15, Some(id(2)))
+    );
+
+    t.set_priority(id(2), Priority::Low).unwrap();
+    assert_eq!(t.get(id(2)).unwrap().priority, Priority::Low);
+    let err = t.set_priority(id(9), Priority::Low).unwrap_err();
+    assert_eq!((err.id, err.tracked), (id(9), 3));
+    assert!(err.to_string().contains("#9"));
+
+    // Releasing one in the middle keeps every other entry.
+    assert_eq!(t.release(id(1)).unwrap().payload, 100);
+    assert!(!t.contains(id(1)) && t.contains(id(2)) && t.contains(id(3)));
+    t.register(id(4), 0, Priority::Normal, usize::MAX).unwrap();
+    t.register(id(5), 0, Priority::Normal, 1).unwrap();
+    assert!(t.is_full());
+    assert_eq!(t.total_bytes(), usize::MAX, "the total saturates");
+    let err = t.register(id(6), 0, Priority::Low, 7).unwrap_err();
+    assert_eq!(
+        (err.kind, err.payload),
+        (RegisterErrorKind::Full { capacity: 4 }, 7)
+    );
+    assert!(err.to_string().starts_with("cannot track buffer #6"));
 }
 
 /// Six buffers: (id, created_ms, priority, bytes).

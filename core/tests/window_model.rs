@@ -206,3 +206,58 @@ fn five_seconds_of_stereo_at_16k() {
         assert_eq!(s, ((first + i) % 30_000) as i16);
     }
 }
+
+#[test]
+fn long_writes_small_outputs_and_clear() {
+    // A write longer than the storage keeps its newest samples; 7 starts a frame.
+    let mut w = Window::new([0u8; 4], 2).unwrap();
+    assert_eq!((w.capacity_frames(), w.channels()), (2, 2));
+    w.write(&[1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(
+        (
+            w.samples_written(),
+            w.frames_available(),
+            w.pending_samples()
+        ),
+        (7, 1, 1)
+    );
+    assert_eq!(w.storage(), &[5, 6, 7, 4], "raw storage, in slot order");
+    let mut out = [0u8; 4];
+    assert_eq!(w.latest(2, &mut out), 1);
+    assert_eq!(out[..2], [5, 6]);
+
+    // `latest` copies whole frames only, as many as fit in `out`.
+    let mut w = Window::new([0i32; 6], 3).unwrap();
+    w.write(&[1, 2, 3, 4, 5]);
+    let mut out = [0i32; 5];
+    assert_eq!(w.latest(2, &mut out), 1);
+    assert_eq!(out, [1, 2, 3, 0, 0]);
+
+    // A pending sample in a full window takes the oldest frame's slot.
+    let mut w = Window::new([0i16; 4], 2).unwrap();
+    w.write(&[1, 2, 3, 4]);
+    assert_eq!(
+        (w.frames_available(), w.fill(), w.fill_permille()),
+        (2, (2, 2), 1000)
+    );
+    w.write(&[5]);
+    assert_eq!(w.frames_available(), 1);
+    w.write(&[6]);
+    assert_eq!(w.frames_available(), 2);
+
+    // `clear` keeps the channel phase: 4 completes the cleared frame, 5, 6 is a new one.
+    let mut w = Window::new([0i16; 4], 2).unwrap();
+    w.write(&[1, 2, 3]);
+    w.clear();
+    assert_eq!(w.frames_available(), 0);
+    w.write(&[4, 5, 6]);
+    let mut out = [0i16; 4];
+    assert_eq!(w.latest(2, &mut out), 1);
+    assert_eq!(out[..2], [5, 6]);
+    assert_eq!(w.samples_written(), 6);
+    assert_eq!(w.into_storage(), [5, 6, 3, 4], "clear does not overwrite");
+
+    let mut w = Window::new([0f32; 3], 1).unwrap();
+    w.write(&[0.0; 2]);
+    assert_eq!((w.fill(), w.fill_permille()), ((2, 3), 666));
+}

@@ -434,3 +434,48 @@ fn two_threads_borrowed_ring_single_items() {
         check_invariant(&ring);
     }
 }
+
+#[test]
+fn the_halves_and_the_ring_report_the_same_figures() {
+    let mut storage = [0u8; 4];
+    let ring = Ring::new(&mut storage[..], Overflow::default()).unwrap();
+    assert_eq!(ring.overflow(), Overflow::RejectNewest);
+    let (mut p, mut c) = ring.split().unwrap();
+    assert!(p.is_empty() && c.is_empty() && ring.is_empty());
+    assert_eq!(p.push_slice(&[1, 2, 3]), 3);
+    assert_eq!((p.len(), p.free()), (3, 1));
+    assert_eq!((c.len(), ring.len(), ring.free()), (3, 3, 1));
+    assert_eq!(c.pop(), Some(1));
+    assert_eq!((c.len(), c.stats().popped, p.stats().pushed), (2, 1, 3));
+    assert_eq!((p.capacity(), c.capacity(), ring.capacity()), (4, 4, 4));
+    assert_eq!(
+        Ring::<&mut [f32]>::MAX_CAPACITY,
+        1 << (usize::BITS - 2),
+        "positions run to twice the capacity, and head's top bit is the busy flag"
+    );
+}
+
+#[test]
+fn names_and_messages() {
+    assert_eq!(Overflow::OverwriteOldest.to_string(), "overwrite oldest");
+    assert_eq!(
+        RingError::AlreadySplit.to_string(),
+        "ring already split into producer and consumer"
+    );
+}
+
+#[test]
+fn borrowed_slices_are_storage() {
+    let mut samples = [0i16; 4];
+    let mut storage: &mut [i16] = &mut samples;
+    assert_eq!(Storage::len(&storage), 4);
+    assert!(!Storage::is_empty(&storage));
+    let ptr = Storage::as_mut_ptr(&mut storage);
+    assert_eq!(
+        ptr,
+        Storage::as_mut_ptr(&mut storage),
+        "the same pointer every call"
+    );
+    let empty: &mut [f32] = &mut [];
+    assert!(Storage::is_empty(&empty));
+}
