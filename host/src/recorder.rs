@@ -799,7 +799,11 @@ impl Recorder {
                 .map(|f| f.saturating_mul(u64::from(self.channels))),
             step_frames: ((self.config.step.as_secs_f64() * f64::from(self.rate)).round() as u64)
                 .max(1),
-            idle_wait: idle_wait(self.config.ring),
+            idle_wait: if self.source.wakes_consumer() {
+                WOKEN_IDLE_WAIT
+            } else {
+                idle_wait(self.config.ring)
+            },
         };
         let handle = std::thread::Builder::new()
             .name("w4l-worker".into())
@@ -1287,6 +1291,10 @@ const DRAIN_CHUNK: usize = 8192;
 /// Each wake-up is a context switch: at 2 ms they were 57% of `w4l record`'s CPU, and going
 /// from 50 to 100 ms took a 10 s file-mode take from 28 to 24 ms of CPU
 /// (scripts/bench-file-mode).
+/// How long the worker sleeps when the source wakes it whenever it pushed (the PulseAudio
+/// backend, a non-real-time source): only a bound, in case a wake-up is missed.
+const WOKEN_IDLE_WAIT: Duration = Duration::from_secs(1);
+
 fn idle_wait(ring: Duration) -> Duration {
     (ring / 5).max(Duration::from_millis(1))
 }

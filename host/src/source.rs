@@ -141,6 +141,12 @@ pub trait Source: Send {
     fn finish(&mut self) {
         self.stop();
     }
+    /// Whether the source wakes the consumer ([`SourceStatus::wake_consumer`]) whenever it
+    /// pushed, so that the worker need not poll the ring (only a source that does not run on a
+    /// real-time thread can). `false` by default.
+    fn wakes_consumer(&self) -> bool {
+        false
+    }
     /// The source's own counters (device errors, restarts, gaps); zeros if it keeps none.
     fn stats(&self) -> SourceStats {
         SourceStats::default()

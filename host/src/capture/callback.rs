@@ -312,6 +312,12 @@ impl<const N: usize> Feed<N> {
         }
     }
 
+    /// A fragment was delivered: the sink may wake its consumer ([`SampleSink::flush`]). Not
+    /// from a real-time callback.
+    pub(super) fn flush(&self) {
+        let _ = self.slot.try_with(|sink| sink.flush());
+    }
+
     /// The backend lost `samples` (a hole in the stream): counted, never hidden.
     pub(super) fn lost(&mut self, samples: u64) {
         if self.shared.generation.load(Ordering::Acquire) == self.generation {

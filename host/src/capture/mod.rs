@@ -95,6 +95,11 @@ pub trait SampleSink: Send + 'static {
     fn room(&mut self) -> usize {
         usize::MAX
     }
+
+    /// A batch of pushes is complete. A backend that does not run on a real-time thread calls
+    /// it after each fragment, so that a sink may wake its consumer (a syscall) instead of the
+    /// consumer polling. Nothing by default.
+    fn flush(&mut self) {}
 }
 
 /// The core ring's producer is a sink. With `RejectNewest`, what does not fit is refused and

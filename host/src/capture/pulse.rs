@@ -466,7 +466,11 @@ impl Reader {
         loop {
             self.conn.iterate((!emptied).then_some(ROOM_POLL))?;
             self.check()?;
+            let before = self.read;
             emptied = self.drain(feed)?;
+            if self.read != before {
+                feed.flush();
+            }
             if control.quit.load(Ordering::Acquire) {
                 return Ok(());
             }

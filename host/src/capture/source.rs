@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use super::callback::Shared;
 use super::supervisor::SUPERVISOR_PERIOD;
-use super::{Capture, CaptureError, CaptureRequest, CaptureStats, SampleSink, StreamFormat};
+use super::{
+    Backend, Capture, CaptureError, CaptureRequest, CaptureStats, SampleSink, StreamFormat,
+};
 use crate::ring::AudioProducer;
 use crate::source::{Source, SourceStats, SourceStatus};
 
@@ -153,6 +155,28 @@ impl Drop for CaptureSource {
     }
 }
 
+/// The ring's producer, and a wake-up of the recorder's worker after each fragment
+/// ([`SampleSink::flush`]): for the PulseAudio backend, whose fragments arrive on a thread of
+/// w4l's own, so the worker sleeps until audio comes instead of polling the ring.
+struct WakingProducer {
+    producer: AudioProducer,
+    status: Arc<SourceStatus>,
+}
+
+impl SampleSink for WakingProducer {
+    fn push(&mut self, samples: &[f32]) -> usize {
+        self.producer.push_slice(samples)
+    }
+
+    fn room(&mut self) -> usize {
+        self.producer.free()
+    }
+
+    fn flush(&mut self) {
+        self.status.wake_consumer();
+    }
+}
+
 impl Source for CaptureSource {
     fn describe(&self) -> String {
         format!("device '{}'", self.format.device_name)
@@ -171,7 +195,19 @@ impl Source for CaptureSource {
         producer: AudioProducer,
         status: Arc<SourceStatus>,
     ) -> crate::error::Result<()> {
-        self.start_sink(producer, Some(status)).map_err(Into::into)
+        if self.wakes_consumer() {
+            let sink = WakingProducer {
+                producer,
+                status: status.clone(),
+            };
+            self.start_sink(sink, Some(status)).map_err(Into::into)
+        } else {
+            self.start_sink(producer, Some(status)).map_err(Into::into)
+        }
+    }
+
+    fn wakes_consumer(&self) -> bool {
+        self.format.backend == Backend::PulseAudio
     }
 
     fn stop(&mut self) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::callback::{Feed, Shared, SinkSlot};
 use super::clock::{Reading, StreamClock};
 use super::device::{
-    InputStream, NamedDevice, StreamParams, default_device, find_device, find_device_by_id,
+    Device, InputStream, NamedDevice, StreamParams, default_device, find_device, find_device_by_id,
     open_host, open_stream,
 };
 use super::negotiate::negotiate;
@@ -196,9 +196,15 @@ impl Capture {
         self.slot.replace(Some(Box::new(sink)));
         self.shared.cut.store(u64::MAX, Ordering::Release);
         self.rebuilt = false;
-        let opened = self
-            .spawn_open(false)
-            .and_then(|opening| self.opened(opening.rx.recv_timeout(OPEN_TIMEOUT)));
+        let opened = if matches!(self.device.device, Device::Pulse(_)) {
+            // Every step of a PulseAudio open has its own deadline (the stream's thread is its
+            // own helper): no thread of the supervisor's is needed to bound it.
+            let open = self.open_job(false);
+            self.opened(Ok(open()))
+        } else {
+            self.spawn_open(false)
+                .and_then(|opening| self.opened(opening.rx.recv_timeout(OPEN_TIMEOUT)))
+        };
         match opened {
             Ok(stream) => {
                 self.stream = Some(stream);
@@ -223,28 +229,14 @@ impl Capture {
         }
     }
 
-    /// Starts opening a stream of the negotiated format, as a new generation, on a helper
-    /// thread: with `fresh_host`, the whole rebuild (a fresh host, as a PulseAudio client must
+    /// The work of opening a stream of the negotiated format, as a new generation: with
+    /// `fresh_host`, the whole rebuild (a fresh connection, as a PulseAudio client must
     /// reconnect; the device looked up again; the stream built and played), else the stream on
-    /// the device already known. Nothing of it runs on the caller's thread, which waits for the
-    /// result at most [`OPEN_TIMEOUT`] (`start`) or not at all (`poll`): a hung server cannot
-    /// hang the supervisor, hence neither [`stop`](Self::stop). A stream that comes up after
-    /// the caller gave up is dropped by the helper; its callbacks, of a stale generation, push
-    /// nothing.
-    ///
-    /// At most one helper lives at a time: while the previous one is still blocked in the
-    /// backend, this attempt fails at once instead of starting another.
-    fn spawn_open(&mut self, fresh_host: bool) -> Result<Opening, CaptureError> {
-        if self.helper.as_ref().is_some_and(|h| !h.is_finished()) {
-            return Err(CaptureError::Stream {
-                device: self.label(),
-                reason: "the previous attempt is still blocked in the audio backend".into(),
-            });
-        }
-        if let Some(finished) = self.helper.take() {
-            // Already over (a panic in it was reported when its channel closed).
-            let _ = finished.join();
-        }
+    /// the device already known.
+    fn open_job(
+        &mut self,
+        fresh_host: bool,
+    ) -> impl FnOnce() -> Result<Opened, CaptureError> + Send + 'static {
         self.generation += 1;
         let generation = self.generation;
         self.shared.generation.store(generation, Ordering::Release);
@@ -263,7 +255,7 @@ impl Capture {
             self.format.device_name.clone(),
         );
         let known = self.device.clone();
-        let open = move || -> Result<Opened, CaptureError> {
+        move || {
             let device = if fresh_host {
                 find_device_by_id(&open_host(backend)?, &id, &name)?
             } else {
@@ -271,7 +263,29 @@ impl Capture {
             };
             let stream = open_stream(&device, params, make_feed, BUILD_TIMEOUT)?;
             Ok(Opened { stream, device })
-        };
+        }
+    }
+
+    /// Starts [`open_job`](Self::open_job) on a helper thread. Nothing of it runs on the
+    /// caller's thread, which waits for the result at most [`OPEN_TIMEOUT`] (`start`) or not at
+    /// all (`poll`): a hung server cannot hang the supervisor, hence neither
+    /// [`stop`](Self::stop). A stream that comes up after the caller gave up is dropped by the
+    /// helper; its callbacks, of a stale generation, push nothing.
+    ///
+    /// At most one helper lives at a time: while the previous one is still blocked in the
+    /// backend, this attempt fails at once instead of starting another.
+    fn spawn_open(&mut self, fresh_host: bool) -> Result<Opening, CaptureError> {
+        if self.helper.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Err(CaptureError::Stream {
+                device: self.label(),
+                reason: "the previous attempt is still blocked in the audio backend".into(),
+            });
+        }
+        if let Some(finished) = self.helper.take() {
+            // Already over (a panic in it was reported when its channel closed).
+            let _ = finished.join();
+        }
+        let open = self.open_job(fresh_host);
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("w4l-capture-open".into())
