@@ -1,0 +1,224 @@
+//! The frame-by-frame decoder: constant, verbatim and fixed subframes.
+
+use super::bits::{BitReader, crc8, crc16};
+use super::encoder::FIXED;
+use super::{FlacError, StreamInfo};
+
+/// Decodes FLAC frames one at a time from byte slices.
+///
+/// ```
+/// use w4l_core::flac::{Decoder, FlacError};
+///
+/// assert_eq!(Decoder::new(b"RIFF\0\0\0\0WAVE").unwrap_err(), FlacError::NotFlac);
+/// ```
+///
+/// The [module documentation](super) has a round trip.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    info: StreamInfo,
+}
+
+/// What [`Decoder::decode`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Frame {
+    /// Bytes of the frame, CRC-16 included: where the next frame starts.
+    pub bytes: usize,
+    /// Frames (samples per channel) in the block.
+    pub block_size: usize,
+    /// The frame's number (fixed block size) or first sample's number (variable).
+    pub number: u64,
+}
+
+impl Decoder {
+    /// Reads the stream header at the start of `stream` (`fLaC`, STREAMINFO, other
+    /// metadata skipped); returns the decoder and the offset of the first frame.
+    pub fn new(stream: &[u8]) -> Result<(Self, usize), FlacError> {
+        let (info, offset) = StreamInfo::read(stream)?;
+        if !(4..=24).contains(&info.format.bits_per_sample) {
+            return Err(FlacError::Unsupported);
+        }
+        Ok((Self { info }, offset))
+    }
+
+    /// The stream's STREAMINFO.
+    pub fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    /// Decodes the frame at the start of `bytes` into `out` (interleaved; it needs room for
+    /// `block_size * channels` samples, at most `max_block_size * channels` for this
+    /// stream). Only the returned [`Frame::block_size`] frames of `out` are written.
+    ///
+    /// A stream cut short gives [`FlacError::Truncated`]; the bytes before that frame are
+    /// whole frames.
+    pub fn decode(&self, bytes: &[u8], out: &mut [i32]) -> Result<Frame, FlacError> {
+        let mut r = BitReader::new(bytes);
+        // Sync code and a reserved zero, then the blocking strategy.
+        if r.get(15)? != 0x7FFC {
+            return Err(FlacError::Corrupt);
+        }
+        let _variable = r.get(1)?;
+        let (size_code, rate_code, assignment, depth) = (r.get(4)?, r.get(4)?, r.get(4)?, r.get(3)?);
+        if r.get(1)? != 0 {
+            return Err(FlacError::Corrupt);
+        }
+        let number = utf8(&mut r)?;
+        let n = match size_code {
+            0 => return Err(FlacError::Corrupt),
+            1 => 192,
+            2..=5 => 576 << (size_code - 2),
+            6 | 7 => r.get(8 << (size_code - 6))? as usize + 1,
+            _ => 256 << (size_code - 8),
+        };
+        match rate_code {
+            12 => {
+                r.get(8)?;
+            }
+            13 | 14 => {
+                r.get(16)?;
+            }
+            15 => return Err(FlacError::Corrupt),
+            _ => {}
+        }
+        let bits = match depth {
+            0 => u32::from(self.info.format.bits_per_sample),
+            1 => 8,
+            2 => 12,
+            4 => 16,
+            5 => 20,
+            6 => 24,
+            3 => return Err(FlacError::Corrupt),
+            _ => return Err(FlacError::Unsupported),
+        };
+        let header_end = r.align();
+        if r.get(8)? != u32::from(crc8(bytes.get(..header_end).unwrap_or(&[]))) {
+            return Err(FlacError::Corrupt);
+        }
+        let ch = match assignment {
+            0..=7 => assignment as usize + 1,
+            8..=10 => 2,
+            _ => return Err(FlacError::Corrupt),
+        };
+        if ch != usize::from(self.info.format.channels) {
+            return Err(FlacError::Corrupt);
+        }
+        let out = out.get_mut(..n * ch).ok_or(FlacError::OutputFull)?;
+        for c in 0..ch {
+            // The side channel has one more bit: the second of left/side and mid/side, the
+            // first of side/right.
+            let side = matches!((assignment, c), (8 | 10, 1) | (9, 0));
+            subframe(&mut r, out, c, ch, n, bits + u32::from(side))?;
+        }
+        decorrelate(out, assignment);
+        let end = r.align();
+        let crc = u32::from(crc16(bytes.get(..end).unwrap_or(&[])));
+        if r.get(16)? != crc {
+            return Err(FlacError::Corrupt);
+        }
+        Ok(Frame { bytes: end + 2, block_size: n, number })
+    }
+}
+
+/// FLAC's extended UTF-8 coding of a frame or sample number (up to 36 bits).
+fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
+    let first = r.get(8)?;
+    let m = (first << 24).leading_ones();
+    if m == 0 {
+        return Ok(u64::from(first));
+    }
+    if m == 1 || m == 8 {
+        return Err(FlacError::Corrupt);
+    }
+    let mut v = u64::from(first & (0x7F >> m));
+    for _ in 1..m {
+        let b = r.get(8)?;
+        if b & 0xC0 != 0x80 {
+            return Err(FlacError::Corrupt);
+        }
+        v = v << 6 | u64::from(b & 0x3F);
+    }
+    Ok(v)
+}
+
+/// Decodes channel `c`'s subframe into every `ch`-th sample of `out`.
+fn subframe(r: &mut BitReader<'_>, out: &mut [i32], c: usize, ch: usize, n: usize, bits: u32) -> Result<(), FlacError> {
+    let head = r.get(8)?;
+    let shift = if head & 1 == 1 { r.unary()?.saturating_add(1) } else { 0 };
+    if head & 0x80 != 0 || shift >= bits {
+        return Err(FlacError::Corrupt);
+    }
+    let width = bits - shift;
+    let mut dst = out.iter_mut().skip(c).step_by(ch);
+    match head >> 1 {
+        0 => {
+            let v = r.get_signed(width)?;
+            dst.for_each(|d| *d = v);
+        }
+        1 => {
+            for d in dst {
+                *d = r.get_signed(width)?;
+            }
+        }
+        order @ 8..=12 => fixed(r, &mut dst, order as usize - 8, width, n)?,
+        32.. => return Err(FlacError::Unsupported),
+        _ => return Err(FlacError::Corrupt),
+    }
+    if shift > 0 {
+        for d in out.iter_mut().skip(c).step_by(ch) {
+            *d = d.wrapping_shl(shift);
+        }
+    }
+    Ok(())
+}
+
+/// A fixed subframe of `order`: warm-up samples, then partitioned Rice-coded residuals.
+fn fixed<'a>(r: &mut BitReader<'_>, dst: &mut impl Iterator<Item = &'a mut i32>, order: usize, width: u32, n: usize) -> Result<(), FlacError> {
+    let mut h = [0i32; 4];
+    for d in dst.by_ref().take(order) {
+        let x = r.get_signed(width)?;
+        *d = x;
+        h = [x, h[0], h[1], h[2]];
+    }
+    let (method, partition_order) = (r.get(2)?, r.get(4)?);
+    let len = n >> partition_order;
+    if method > 1 || len << partition_order != n || len < order {
+        return Err(FlacError::Corrupt);
+    }
+    let param_bits = 4 + method;
+    let c = FIXED.get(order).copied().unwrap_or_default();
+    for j in 0..1usize << partition_order {
+        let k = r.get(param_bits)?;
+        if k == (1 << param_bits) - 1 {
+            return Err(FlacError::Unsupported);
+        }
+        let count = if j == 0 { len - order } else { len };
+        for d in dst.by_ref().take(count) {
+            let u = r.unary()?.wrapping_shl(k) | r.get(k)?;
+            let residual = (u >> 1) as i32 ^ -((u & 1) as i32);
+            let prediction = c[0]
+                .wrapping_mul(h[0])
+                .wrapping_add(c[1].wrapping_mul(h[1]))
+                .wrapping_add(c[2].wrapping_mul(h[2]))
+                .wrapping_add(c[3].wrapping_mul(h[3]));
+            let x = residual.wrapping_add(prediction);
+            *d = x;
+            h = [x, h[0], h[1], h[2]];
+        }
+    }
+    Ok(())
+}
+
+/// Undoes stereo decorrelation: left/side, side/right, mid/side.
+fn decorrelate(out: &mut [i32], assignment: u32) {
+    let frames = out.chunks_exact_mut(2).filter_map(|f| <&mut [i32; 2]>::try_from(f).ok());
+    match assignment {
+        8 => frames.for_each(|[l, s]| *s = l.wrapping_sub(*s)),
+        9 => frames.for_each(|[s, r]| *s = s.wrapping_add(*r)),
+        10 => frames.for_each(|[m, s]| {
+            let mid = m.wrapping_shl(1) | (*s & 1);
+            (*m, *s) = (mid.wrapping_add(*s) >> 1, mid.wrapping_sub(*s) >> 1);
+        }),
+        _ => {}
+    }
+}
