@@ -17,7 +17,8 @@
 //!   never panics on garbage: anything malformed is [`FlacError::Corrupt`] or
 //!   [`FlacError::Truncated`].
 //!
-//! Formats: 1–8 channels, 4–24 bits per sample (8, 16 and 24 are tested against libFLAC),
+//! Formats: 1–8 channels, 8, 12, 16, 20 or 24 bits per sample (8, 16 and 24 tested against
+//! libFLAC),
 //! sample rates 1–655 350 Hz, block sizes 16–[`MAX_BLOCK_SIZE`] (default
 //! [`DEFAULT_BLOCK_SIZE`]). Samples come in interleaved as `i16` or `i32`.
 //!
@@ -76,7 +77,8 @@ pub struct Format {
     pub sample_rate: u32,
     /// Channels per frame, 1..=8.
     pub channels: u8,
-    /// Significant bits of each sample, 4..=24.
+    /// Significant bits of each sample: 8, 12, 16, 20 or 24 (the depths a frame header
+    /// names, so that every frame decodes on its own: `claxon` needs that).
     pub bits_per_sample: u8,
 }
 
@@ -84,7 +86,7 @@ impl Format {
     fn check(self) -> Result<Self, FlacError> {
         let ok = (1..=655_350).contains(&self.sample_rate)
             && (1..=8).contains(&self.channels)
-            && (4..=24).contains(&self.bits_per_sample);
+            && matches!(self.bits_per_sample, 8 | 12 | 16 | 20 | 24);
         if ok { Ok(self) } else { Err(FlacError::Format) }
     }
 }
@@ -146,8 +148,8 @@ impl fmt::Display for FlacError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Format => {
-                "unsupported FLAC format; use 1-8 channels, 4-24 bits per sample, 1-655350 Hz \
-                 and a block size of 16-16384"
+                "unsupported FLAC format; use 1-8 channels, 8/12/16/20/24 bits per sample, \
+                 1-655350 Hz and a block size of 16-16384"
             }
             Self::BlockLength => {
                 "block is empty, not whole frames, or longer than the block size; pass 1 to \
