@@ -22,7 +22,6 @@ impl BitWriter {
     }
 
     /// Appends the low `n <= 32` bits of `value` (the bits above `n` must be zero).
-    #[inline]
     pub(crate) fn put(&mut self, out: &mut [u8], n: u32, value: u32) -> Result<(), FlacError> {
         // pending < 32 and n <= 32: nothing meaningful is shifted out.
         self.acc = (self.acc << n) | u64::from(value);
@@ -45,7 +44,6 @@ impl BitWriter {
     }
 
     /// Appends `q` zeros, a one, and the low `k` bits of `low` (a Rice code, `k <= 30`).
-    #[inline]
     pub(crate) fn put_rice(&mut self, out: &mut [u8], q: u32, k: u32, low: u32) -> Result<(), FlacError> {
         let mut q = q;
         while q + k >= 32 {
@@ -110,7 +108,6 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next `n <= 32` bits as an unsigned value.
-    #[inline]
     pub(crate) fn get(&mut self, n: u32) -> Result<u32, FlacError> {
         if self.avail < n {
             self.refill();
@@ -131,7 +128,6 @@ impl<'a> BitReader<'a> {
     }
 
     /// Counts zeros up to the next one bit, and consumes them and the one.
-    #[inline]
     pub(crate) fn unary(&mut self) -> Result<u32, FlacError> {
         let mut zeros = 0u32;
         loop {

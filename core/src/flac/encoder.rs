@@ -63,6 +63,10 @@ struct Plan {
     cost: u64,
 }
 
+impl Plan {
+    const NONE: Self = Self { signal: Signal::Mid, bits: 0, shift: 0, constant: true, order: 0, cost: 0 };
+}
+
 impl Encoder {
     /// An encoder for `format` in blocks of `block_size` frames (16 to [`MAX_BLOCK_SIZE`]).
     ///
@@ -120,10 +124,14 @@ impl Encoder {
                 return Err(FlacError::SampleRange);
             }
         }
-        let (assignment, plans) = choose_signals(samples, ch, bps);
+        let (assignment, pair) = stereo(samples, ch, bps);
         let mut w = self.header(n, assignment, out)?;
-        for plan in plans.iter().take(ch) {
-            w = subframe(samples, ch, plan, w, out)?;
+        for c in 0..ch {
+            let plan = match pair.get(c) {
+                Some(&plan) if ch == 2 => plan,
+                _ => analyse(samples, ch, Signal::Channel(c), bps),
+            };
+            w = subframe(samples, ch, &plan, w, out)?;
         }
         let end = w.finish(out)?;
         let crc = crc16(out.get(..end).unwrap_or(&[]));
@@ -211,7 +219,6 @@ fn put_utf8(w: &mut BitWriter, out: &mut [u8], v: u32) -> Result<(), FlacError> 
 }
 
 /// The signal of one frame: a channel, or stereo side / mid.
-#[inline]
 fn pick<S: Sample>(frame: &[S], signal: Signal) -> i32 {
     let at = |i: usize| frame.get(i).map_or(0, |s| s.to_i32());
     match signal {
@@ -221,36 +228,27 @@ fn pick<S: Sample>(frame: &[S], signal: Signal) -> i32 {
     }
 }
 
-/// Picks the channel assignment and plans each subframe. For stereo, the cheapest of
-/// left/right, left/side, side/right and mid/side by estimated size.
-fn choose_signals<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 8]) {
-    let plan = |signal, bits| analyse(samples, ch, signal, bits);
-    let mut plans = [plan(Signal::Channel(0), bps); 8];
-    for (c, p) in plans.iter_mut().enumerate().take(ch).skip(1) {
-        *p = plan(Signal::Channel(c), bps);
-    }
-    if ch != 2 {
-        return (ch as u32 - 1, plans);
-    }
-    let [left, right, ..] = plans;
-    let side = plan(Signal::Side, bps + 1);
-    let mid = plan(Signal::Mid, bps);
-    let options = [(1, left, right), (8, left, side), (9, side, right), (10, mid, side)];
-    let mut best = (1, left, right);
-    for o in options {
-        if o.1.cost + o.2.cost < best.1.cost + best.2.cost {
-            best = o;
+/// The channel assignment (independent channels unless stereo) and, for stereo, the plans
+/// of the cheapest of left/right, left/side, side/right and mid/side by estimated size.
+fn stereo<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 2]) {
+    let signals = [Signal::Channel(0), Signal::Channel(1), Signal::Side, Signal::Mid];
+    let plans = if ch == 2 { signals.map(|s| analyse(samples, ch, s, bps)) } else { return (ch as u32 - 1, [Plan::NONE; 2]) };
+    let mut best = (u64::MAX, 1, [Plan::NONE; 2]);
+    for (assignment, a, b) in [(1, 0, 1), (8, 0, 2), (9, 2, 1), (10, 3, 2)] {
+        if let (Some(&a), Some(&b)) = (plans.get(a), plans.get(b)) {
+            if a.cost + b.cost < best.0 {
+                best = (a.cost + b.cost, assignment, [a, b]);
+            }
         }
     }
-    plans[0] = best.1;
-    plans[1] = best.2;
-    (best.0, plans)
+    (best.1, best.2)
 }
 
 /// The first pass over a signal: the fixed predictor with the smallest sum of absolute
 /// residuals (all orders compared from the fifth sample on, as libFLAC does), wasted low
 /// bits, constancy, and the estimated cost.
-fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bits: u32) -> Plan {
+fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Plan {
+    let bits = bps + u32::from(matches!(signal, Signal::Side));
     let mut values = samples.chunks_exact(ch).map(|f| pick(f, signal));
     let first = samples.get(..ch).map_or(0, |f| pick(f, signal));
     let (mut or, mut differ) = (0i32, 0i32);
@@ -372,21 +370,24 @@ fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &m
         let count = if j == 0 { len.saturating_sub(order) } else { len };
         *s = res.by_ref().take(count).map(|r| u64::from(zigzag(r))).sum();
     }
-    let (partition_order, params) = partitions(&mut sums, finest, len, order);
-    let wide = params.iter().any(|&k| k > 14);
+    let sums = sums.get(..1 << finest).unwrap_or(&[]);
+    let p = partition_order(sums, finest, n, order);
+    let params = sums.chunks(1 << (finest - p)).enumerate().map(|(j, group)| {
+        let count = (n >> p) - if j == 0 { order } else { 0 };
+        rice_parameter(group.iter().sum(), count as u64).0
+    });
+    let wide = params.clone().any(|k| k > 14);
 
     put_type(w, out, 8 | order as u32, plan.shift)?;
     for x in values.clone().take(order) {
         w.put_signed(out, plan.bits - plan.shift, x)?;
     }
     w.put(out, 2, u32::from(wide))?;
-    w.put(out, 4, partition_order)?;
-    let len = n >> partition_order;
+    w.put(out, 4, p)?;
     let mut res = residuals(values, order);
-    for (j, &k) in params.iter().take(1 << partition_order).enumerate() {
-        let k = u32::from(k);
+    for (j, k) in params.enumerate() {
         w.put(out, 4 + u32::from(wide), k)?;
-        let count = if j == 0 { len.saturating_sub(order) } else { len };
+        let count = (n >> p) - if j == 0 { order } else { 0 };
         for r in res.by_ref().take(count) {
             let u = zigzag(r);
             w.put_rice(out, u >> k, k, u & ((1 << k) - 1))?;
@@ -395,30 +396,19 @@ fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &m
     Ok(())
 }
 
-/// From the per-partition sums at partition order `finest` (`len` frames each), the
-/// partition order and Rice parameters of least estimated cost. Merges `sums` in place.
-fn partitions(sums: &mut [u64; 1 << MAX_PARTITION_ORDER], finest: u32, len: usize, order: usize) -> (u32, [u8; 1 << MAX_PARTITION_ORDER]) {
-    let mut best = (u64::MAX, 0, [0u8; 1 << MAX_PARTITION_ORDER]);
-    let mut len = len as u64;
-    for p in (0..=finest).rev() {
-        let mut params = [0u8; 1 << MAX_PARTITION_ORDER];
+/// The partition order of least estimated cost, from the residual sums of the `2^finest`
+/// finest partitions.
+fn partition_order(sums: &[u64], finest: u32, n: usize, order: usize) -> u32 {
+    let mut best = (u64::MAX, 0);
+    for p in 0..=finest {
         let mut cost = 0;
-        for (j, (s, k)) in sums.iter().zip(params.iter_mut()).take(1 << p).enumerate() {
-            let count = if j == 0 { len.saturating_sub(order as u64) } else { len };
-            let (param, bits) = rice_parameter(*s, count);
-            *k = param as u8;
-            cost += 4 + bits;
+        for (j, group) in sums.chunks(1 << (finest - p)).enumerate() {
+            let count = (n >> p) - if j == 0 { order } else { 0 };
+            cost += 4 + rice_parameter(group.iter().sum(), count as u64).1;
         }
         if cost < best.0 {
-            best = (cost, p, params);
+            best = (cost, p);
         }
-        for j in 0..1 << p.saturating_sub(1) {
-            let pair = sums.get(2 * j).copied().unwrap_or(0) + sums.get(2 * j + 1).copied().unwrap_or(0);
-            if let Some(s) = sums.get_mut(j) {
-                *s = pair;
-            }
-        }
-        len *= 2;
     }
-    (best.1, best.2)
+    best.1
 }
