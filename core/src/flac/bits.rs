@@ -22,6 +22,7 @@ impl BitWriter {
     }
 
     /// Appends the low `n <= 32` bits of `value` (the bits above `n` must be zero).
+    #[inline]
     pub(crate) fn put(&mut self, out: &mut [u8], n: u32, value: u32) -> Result<(), FlacError> {
         // pending < 32 and n <= 32: nothing meaningful is shifted out.
         self.acc = (self.acc << n) | u64::from(value);
@@ -44,6 +45,7 @@ impl BitWriter {
     }
 
     /// Appends `q` zeros, a one, and the low `k` bits of `low` (a Rice code, `k <= 30`).
+    #[inline]
     pub(crate) fn put_rice(&mut self, out: &mut [u8], q: u32, k: u32, low: u32) -> Result<(), FlacError> {
         let mut q = q;
         while q + k >= 32 {
@@ -108,6 +110,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next `n <= 32` bits as an unsigned value.
+    #[inline]
     pub(crate) fn get(&mut self, n: u32) -> Result<u32, FlacError> {
         if self.avail < n {
             self.refill();
@@ -146,6 +149,27 @@ impl<'a> BitReader<'a> {
                 return Err(FlacError::Truncated);
             }
         }
+    }
+
+    /// A Rice code with parameter `k <= 30`: `(zeros << k) | the k bits after the one`.
+    #[inline]
+    pub(crate) fn rice(&mut self, k: u32) -> Result<u32, FlacError> {
+        if self.avail < 32 {
+            self.refill();
+        }
+        let zeros = self.acc.leading_zeros();
+        let len = zeros + 1 + k;
+        if len > self.avail {
+            // A long unary part, or the end of the data: bit by bit.
+            let q = self.unary()?;
+            return Ok(q.wrapping_shl(k) | self.get(k)?);
+        }
+        // len <= avail <= 63, so neither shift overflows.
+        let rest = self.acc << (zeros + 1);
+        let low = rest.checked_shr(64 - k).unwrap_or(0) as u32;
+        self.acc = rest << k;
+        self.avail -= len;
+        Ok(zeros.wrapping_shl(k) | low)
     }
 
     /// Skips to the next byte boundary and returns the byte position there.
@@ -217,6 +241,22 @@ mod tests {
         assert_eq!(r.get(32).unwrap(), 0xDEAD_BEEF);
         assert_eq!(r.align(), len);
         assert_eq!(r.get(1), Err(FlacError::Truncated));
+    }
+
+    #[test]
+    fn rice_codes_read_back_fast_and_slow() {
+        let mut out = [0u8; 64];
+        let mut w = BitWriter::new(0);
+        let codes = [(0, 0, 0), (3, 5, 17), (70, 2, 3), (0, 30, (1 << 30) - 1), (12, 0, 0)];
+        for (q, k, low) in codes {
+            w.put_rice(&mut out, q, k, low).unwrap();
+        }
+        let len = w.finish(&mut out).unwrap();
+        let mut r = BitReader::new(&out[..len]);
+        for (q, k, low) in codes {
+            assert_eq!(r.rice(k).unwrap(), q << k | low);
+        }
+        assert_eq!(r.rice(3), Err(FlacError::Truncated));
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn fixed<'a>(r: &mut BitReader<'_>, dst: &mut impl Iterator<Item = &'a mut i32>,
         }
         let count = if j == 0 { len - order } else { len };
         for d in dst.by_ref().take(count) {
-            let u = r.unary()?.wrapping_shl(k) | r.get(k)?;
+            let u = r.rice(k)?;
             let residual = (u >> 1) as i32 ^ -((u & 1) as i32);
             let prediction = c[0]
                 .wrapping_mul(h[0])

@@ -166,9 +166,6 @@ impl Encoder {
     /// Writes the frame header (fixed block size strategy, so it carries the block number)
     /// and its CRC-8.
     fn header(&self, n: usize, assignment: u32, out: &mut [u8]) -> Result<BitWriter, FlacError> {
-        let mut w = BitWriter::new(0);
-        // Sync code, reserved bit, fixed-blocksize stream.
-        w.put(out, 16, 0xFFF8)?;
         let (size_code, size_bits) = if n.is_power_of_two() && (256..=32_768).contains(&n) {
             (n.trailing_zeros() as u32, 0) // 256 << (code - 8)
         } else if n <= 256 {
@@ -185,10 +182,9 @@ impl Encoder {
             24 => 6,
             _ => 0,
         };
-        w.put(out, 4, size_code)?;
-        w.put(out, 4, rate as u32)?;
-        w.put(out, 4, assignment)?;
-        w.put(out, 4, depth << 1)?;
+        let mut w = BitWriter::new(0);
+        // Sync code, reserved bit, fixed-blocksize stream; the codes; a reserved bit.
+        w.put(out, 32, 0xFFF8 << 16 | size_code << 12 | (rate as u32) << 8 | assignment << 4 | depth << 1)?;
         put_utf8(&mut w, out, self.blocks)?;
         if size_bits > 0 {
             w.put(out, size_bits, (n - 1) as u32)?;
@@ -249,29 +245,24 @@ fn stereo<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 2]) {
 /// bits, constancy, and the estimated cost.
 fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Plan {
     let bits = bps + u32::from(matches!(signal, Signal::Side));
-    let mut values = samples.chunks_exact(ch).map(|f| pick(f, signal));
+    let values = samples.chunks_exact(ch).map(|f| pick(f, signal));
     let first = samples.get(..ch).map_or(0, |f| pick(f, signal));
     let (mut or, mut differ) = (0i32, 0i32);
     // The previous sample's differences of order 0 to 3.
     let mut prev = [0i32; 4];
-    let mut step = |x: i32, prev: &mut [i32; 4]| {
+    let mut sums = [0u64; 5];
+    for (i, x) in values.enumerate() {
         or |= x;
         differ |= x ^ first;
         let d1 = x - prev[0];
         let d2 = d1 - prev[1];
         let d3 = d2 - prev[2];
         let d4 = d3 - prev[3];
-        *prev = [x, d1, d2, d3];
-        [x, d1, d2, d3, d4]
-    };
-    for x in values.by_ref().take(4) {
-        step(x, &mut prev);
-    }
-    let mut sums = [0u64; 5];
-    for x in values {
-        let d = step(x, &mut prev);
-        for (s, e) in sums.iter_mut().zip(d) {
-            *s += u64::from(e.unsigned_abs());
+        prev = [x, d1, d2, d3];
+        if i >= 4 {
+            for (s, e) in sums.iter_mut().zip([x, d1, d2, d3, d4]) {
+                *s += u64::from(e.unsigned_abs());
+            }
         }
     }
     let n = (samples.len() / ch) as u64;
@@ -284,19 +275,25 @@ fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Pla
     plan.order = order;
     let width = u64::from(bits - plan.shift);
     // Residuals as Rice codes of their zigzag form (twice the magnitude).
-    let (_, rice) = rice_parameter((sum >> plan.shift) * 2, n.saturating_sub(order as u64));
+    let (_, rice) = rice_parameter((sum >> plan.shift) * 2, n.saturating_sub(order as u64), 30);
     plan.cost = 8 + u64::from(plan.shift) + (order as u64 * width + 6 + 4 + rice).min(n * width);
     plan
 }
 
-/// The Rice parameter for `count` values summing to `sum`, and the estimated bits.
-fn rice_parameter(sum: u64, count: u64) -> (u32, u64) {
+/// The Rice parameter (at most `max`) of least estimated cost for `count` values summing
+/// to `sum`, and that cost in bits.
+fn rice_parameter(sum: u64, count: u64, max: u32) -> (u32, u64) {
     let cost = |k: u32| count * u64::from(k + 1) + (sum >> k);
-    let mean = sum / count.max(1);
-    let k0 = (63 - mean.leading_zeros().min(63)).min(30);
-    // The cost is minimal near log2(mean * ln 2): k0 or the one below.
-    let k1 = k0.saturating_sub(1);
-    if cost(k1) <= cost(k0) { (k1, cost(k1)) } else { (k0, cost(k0)) }
+    // The cost is convex in k (least near log2(mean * ln 2)): walk up while it falls.
+    let mut best = (0, cost(0));
+    for k in 1..=max {
+        let c = cost(k);
+        if c >= best.1 {
+            break;
+        }
+        best = (k, c);
+    }
+    best
 }
 
 /// Writes one subframe: constant, fixed, or verbatim when fixed would not be smaller.
@@ -371,12 +368,14 @@ fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &m
         *s = res.by_ref().take(count).map(|r| u64::from(zigzag(r))).sum();
     }
     let sums = sums.get(..1 << finest).unwrap_or(&[]);
-    let p = partition_order(sums, finest, n, order);
+    // 5-bit Rice parameters (up to 30) only for signals wider than 16 bits.
+    let wide = plan.bits - plan.shift > 16;
+    let max = if wide { 30 } else { 14 };
+    let p = partition_order(sums, finest, n, order, max);
     let params = sums.chunks(1 << (finest - p)).enumerate().map(|(j, group)| {
         let count = (n >> p) - if j == 0 { order } else { 0 };
-        rice_parameter(group.iter().sum(), count as u64).0
+        rice_parameter(group.iter().sum(), count as u64, max).0
     });
-    let wide = params.clone().any(|k| k > 14);
 
     put_type(w, out, 8 | order as u32, plan.shift)?;
     for x in values.clone().take(order) {
@@ -398,13 +397,13 @@ fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &m
 
 /// The partition order of least estimated cost, from the residual sums of the `2^finest`
 /// finest partitions.
-fn partition_order(sums: &[u64], finest: u32, n: usize, order: usize) -> u32 {
+fn partition_order(sums: &[u64], finest: u32, n: usize, order: usize, max: u32) -> u32 {
     let mut best = (u64::MAX, 0);
     for p in 0..=finest {
         let mut cost = 0;
         for (j, group) in sums.chunks(1 << (finest - p)).enumerate() {
             let count = (n >> p) - if j == 0 { order } else { 0 };
-            cost += 4 + rice_parameter(group.iter().sum(), count as u64).1;
+            cost += 4 + rice_parameter(group.iter().sum(), count as u64, max).1;
         }
         if cost < best.0 {
             best = (cost, p);

@@ -57,14 +57,11 @@ impl Md5 {
             if used + take < 64 {
                 return;
             }
-            let block = self.block;
-            compress(&mut self.state, &block);
+            compress(&mut self.state, &self.block);
         }
         let mut blocks = rest.chunks_exact(64);
-        for b in &mut blocks {
-            let mut block = [0u8; 64];
-            block.copy_from_slice(b);
-            compress(&mut self.state, &block);
+        for block in &mut blocks {
+            compress(&mut self.state, block);
         }
         let tail = blocks.remainder();
         if let Some(dst) = self.block.get_mut(..tail.len()) {
@@ -124,7 +121,7 @@ static K: [u32; 64] = [
 /// Left rotations, four per round.
 static R: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
 
-fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
+fn compress(state: &mut [u32; 4], block: &[u8]) {
     let mut m = [0u32; 16];
     for (w, b) in m.iter_mut().zip(block.chunks_exact(4)) {
         *w = u32::from_le_bytes([
@@ -135,24 +132,22 @@ fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
         ]);
     }
     let [mut a, mut b, mut c, mut d] = *state;
-    for (i, &k) in K.iter().enumerate() {
-        let round = i / 16;
-        let (f, g) = match round {
-            0 => ((b & c) | (!b & d), i),
-            1 => ((d & b) | (!d & c), 5 * i + 1),
-            2 => (b ^ c ^ d, 3 * i + 5),
-            _ => (c ^ (b | !d), 7 * i),
-        };
-        let f = f
-            .wrapping_add(a)
-            .wrapping_add(k)
-            .wrapping_add(m.get(g % 16).copied().unwrap_or(0));
-        let r = R.get(round * 4 + i % 4).copied().unwrap_or(0);
-        a = d;
-        d = c;
-        c = b;
-        b = b.wrapping_add(f.rotate_left(r));
-    }
+    // Four rounds of sixteen steps, each its own loop: the host unrolls them, with every
+    // rotation and message index a constant.
+    let mut round = |r: usize, f: fn(u32, u32, u32) -> u32, g: fn(usize) -> usize| {
+        for i in 16 * r..16 * r + 16 {
+            let k = K.get(i).copied().unwrap_or(0);
+            let x = m.get(g(i) % 16).copied().unwrap_or(0);
+            let rot = R.get(4 * r + i % 4).copied().unwrap_or(0);
+            let t = f(b, c, d).wrapping_add(a).wrapping_add(k).wrapping_add(x);
+            (a, d, c) = (d, c, b);
+            b = b.wrapping_add(t.rotate_left(rot));
+        }
+    };
+    round(0, |b, c, d| (b & c) | (!b & d), |i| i);
+    round(1, |b, c, d| (d & b) | (!d & c), |i| 5 * i + 1);
+    round(2, |b, c, d| b ^ c ^ d, |i| 3 * i + 5);
+    round(3, |b, c, d| c ^ (b | !d), |i| 7 * i);
     for (s, v) in state.iter_mut().zip([a, b, c, d]) {
         *s = s.wrapping_add(v);
     }
