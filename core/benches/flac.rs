@@ -33,8 +33,15 @@ fn corpus(dir: &Path) -> Vec<Row> {
             };
             let raw = std::fs::read(dir.join(format!("{}.raw", f[0]))).expect("read raw PCM");
             assert_eq!(format.bits_per_sample, 16, "the corpus is 16-bit");
-            let samples = raw.chunks_exact(2).map(|b| i32::from(i16::from_le_bytes([b[0], b[1]]))).collect();
-            Row { name: f[0].to_string(), format, samples }
+            let samples = raw
+                .chunks_exact(2)
+                .map(|b| i32::from(i16::from_le_bytes([b[0], b[1]])))
+                .collect();
+            Row {
+                name: f[0].to_string(),
+                format,
+                samples,
+            }
         })
         .collect()
 }
@@ -62,7 +69,8 @@ fn flacenc_encode(row: &Row) -> Vec<u8> {
         usize::from(f.bits_per_sample),
         f.sample_rate as usize,
     );
-    let stream = flacenc::encode_with_fixed_block_size(&config, source, DEFAULT_BLOCK_SIZE).unwrap();
+    let stream =
+        flacenc::encode_with_fixed_block_size(&config, source, DEFAULT_BLOCK_SIZE).unwrap();
     let mut sink = flacenc::bitsink::ByteSink::new();
     stream.write(&mut sink).unwrap();
     sink.as_slice().to_vec()
@@ -93,7 +101,9 @@ fn claxon_decode(stream: &[u8]) -> usize {
 
 fn bench(c: &mut Criterion) {
     let Some(dir) = std::env::var_os("W4L_FLAC_CORPUS") else {
-        eprintln!("flac bench: set W4L_FLAC_CORPUS (scripts/bench-flac makes the corpus and runs this)");
+        eprintln!(
+            "flac bench: set W4L_FLAC_CORPUS (scripts/bench-flac makes the corpus and runs this)"
+        );
         return;
     };
     let rows = corpus(Path::new(&dir));
@@ -115,11 +125,20 @@ fn bench(c: &mut Criterion) {
         assert_eq!(claxon_decode(&ours), frames);
 
         let mut g = c.benchmark_group(format!("flac/{}", row.name));
-        g.throughput(Throughput::Elements(frames as u64)).sample_size(20);
-        g.bench_function("encode_w4l", |b| b.iter(|| black_box(w4l_encode(row, black_box(&narrow)))));
-        g.bench_function("encode_flacenc", |b| b.iter(|| black_box(flacenc_encode(black_box(row)))));
-        g.bench_function("decode_w4l", |b| b.iter(|| black_box(w4l_decode(black_box(&ours), &mut out))));
-        g.bench_function("decode_claxon", |b| b.iter(|| black_box(claxon_decode(black_box(&ours)))));
+        g.throughput(Throughput::Elements(frames as u64))
+            .sample_size(20);
+        g.bench_function("encode_w4l", |b| {
+            b.iter(|| black_box(w4l_encode(row, black_box(&narrow))))
+        });
+        g.bench_function("encode_flacenc", |b| {
+            b.iter(|| black_box(flacenc_encode(black_box(row))))
+        });
+        g.bench_function("decode_w4l", |b| {
+            b.iter(|| black_box(w4l_decode(black_box(&ours), &mut out)))
+        });
+        g.bench_function("decode_claxon", |b| {
+            b.iter(|| black_box(claxon_decode(black_box(&ours))))
+        });
         g.finish();
     }
 }

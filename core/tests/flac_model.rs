@@ -29,7 +29,9 @@ fn decode(stream: &[u8]) -> Vec<i32> {
     while at < stream.len() {
         let frame = dec.decode(&stream[at..], &mut out).unwrap();
         assert_eq!(frame.number, number);
-        assert!(frame.bytes as u32 >= info.min_frame_size && frame.bytes as u32 <= info.max_frame_size);
+        assert!(
+            frame.bytes as u32 >= info.min_frame_size && frame.bytes as u32 <= info.max_frame_size
+        );
         all.extend_from_slice(&out[..frame.block_size * ch]);
         at += frame.bytes;
         number += 1;
@@ -48,11 +50,18 @@ enum Shape {
     Random,
     Constant(i32),
     /// A slow sine plus a little noise (predictable).
-    Smooth { period: u32, noise: u32 },
+    Smooth {
+        period: u32,
+        noise: u32,
+    },
     /// Alternating extremes (the worst case of every predictor).
-    Square { period: u32 },
+    Square {
+        period: u32,
+    },
     /// Random values with the low bits zero (wasted bits).
-    Coarse { shift: u32 },
+    Coarse {
+        shift: u32,
+    },
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -83,10 +92,15 @@ fn samples(shape: &Shape, bits: u32, len: usize, seed: u64) -> Vec<i32> {
                 Shape::Constant(c) => i64::from(c) >> (32 - bits),
                 Shape::Smooth { period, noise } => {
                     let phase = i as f64 * std::f64::consts::TAU / f64::from(period);
-                    (phase.sin() * max as f64 * 0.9) as i64 + (r >> (bits - 1).saturating_sub(noise))
+                    (phase.sin() * max as f64 * 0.9) as i64
+                        + (r >> (bits - 1).saturating_sub(noise))
                 }
                 Shape::Square { period } => {
-                    if (i as u32 / period) % 2 == 0 { max } else { min }
+                    if (i as u32 / period) % 2 == 0 {
+                        max
+                    } else {
+                        min
+                    }
                 }
                 Shape::Coarse { shift } => (r >> shift.min(bits - 1)) << shift.min(bits - 1),
             };
@@ -96,15 +110,27 @@ fn samples(shape: &Shape, bits: u32, len: usize, seed: u64) -> Vec<i32> {
 }
 
 fn case() -> impl Strategy<Value = (Format, usize, Vec<i32>)> {
-    (1u8..=8, prop_oneof![Just(8u8), Just(12), Just(16), Just(20), Just(24)], 16usize..=600, shape(), any::<u64>())
+    (
+        1u8..=8,
+        prop_oneof![Just(8u8), Just(12), Just(16), Just(20), Just(24)],
+        16usize..=600,
+        shape(),
+        any::<u64>(),
+    )
         .prop_flat_map(|(channels, bits, block, shape, seed)| {
             // 12 345 Hz has no code in a frame header: STREAMINFO's counts.
             let sample_rate = [8_000, 16_000, 44_100, 48_000, 12_345][seed as usize % 5];
-            let format = Format { sample_rate, channels, bits_per_sample: bits };
-            (Just(format), Just(block), 1usize..=3 * block).prop_map(move |(format, block, frames)| {
-                let len = frames * usize::from(channels);
-                (format, block, samples(&shape, u32::from(bits), len, seed))
-            })
+            let format = Format {
+                sample_rate,
+                channels,
+                bits_per_sample: bits,
+            };
+            (Just(format), Just(block), 1usize..=3 * block).prop_map(
+                move |(format, block, frames)| {
+                    let len = frames * usize::from(channels);
+                    (format, block, samples(&shape, u32::from(bits), len, seed))
+                },
+            )
         })
 }
 
@@ -203,23 +229,79 @@ proptest! {
 
 #[test]
 fn refusals() {
-    let format = Format { sample_rate: 16_000, channels: 2, bits_per_sample: 16 };
+    let format = Format {
+        sample_rate: 16_000,
+        channels: 2,
+        bits_per_sample: 16,
+    };
     assert_eq!(Encoder::new(format, 15).unwrap_err(), FlacError::Format);
-    assert_eq!(Encoder::new(Format { bits_per_sample: 25, ..format }, 16).unwrap_err(), FlacError::Format);
-    assert_eq!(Encoder::new(Format { bits_per_sample: 15, ..format }, 16).unwrap_err(), FlacError::Format);
-    assert_eq!(Encoder::new(Format { sample_rate: 0, ..format }, 16).unwrap_err(), FlacError::Format);
+    assert_eq!(
+        Encoder::new(
+            Format {
+                bits_per_sample: 25,
+                ..format
+            },
+            16
+        )
+        .unwrap_err(),
+        FlacError::Format
+    );
+    assert_eq!(
+        Encoder::new(
+            Format {
+                bits_per_sample: 15,
+                ..format
+            },
+            16
+        )
+        .unwrap_err(),
+        FlacError::Format
+    );
+    assert_eq!(
+        Encoder::new(
+            Format {
+                sample_rate: 0,
+                ..format
+            },
+            16
+        )
+        .unwrap_err(),
+        FlacError::Format
+    );
     let mut enc = Encoder::new(format, 16).unwrap();
     let mut out = [0u8; 1024];
-    assert_eq!(enc.encode(&[0i16; 3], &mut out), Err(FlacError::BlockLength));
-    assert_eq!(enc.encode(&[0i16; 34], &mut out), Err(FlacError::BlockLength));
-    assert_eq!(enc.encode::<i16>(&[], &mut out), Err(FlacError::BlockLength));
-    assert_eq!(enc.encode(&[0i32, 40_000], &mut out), Err(FlacError::SampleRange));
+    assert_eq!(
+        enc.encode(&[0i16; 3], &mut out),
+        Err(FlacError::BlockLength)
+    );
+    assert_eq!(
+        enc.encode(&[0i16; 34], &mut out),
+        Err(FlacError::BlockLength)
+    );
+    assert_eq!(
+        enc.encode::<i16>(&[], &mut out),
+        Err(FlacError::BlockLength)
+    );
+    assert_eq!(
+        enc.encode(&[0i32, 40_000], &mut out),
+        Err(FlacError::SampleRange)
+    );
     let noise = samples(&Shape::Random, 16, 32, 7);
-    assert_eq!(enc.encode(&noise, &mut out[..20]), Err(FlacError::OutputFull));
+    assert_eq!(
+        enc.encode(&noise, &mut out[..20]),
+        Err(FlacError::OutputFull)
+    );
     assert!(enc.encode(&noise, &mut out).is_ok());
     assert!(enc.encode(&[1i16, 2], &mut out).is_ok()); // a short last block
-    assert_eq!(enc.encode(&[1i16, 2], &mut out), Err(FlacError::StreamEnded));
-    for e in [FlacError::Format, FlacError::Truncated, FlacError::Unsupported] {
+    assert_eq!(
+        enc.encode(&[1i16, 2], &mut out),
+        Err(FlacError::StreamEnded)
+    );
+    for e in [
+        FlacError::Format,
+        FlacError::Truncated,
+        FlacError::Unsupported,
+    ] {
         let msg = e.to_string();
         assert!(msg.contains("; ") && !msg.contains('\n'), "{msg}");
     }
@@ -229,13 +311,27 @@ fn refusals() {
 fn a_frame_never_exceeds_max_frame_bytes() {
     // Full-scale noise in every channel: the verbatim bound is reached, not exceeded.
     for (channels, bits) in [(1u8, 16u8), (2, 24), (8, 8)] {
-        let format = Format { sample_rate: 48_000, channels, bits_per_sample: bits };
+        let format = Format {
+            sample_rate: 48_000,
+            channels,
+            bits_per_sample: bits,
+        };
         let mut enc = Encoder::new(format, 4096).unwrap();
         let mut out = vec![0u8; enc.max_frame_bytes()];
-        let noise = samples(&Shape::Random, u32::from(bits), 4096 * usize::from(channels), 3);
+        let noise = samples(
+            &Shape::Random,
+            u32::from(bits),
+            4096 * usize::from(channels),
+            3,
+        );
         let n = enc.encode(&noise, &mut out).unwrap();
         assert!(n <= enc.max_frame_bytes());
-        let square = samples(&Shape::Square { period: 1 }, u32::from(bits), 4096 * usize::from(channels), 3);
+        let square = samples(
+            &Shape::Square { period: 1 },
+            u32::from(bits),
+            4096 * usize::from(channels),
+            3,
+        );
         assert!(enc.encode(&square, &mut out).is_ok());
     }
 }

@@ -29,10 +29,14 @@ impl Drop for TempDir {
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?} ({e}); scripts/setup --test installs flac, espeak-ng and sox"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("run {cmd:?} ({e}); scripts/setup --test installs flac, espeak-ng and sox")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -64,7 +68,10 @@ fn decode(stream: &[u8]) -> Result<Vec<i32>, FlacError> {
 /// Raw little-endian PCM as FLAC hashes it.
 fn raw_pcm(samples: &[i32], bits: u8) -> Vec<u8> {
     let width = usize::from(bits).div_ceil(8);
-    samples.iter().flat_map(|s| s.to_le_bytes().into_iter().take(width)).collect()
+    samples
+        .iter()
+        .flat_map(|s| s.to_le_bytes().into_iter().take(width))
+        .collect()
 }
 
 /// `stream` passes `flac -t`, `claxon` and our decoder give back `samples`, and
@@ -79,16 +86,30 @@ fn check(dir: &Path, name: &str, format: Format, samples: &[i32]) {
         let mut claxon = claxon::FlacReader::new(stream.as_slice()).unwrap();
         let decoded: Vec<i32> = claxon.samples().map(|s| s.unwrap()).collect();
         assert!(decoded == samples, "{name}: claxon decoded other samples");
-        assert!(decode(&stream).unwrap() == samples, "{name}: our decoder disagrees");
+        assert!(
+            decode(&stream).unwrap() == samples,
+            "{name}: our decoder disagrees"
+        );
 
         let raw = dir.join(format!("{name}.raw"));
         std::fs::write(&raw, raw_pcm(samples, format.bits_per_sample)).unwrap();
         let md5sum = run(Command::new("md5sum").arg(&raw));
         let want = String::from_utf8_lossy(&md5sum.stdout)[..32].to_string();
-        let got: String = Decoder::new(&stream).unwrap().0.info().md5.iter().map(|b| format!("{b:02x}")).collect();
+        let got: String = Decoder::new(&stream)
+            .unwrap()
+            .0
+            .info()
+            .md5
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(got, want, "{name}: STREAMINFO MD5");
         let metaflac = run(Command::new("metaflac").arg("--show-md5sum").arg(&file));
-        assert_eq!(String::from_utf8_lossy(&metaflac.stdout).trim(), want, "{name}: metaflac");
+        assert_eq!(
+            String::from_utf8_lossy(&metaflac.stdout).trim(),
+            want,
+            "{name}: metaflac"
+        );
     }
 }
 
@@ -97,7 +118,9 @@ fn noise(len: usize, bits: u8, seed: u64) -> Vec<i32> {
     let mut state = seed | 1;
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             (state >> 32) as i32 >> (32 - u32::from(bits))
         })
         .collect()
@@ -105,7 +128,15 @@ fn noise(len: usize, bits: u8, seed: u64) -> Vec<i32> {
 
 fn square(len: usize, channels: usize, bits: u8, period: usize) -> Vec<i32> {
     let max = (1i32 << (bits - 1)) - 1;
-    (0..len).map(|i| if (i / channels / period) % 2 == 0 { max } else { -max - 1 }).collect()
+    (0..len)
+        .map(|i| {
+            if (i / channels / period) % 2 == 0 {
+                max
+            } else {
+                -max - 1
+            }
+        })
+        .collect()
 }
 
 /// espeak-ng speech through sox at `rate`, `channels` and `bits`, as interleaved samples,
@@ -114,9 +145,10 @@ fn square(len: usize, channels: usize, bits: u8, period: usize) -> Vec<i32> {
 fn speech(dir: &Path, rate: u32, channels: u8, bits: u8) -> Vec<i32> {
     let wav = dir.join("speech.wav");
     if !wav.exists() {
-        run(Command::new("espeak-ng").arg("-w").arg(&wav).arg(
-            "Lossless compression holds more seconds of speech in the same memory budget.",
-        ));
+        run(Command::new("espeak-ng")
+            .arg("-w")
+            .arg(&wav)
+            .arg("Lossless compression holds more seconds of speech in the same memory budget."));
     }
     let raw = dir.join(format!("speech-{rate}-{channels}-{bits}.raw"));
     run(Command::new("sox")
@@ -145,15 +177,37 @@ fn speech(dir: &Path, rate: u32, channels: u8, bits: u8) -> Vec<i32> {
 fn libflac_and_claxon_accept_every_stream() {
     let dir = TempDir::new("oracle");
     for (channels, bits) in [(1u8, 16u8), (2, 16), (1, 24), (2, 24), (2, 8)] {
-        let format = Format { sample_rate: 16_000, channels, bits_per_sample: bits };
+        let format = Format {
+            sample_rate: 16_000,
+            channels,
+            bits_per_sample: bits,
+        };
         let len = 10_000 * usize::from(channels);
         let tag = format!("{channels}ch-{bits}bit");
         check(&dir.0, &format!("silence-{tag}"), format, &vec![0; len]);
-        check(&dir.0, &format!("square-{tag}"), format, &square(len, usize::from(channels), bits, 20));
-        check(&dir.0, &format!("noise-{tag}"), format, &noise(len, bits, u64::from(bits)));
+        check(
+            &dir.0,
+            &format!("square-{tag}"),
+            format,
+            &square(len, usize::from(channels), bits, 20),
+        );
+        check(
+            &dir.0,
+            &format!("noise-{tag}"),
+            format,
+            &noise(len, bits, u64::from(bits)),
+        );
         let rate = if channels == 1 { 16_000 } else { 48_000 };
-        let format = Format { sample_rate: rate, ..format };
-        check(&dir.0, &format!("speech-{tag}"), format, &speech(&dir.0, rate, channels, bits));
+        let format = Format {
+            sample_rate: rate,
+            ..format
+        };
+        check(
+            &dir.0,
+            &format!("speech-{tag}"),
+            format,
+            &speech(&dir.0, rate, channels, bits),
+        );
     }
 }
 
@@ -166,7 +220,14 @@ fn our_decoder_reads_flac_0_and_refuses_lpc() {
     for (level, lpc) in [("-0", false), ("-8", true)] {
         let file = dir.0.join(format!("libflac{level}.flac"));
         run(Command::new("flac")
-            .args(["-s", "-f", level, "--endian=little", "--sign=signed", "--channels=2"])
+            .args([
+                "-s",
+                "-f",
+                level,
+                "--endian=little",
+                "--sign=signed",
+                "--channels=2",
+            ])
             .args(["--bps=16", "--sample-rate=16000", "-o"])
             .arg(&file)
             .arg(&raw));

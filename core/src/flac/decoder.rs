@@ -1,6 +1,7 @@
 //! The frame-by-frame decoder: constant, verbatim and fixed subframes.
 
-use super::bits::{BitReader, crc8, crc16};
+use super::bits::BitReader;
+use super::crc::{crc8, crc16};
 use super::encoder::FIXED;
 use super::{FlacError, StreamInfo};
 
@@ -54,13 +55,13 @@ impl Decoder {
     /// whole frames.
     pub fn decode(&self, bytes: &[u8], out: &mut [i32]) -> Result<Frame, FlacError> {
         let mut r = BitReader::new(bytes);
-        // Sync code and a reserved zero, then the blocking strategy.
-        if r.get(15)? != 0x7FFC {
-            return Err(FlacError::Corrupt);
-        }
-        let _variable = r.get(1)?;
-        let (size_code, rate_code, assignment, depth) = (r.get(4)?, r.get(4)?, r.get(4)?, r.get(3)?);
-        if r.get(1)? != 0 {
+        // Sync code, a reserved zero and the blocking strategy (either); block size, sample
+        // rate, channel assignment and depth codes; a reserved zero.
+        let head = r.get(32)?;
+        let field = |shift: u32| head >> shift & 15;
+        let (size_code, rate_code, assignment, depth) =
+            (field(12), field(8), field(4), field(1) & 7);
+        if head >> 17 != 0x7FFC || head & 1 != 0 {
             return Err(FlacError::Corrupt);
         }
         let number = utf8(&mut r)?;
@@ -71,13 +72,9 @@ impl Decoder {
             6 | 7 => r.get(8 << (size_code - 6))? as usize + 1,
             _ => 256 << (size_code - 8),
         };
+        // The sample rate is STREAMINFO's to tell; skip any in the header.
         match rate_code {
-            12 => {
-                r.get(8)?;
-            }
-            13 | 14 => {
-                r.get(16)?;
-            }
+            12..=14 => drop(r.get(8 << (rate_code + 1) / 14)?),
             15 => return Err(FlacError::Corrupt),
             _ => {}
         }
@@ -116,7 +113,11 @@ impl Decoder {
         if r.get(16)? != crc {
             return Err(FlacError::Corrupt);
         }
-        Ok(Frame { bytes: end + 2, block_size: n, number })
+        Ok(Frame {
+            bytes: end + 2,
+            block_size: n,
+            number,
+        })
     }
 }
 
@@ -142,9 +143,20 @@ fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
 }
 
 /// Decodes channel `c`'s subframe into every `ch`-th sample of `out`.
-fn subframe(r: &mut BitReader<'_>, out: &mut [i32], c: usize, ch: usize, n: usize, bits: u32) -> Result<(), FlacError> {
+fn subframe(
+    r: &mut BitReader<'_>,
+    out: &mut [i32],
+    c: usize,
+    ch: usize,
+    n: usize,
+    bits: u32,
+) -> Result<(), FlacError> {
     let head = r.get(8)?;
-    let shift = if head & 1 == 1 { r.unary()?.saturating_add(1) } else { 0 };
+    let shift = if head & 1 == 1 {
+        r.unary()?.saturating_add(1)
+    } else {
+        0
+    };
     if head & 0x80 != 0 || shift >= bits {
         return Err(FlacError::Corrupt);
     }
@@ -173,7 +185,13 @@ fn subframe(r: &mut BitReader<'_>, out: &mut [i32], c: usize, ch: usize, n: usiz
 }
 
 /// A fixed subframe of `order`: warm-up samples, then partitioned Rice-coded residuals.
-fn fixed<'a>(r: &mut BitReader<'_>, dst: &mut impl Iterator<Item = &'a mut i32>, order: usize, width: u32, n: usize) -> Result<(), FlacError> {
+fn fixed<'a>(
+    r: &mut BitReader<'_>,
+    dst: &mut impl Iterator<Item = &'a mut i32>,
+    order: usize,
+    width: u32,
+    n: usize,
+) -> Result<(), FlacError> {
     let mut h = [0i32; 4];
     for d in dst.by_ref().take(order) {
         let x = r.get_signed(width)?;
@@ -211,14 +229,21 @@ fn fixed<'a>(r: &mut BitReader<'_>, dst: &mut impl Iterator<Item = &'a mut i32>,
 
 /// Undoes stereo decorrelation: left/side, side/right, mid/side.
 fn decorrelate(out: &mut [i32], assignment: u32) {
-    let frames = out.chunks_exact_mut(2).filter_map(|f| <&mut [i32; 2]>::try_from(f).ok());
-    match assignment {
-        8 => frames.for_each(|[l, s]| *s = l.wrapping_sub(*s)),
-        9 => frames.for_each(|[s, r]| *s = s.wrapping_add(*r)),
-        10 => frames.for_each(|[m, s]| {
-            let mid = m.wrapping_shl(1) | (*s & 1);
-            (*m, *s) = (mid.wrapping_add(*s) >> 1, mid.wrapping_sub(*s) >> 1);
-        }),
-        _ => {}
+    if !(8..=10).contains(&assignment) {
+        return;
+    }
+    for frame in out.chunks_exact_mut(2) {
+        let [a, b] = frame else { continue };
+        (*a, *b) = match assignment {
+            // left, side
+            8 => (*a, a.wrapping_sub(*b)),
+            // side, right
+            9 => (a.wrapping_add(*b), *b),
+            // mid, side
+            _ => {
+                let mid = a.wrapping_shl(1) | (*b & 1);
+                (mid.wrapping_add(*b) >> 1, mid.wrapping_sub(*b) >> 1)
+            }
+        };
     }
 }

@@ -4,19 +4,27 @@
 //! measures every fixed predictor at once (and the wasted low bits), one sums the chosen
 //! predictor's residuals per partition to pick the Rice parameters, and one writes.
 
-use super::bits::{BitWriter, crc8, crc16};
+use super::bits::BitWriter;
+use super::crc::{crc8, crc16};
 use super::{FlacError, Format, MAX_BLOCK_SIZE, Md5, Sample, StreamInfo};
 
 /// Prediction coefficients of the fixed predictors of order 0 to 4, newest sample first:
 /// the residual of order `k` is the `k`-th difference of the signal.
-pub(crate) const FIXED: [[i32; 4]; 5] =
-    [[0, 0, 0, 0], [1, 0, 0, 0], [2, -1, 0, 0], [3, -3, 1, 0], [4, -6, 4, -1]];
+pub(crate) const FIXED: [[i32; 4]; 5] = [
+    [0, 0, 0, 0],
+    [1, 0, 0, 0],
+    [2, -1, 0, 0],
+    [3, -3, 1, 0],
+    [4, -6, 4, -1],
+];
 
 /// Finest partition order tried: 64 partitions, 64 frames each in a 4096-frame block.
 const MAX_PARTITION_ORDER: u32 = 6;
 
 /// Sample rates with a 4-bit code in the frame header, at their code (0: see STREAMINFO).
-const RATES: [u32; 12] = [0, 88_200, 176_400, 192_000, 8_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 96_000];
+const RATES: [u32; 12] = [
+    0, 88_200, 176_400, 192_000, 8_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 96_000,
+];
 
 /// Encodes blocks of interleaved samples into FLAC frames in caller-supplied buffers.
 ///
@@ -64,7 +72,14 @@ struct Plan {
 }
 
 impl Plan {
-    const NONE: Self = Self { signal: Signal::Mid, bits: 0, shift: 0, constant: true, order: 0, cost: 0 };
+    const NONE: Self = Self {
+        signal: Signal::Mid,
+        bits: 0,
+        shift: 0,
+        constant: true,
+        order: 0,
+        cost: 0,
+    };
 }
 
 impl Encoder {
@@ -120,7 +135,10 @@ impl Encoder {
         let bps = u32::from(self.format.bits_per_sample);
         if S::BITS > bps {
             let max = (1 << (bps - 1)) - 1;
-            if samples.iter().any(|s| !(-max - 1..=max).contains(&s.to_i32())) {
+            if samples
+                .iter()
+                .any(|s| !(-max - 1..=max).contains(&s.to_i32()))
+            {
                 return Err(FlacError::SampleRange);
             }
         }
@@ -140,7 +158,11 @@ impl Encoder {
         let len = w.finish(out)?;
 
         let frame = len as u32;
-        self.min_frame = if self.blocks == 0 { frame } else { self.min_frame.min(frame) };
+        self.min_frame = if self.blocks == 0 {
+            frame
+        } else {
+            self.min_frame.min(frame)
+        };
         self.max_frame = self.max_frame.max(frame);
         self.blocks += 1;
         self.total_samples += n as u64;
@@ -173,7 +195,10 @@ impl Encoder {
         } else {
             (7, 16)
         };
-        let rate = RATES.iter().position(|&r| r == self.format.sample_rate).unwrap_or(0);
+        let rate = RATES
+            .iter()
+            .position(|&r| r == self.format.sample_rate)
+            .unwrap_or(0);
         let depth = match self.format.bits_per_sample {
             8 => 1,
             12 => 2,
@@ -184,7 +209,11 @@ impl Encoder {
         };
         let mut w = BitWriter::new(0);
         // Sync code, reserved bit, fixed-blocksize stream; the codes; a reserved bit.
-        w.put(out, 32, 0xFFF8 << 16 | size_code << 12 | (rate as u32) << 8 | assignment << 4 | depth << 1)?;
+        w.put(
+            out,
+            32,
+            0xFFF8 << 16 | size_code << 12 | (rate as u32) << 8 | assignment << 4 | depth << 1,
+        )?;
         put_utf8(&mut w, out, self.blocks)?;
         if size_bits > 0 {
             w.put(out, size_bits, (n - 1) as u32)?;
@@ -227,8 +256,17 @@ fn pick<S: Sample>(frame: &[S], signal: Signal) -> i32 {
 /// The channel assignment (independent channels unless stereo) and, for stereo, the plans
 /// of the cheapest of left/right, left/side, side/right and mid/side by estimated size.
 fn stereo<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 2]) {
-    let signals = [Signal::Channel(0), Signal::Channel(1), Signal::Side, Signal::Mid];
-    let plans = if ch == 2 { signals.map(|s| analyse(samples, ch, s, bps)) } else { return (ch as u32 - 1, [Plan::NONE; 2]) };
+    let signals = [
+        Signal::Channel(0),
+        Signal::Channel(1),
+        Signal::Side,
+        Signal::Mid,
+    ];
+    let plans = if ch == 2 {
+        signals.map(|s| analyse(samples, ch, s, bps))
+    } else {
+        return (ch as u32 - 1, [Plan::NONE; 2]);
+    };
     let mut best = (u64::MAX, 1, [Plan::NONE; 2]);
     for (assignment, a, b) in [(1, 0, 1), (8, 0, 2), (9, 2, 1), (10, 3, 2)] {
         if let (Some(&a), Some(&b)) = (plans.get(a), plans.get(b)) {
@@ -266,12 +304,23 @@ fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Pla
         }
     }
     let n = (samples.len() / ch) as u64;
-    let mut plan = Plan { signal, bits, shift: 0, constant: differ == 0, order: 0, cost: u64::from(8 + bits) };
+    let mut plan = Plan {
+        signal,
+        bits,
+        shift: 0,
+        constant: differ == 0,
+        order: 0,
+        cost: u64::from(8 + bits),
+    };
     if plan.constant {
         return plan;
     }
     plan.shift = or.trailing_zeros().min(bits - 1);
-    let (order, sum) = sums.iter().enumerate().fold((0, u64::MAX), |best, (o, &s)| if s < best.1 { (o, s) } else { best });
+    let (order, sum) =
+        sums.iter().enumerate().fold(
+            (0, u64::MAX),
+            |best, (o, &s)| if s < best.1 { (o, s) } else { best },
+        );
     plan.order = order;
     let width = u64::from(bits - plan.shift);
     // Residuals as Rice codes of their zigzag form (twice the magnitude).
@@ -297,7 +346,13 @@ fn rice_parameter(sum: u64, count: u64, max: u32) -> (u32, u64) {
 }
 
 /// Writes one subframe: constant, fixed, or verbatim when fixed would not be smaller.
-fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: BitWriter, out: &mut [u8]) -> Result<BitWriter, FlacError> {
+fn subframe<S: Sample>(
+    samples: &[S],
+    ch: usize,
+    plan: &Plan,
+    w: BitWriter,
+    out: &mut [u8],
+) -> Result<BitWriter, FlacError> {
     let first = samples.get(..ch).map_or(0, |f| pick(f, plan.signal));
     let mut w = w;
     if plan.constant {
@@ -308,7 +363,9 @@ fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: BitWriter, out:
     let n = samples.len() / ch;
     let width = plan.bits - plan.shift;
     let verbatim = 8 + plan.shift as usize + n * width as usize;
-    let values = samples.chunks_exact(ch).map(|f| pick(f, plan.signal) >> plan.shift);
+    let values = samples
+        .chunks_exact(ch)
+        .map(|f| pick(f, plan.signal) >> plan.shift);
     let start = w;
     if plan.cost < verbatim as u64 {
         // Estimates can be off: keep the fixed subframe only if it is really smaller (and
@@ -353,7 +410,13 @@ fn zigzag(r: i32) -> u32 {
 
 /// A fixed subframe: warm-up samples, then partitioned Rice-coded residuals with the
 /// partition order of least estimated cost.
-fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &mut BitWriter, out: &mut [u8]) -> Result<(), FlacError> {
+fn fixed(
+    values: impl Iterator<Item = i32> + Clone,
+    n: usize,
+    plan: &Plan,
+    w: &mut BitWriter,
+    out: &mut [u8],
+) -> Result<(), FlacError> {
     let order = plan.order;
     // Partitions must divide the block and hold more than the warm-up.
     let mut finest = MAX_PARTITION_ORDER;
@@ -364,7 +427,11 @@ fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &m
     let len = n >> finest;
     let mut res = residuals(values.clone(), order);
     for (j, s) in sums.iter_mut().take(1 << finest).enumerate() {
-        let count = if j == 0 { len.saturating_sub(order) } else { len };
+        let count = if j == 0 {
+            len.saturating_sub(order)
+        } else {
+            len
+        };
         *s = res.by_ref().take(count).map(|r| u64::from(zigzag(r))).sum();
     }
     let sums = sums.get(..1 << finest).unwrap_or(&[]);
@@ -372,10 +439,13 @@ fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &m
     let wide = plan.bits - plan.shift > 16;
     let max = if wide { 30 } else { 14 };
     let p = partition_order(sums, finest, n, order, max);
-    let params = sums.chunks(1 << (finest - p)).enumerate().map(|(j, group)| {
-        let count = (n >> p) - if j == 0 { order } else { 0 };
-        rice_parameter(group.iter().sum(), count as u64, max).0
-    });
+    let params = sums
+        .chunks(1 << (finest - p))
+        .enumerate()
+        .map(|(j, group)| {
+            let count = (n >> p) - if j == 0 { order } else { 0 };
+            rice_parameter(group.iter().sum(), count as u64, max).0
+        });
 
     put_type(w, out, 8 | order as u32, plan.shift)?;
     for x in values.clone().take(order) {

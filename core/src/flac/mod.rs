@@ -51,6 +51,7 @@
 //! ```
 
 mod bits;
+mod crc;
 mod decoder;
 mod encoder;
 mod md5;

@@ -35,7 +35,11 @@ impl StreamInfo {
         let f = self.format;
         // 20 bits of sample rate, 3 of channels - 1, 5 of bits - 1, 36 of total samples
         // (0, unknown, past 2^36).
-        let total = if self.total_samples >> 36 == 0 { self.total_samples } else { 0 };
+        let total = if self.total_samples >> 36 == 0 {
+            self.total_samples
+        } else {
+            0
+        };
         let packed = u64::from(f.sample_rate & 0xF_FFFF) << 44
             | u64::from(f.channels.wrapping_sub(1) & 7) << 41
             | u64::from(f.bits_per_sample.wrapping_sub(1) & 31) << 36
@@ -61,11 +65,40 @@ impl StreamInfo {
     /// Reads `fLaC` and the metadata blocks at the start of `bytes`; returns STREAMINFO and
     /// the offset of the first frame (other metadata blocks are skipped).
     pub fn read(bytes: &[u8]) -> Result<(Self, usize), FlacError> {
-        let Some(h) = bytes.get(..HEADER_LEN).and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok()) else {
+        let Some(h) = bytes
+            .get(..HEADER_LEN)
+            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
+        else {
             let marker = bytes.get(..4).is_none_or(|m| m == b"fLaC");
-            return Err(if marker { FlacError::Truncated } else { FlacError::NotFlac });
+            return Err(if marker {
+                FlacError::Truncated
+            } else {
+                FlacError::NotFlac
+            });
         };
-        let [b'f', b'L', b'a', b'C', block, 0, 0, 34, mb0, mb1, xb0, xb1, mf0, mf1, mf2, xf0, xf1, xf2, p @ .., _] = *h else {
+        let [
+            b'f',
+            b'L',
+            b'a',
+            b'C',
+            block,
+            0,
+            0,
+            34,
+            mb0,
+            mb1,
+            xb0,
+            xb1,
+            mf0,
+            mf1,
+            mf2,
+            xf0,
+            xf1,
+            xf2,
+            p @ ..,
+            _,
+        ] = *h
+        else {
             return Err(FlacError::NotFlac);
         };
         if block & 0x7F != 0 {
@@ -92,7 +125,9 @@ impl StreamInfo {
         let mut offset = HEADER_LEN;
         let mut last = block >> 7 == 1;
         while !last {
-            let header = bytes.get(offset..offset + 4).and_then(|h| h.try_into().ok());
+            let header = bytes
+                .get(offset..offset + 4)
+                .and_then(|h| h.try_into().ok());
             let word = u32::from_be_bytes(header.ok_or(FlacError::Truncated)?);
             last = word >> 31 == 1;
             offset = offset.saturating_add(4 + (word & 0xFF_FFFF) as usize);
@@ -108,7 +143,11 @@ mod tests {
     #[test]
     fn header_round_trips() {
         let info = StreamInfo {
-            format: Format { sample_rate: 44_100, channels: 2, bits_per_sample: 24 },
+            format: Format {
+                sample_rate: 44_100,
+                channels: 2,
+                bits_per_sample: 24,
+            },
             min_block_size: 4096,
             max_block_size: 4096,
             min_frame_size: 14,
@@ -126,7 +165,11 @@ mod tests {
     #[test]
     fn other_metadata_blocks_are_skipped() {
         let info = StreamInfo {
-            format: Format { sample_rate: 16_000, channels: 1, bits_per_sample: 16 },
+            format: Format {
+                sample_rate: 16_000,
+                channels: 1,
+                bits_per_sample: 16,
+            },
             min_block_size: 16,
             max_block_size: 16,
             min_frame_size: 0,

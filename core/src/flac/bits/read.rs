@@ -1,0 +1,117 @@
+//! The bit reader of the decoder.
+
+use crate::flac::FlacError;
+
+/// Reads bits MSB first from a byte slice.
+pub(crate) struct BitReader<'a> {
+    bytes: &'a [u8],
+    /// Next byte to load into `acc`.
+    pos: usize,
+    /// Unread bits, left-aligned; the top `avail` are counted. The bits below them are
+    /// either zero or the stream's next bits, so loading them again is harmless.
+    acc: u64,
+    avail: u32,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            acc: 0,
+            avail: 0,
+        }
+    }
+
+    fn refill(&mut self) {
+        if let Some(word) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut be = [0u8; 8];
+            be.copy_from_slice(word);
+            self.acc |= u64::from_be_bytes(be) >> self.avail;
+            let take = (63 - self.avail) / 8;
+            self.pos += take as usize;
+            self.avail += take * 8;
+        } else {
+            while self.avail <= 56 {
+                let Some(&b) = self.bytes.get(self.pos) else {
+                    break;
+                };
+                self.acc |= u64::from(b) << (56 - self.avail);
+                self.pos += 1;
+                self.avail += 8;
+            }
+        }
+    }
+
+    /// The next `n <= 32` bits as an unsigned value.
+    pub(crate) fn get(&mut self, n: u32) -> Result<u32, FlacError> {
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return Err(FlacError::Truncated);
+            }
+        }
+        let v = self.acc.checked_shr(64 - n).unwrap_or(0) as u32;
+        self.acc = self.acc.checked_shl(n).unwrap_or(0);
+        self.avail -= n;
+        Ok(v)
+    }
+
+    /// The next `n <= 32` bits as a two's complement value.
+    pub(crate) fn get_signed(&mut self, n: u32) -> Result<i32, FlacError> {
+        let v = self.get(n)?;
+        Ok((v.checked_shl(32 - n).unwrap_or(0) as i32)
+            .checked_shr(32 - n)
+            .unwrap_or(0))
+    }
+
+    /// Counts zeros up to the next one bit, and consumes them and the one.
+    pub(crate) fn unary(&mut self) -> Result<u32, FlacError> {
+        let mut zeros = 0u32;
+        loop {
+            let lz = self.acc.leading_zeros();
+            if lz < self.avail {
+                self.acc <<= lz;
+                self.acc <<= 1;
+                self.avail -= lz + 1;
+                return Ok(zeros + lz);
+            }
+            zeros = zeros.saturating_add(self.avail);
+            self.acc = 0;
+            self.avail = 0;
+            self.refill();
+            if self.avail == 0 {
+                return Err(FlacError::Truncated);
+            }
+        }
+    }
+
+    /// A Rice code with parameter `k <= 30`: `(zeros << k) | the k bits after the one`.
+    #[inline]
+    pub(crate) fn rice(&mut self, k: u32) -> Result<u32, FlacError> {
+        if self.avail < 32 {
+            self.refill();
+        }
+        let zeros = self.acc.leading_zeros();
+        let len = zeros + 1 + k;
+        if len > self.avail {
+            // A long unary part, or the end of the data: bit by bit.
+            let q = self.unary()?;
+            return Ok(q.wrapping_shl(k) | self.get(k)?);
+        }
+        // len <= avail <= 63, so neither shift overflows.
+        let rest = self.acc << (zeros + 1);
+        let low = rest.checked_shr(64 - k).unwrap_or(0) as u32;
+        self.acc = rest << k;
+        self.avail -= len;
+        Ok(zeros.wrapping_shl(k) | low)
+    }
+
+    /// Skips to the next byte boundary and returns the byte position there.
+    pub(crate) fn align(&mut self) -> usize {
+        let skip = self.avail % 8;
+        self.acc <<= skip;
+        self.avail -= skip;
+        self.pos - (self.avail / 8) as usize
+    }
+}
