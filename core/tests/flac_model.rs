@@ -96,7 +96,7 @@ fn samples(shape: &Shape, bits: u32, len: usize, seed: u64) -> Vec<i32> {
                         + (r >> (bits - 1).saturating_sub(noise))
                 }
                 Shape::Square { period } => {
-                    if (i as u32 / period) % 2 == 0 {
+                    if (i as u32 / period).is_multiple_of(2) {
                         max
                     } else {
                         min

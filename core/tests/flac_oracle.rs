@@ -130,7 +130,7 @@ fn square(len: usize, channels: usize, bits: u8, period: usize) -> Vec<i32> {
     let max = (1i32 << (bits - 1)) - 1;
     (0..len)
         .map(|i| {
-            if (i / channels / period) % 2 == 0 {
+            if (i / channels / period).is_multiple_of(2) {
                 max
             } else {
                 -max - 1

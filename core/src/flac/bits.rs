@@ -21,7 +21,7 @@ mod tests {
         w.put_rice(&mut out, 40, 3, 0b110).unwrap();
         w.put(&mut out, 32, 0xDEAD_BEEF).unwrap();
         let len = w.finish(&mut out).unwrap();
-        assert_eq!(len, (3 + 7 + 44 + 32 + 7) / 8);
+        assert_eq!(len, (3 + 7 + 44 + 32usize).div_ceil(8));
         let mut r = BitReader::new(&out[..len]);
         assert_eq!(r.get(3).unwrap(), 0b101);
         assert_eq!(r.get_signed(7).unwrap(), -5);

@@ -73,11 +73,13 @@ impl Decoder {
             _ => 256 << (size_code - 8),
         };
         // The sample rate is STREAMINFO's to tell; skip any in the header.
-        match rate_code {
-            12..=14 => drop(r.get(8 << (rate_code + 1) / 14)?),
+        let rate_bits = match rate_code {
+            12 => 8,
+            13 | 14 => 16,
             15 => return Err(FlacError::Corrupt),
-            _ => {}
-        }
+            _ => 0,
+        };
+        r.get(rate_bits)?;
         let bits = match depth {
             0 => u32::from(self.info.format.bits_per_sample),
             1 => 8,

@@ -126,7 +126,7 @@ impl Encoder {
     pub fn encode<S: Sample>(&mut self, samples: &[S], out: &mut [u8]) -> Result<usize, FlacError> {
         let ch = usize::from(self.format.channels);
         let n = samples.len() / ch;
-        if n == 0 || n > self.block_size || samples.len() % ch != 0 {
+        if n == 0 || n > self.block_size || !samples.len().is_multiple_of(ch) {
             return Err(FlacError::BlockLength);
         }
         if self.ended || self.blocks == 1 << 31 {
@@ -189,7 +189,7 @@ impl Encoder {
     /// and its CRC-8.
     fn header(&self, n: usize, assignment: u32, out: &mut [u8]) -> Result<BitWriter, FlacError> {
         let (size_code, size_bits) = if n.is_power_of_two() && (256..=32_768).contains(&n) {
-            (n.trailing_zeros() as u32, 0) // 256 << (code - 8)
+            (n.trailing_zeros(), 0) // 256 << (code - 8)
         } else if n <= 256 {
             (6, 8)
         } else {
@@ -269,10 +269,10 @@ fn stereo<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 2]) {
     };
     let mut best = (u64::MAX, 1, [Plan::NONE; 2]);
     for (assignment, a, b) in [(1, 0, 1), (8, 0, 2), (9, 2, 1), (10, 3, 2)] {
-        if let (Some(&a), Some(&b)) = (plans.get(a), plans.get(b)) {
-            if a.cost + b.cost < best.0 {
-                best = (a.cost + b.cost, assignment, [a, b]);
-            }
+        if let (Some(&a), Some(&b)) = (plans.get(a), plans.get(b))
+            && a.cost + b.cost < best.0
+        {
+            best = (a.cost + b.cost, assignment, [a, b]);
         }
     }
     (best.1, best.2)
@@ -420,7 +420,7 @@ fn fixed(
     let order = plan.order;
     // Partitions must divide the block and hold more than the warm-up.
     let mut finest = MAX_PARTITION_ORDER;
-    while finest > 0 && (n % (1 << finest) != 0 || n >> finest <= order) {
+    while finest > 0 && (!n.is_multiple_of(1 << finest) || n >> finest <= order) {
         finest -= 1;
     }
     let mut sums = [0u64; 1 << MAX_PARTITION_ORDER];

@@ -1,6 +1,6 @@
-//! The streamed second as FLAC: the worker hands every sample it checks to a [`Recorder`],
-//! which encodes blocks of [`BLOCK`] samples (64 ms) into a static buffer as they fill; at
-//! the end the stream is decoded frame by frame and compared with the waveform.
+//! The streamed second as FLAC: a [`Recorder`] encodes blocks of [`BLOCK`] samples (64 ms)
+//! into a static buffer as they fill; at the end the stream is decoded frame by frame and
+//! compared with the waveform.
 
 use w4l_core::flac::{Decoder, Encoder, FlacError, Format, HEADER_LEN};
 
