@@ -12,20 +12,29 @@ pub(crate) fn crc8(bytes: &[u8]) -> u8 {
     crc
 }
 
-/// CRC-16 of a frame: polynomial x^16 + x^15 + x^2 + 1, initial value 0. A table: it runs
-/// over every compressed byte twice (encode and decode), where the bitwise form would cost
-/// more than the Rice coding.
+/// CRC-16 of a frame: polynomial x^16 + x^15 + x^2 + 1, initial value 0. It runs over
+/// every compressed byte on both sides, where a bitwise loop would cost more than the Rice
+/// coding; four bytes per step through four tables (2 KiB of flash) take a third of the time
+/// of one table.
 pub(crate) fn crc16(bytes: &[u8]) -> u16 {
-    bytes.iter().fold(0u16, |crc, &b| {
-        let i = usize::from((crc >> 8) as u8 ^ b);
-        (crc << 8) ^ CRC16_TABLE.get(i).copied().unwrap_or(0)
+    let [t0, t1, t2, t3] = &CRC16_TABLES;
+    let at = |t: &[u16; 256], i: u16| t.get(usize::from(i & 0xFF)).copied().unwrap_or(0);
+    let mut words = bytes.chunks_exact(4);
+    let mut crc = 0u16;
+    for w in &mut words {
+        let [b0, b1, b2, b3] = [0, 1, 2, 3].map(|i| u16::from(w.get(i).copied().unwrap_or(0)));
+        crc = at(t3, (crc >> 8) ^ b0) ^ at(t2, crc ^ b1) ^ at(t1, b2) ^ at(t0, b3);
+    }
+    words.remainder().iter().fold(crc, |crc, &b| {
+        (crc << 8) ^ at(t0, (crc >> 8) ^ u16::from(b))
     })
 }
 
+/// `CRC16_TABLES[k][i]`: the CRC of byte `i` followed by `k` zero bytes.
 // Evaluated at compile time: an index out of bounds would fail the build, not panic.
 #[allow(clippy::indexing_slicing)]
-static CRC16_TABLE: [u16; 256] = {
-    let mut table = [0u16; 256];
+static CRC16_TABLES: [[u16; 256]; 4] = {
+    let mut t = [[0u16; 256]; 4];
     let mut i = 0;
     while i < 256 {
         let mut crc = (i as u16) << 8;
@@ -34,10 +43,20 @@ static CRC16_TABLE: [u16; 256] = {
             crc = (crc << 1) ^ if crc & 0x8000 != 0 { 0x8005 } else { 0 };
             bit += 1;
         }
-        table[i] = crc;
+        t[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 4 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev << 8) ^ t[0][(prev >> 8) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
 };
 
 #[cfg(test)]
@@ -49,5 +68,20 @@ mod tests {
         // CRC-8/SMBUS and CRC-16/UMTS (the FLAC polynomials) of "123456789".
         assert_eq!(crc8(b"123456789"), 0xF4);
         assert_eq!(crc16(b"123456789"), 0xFEE8);
+    }
+
+    #[test]
+    fn crc16_by_words_equals_crc16_by_bytes() {
+        let bytes: std::vec::Vec<u8> = (0..203u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in [0, 1, 3, 4, 5, 8, 63, 203] {
+            let by_bytes = bytes[..len].iter().fold(0u16, |crc, &b| {
+                (0..8).fold(crc ^ (u16::from(b) << 8), |c, _| {
+                    (c << 1) ^ if c & 0x8000 != 0 { 0x8005 } else { 0 }
+                })
+            });
+            assert_eq!(crc16(&bytes[..len]), by_bytes, "{len} bytes");
+        }
     }
 }

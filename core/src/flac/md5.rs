@@ -79,8 +79,10 @@ impl Md5 {
         for chunk in samples.chunks(per_chunk) {
             let mut used = 0;
             for (dst, s) in staging.chunks_exact_mut(width).zip(chunk) {
-                let le = s.to_i32().to_le_bytes();
-                dst.copy_from_slice(le.get(..width).unwrap_or(&[]));
+                // Byte by byte: a copy of a run-time width would call memcpy per sample.
+                for (d, b) in dst.iter_mut().zip(s.to_i32().to_le_bytes()) {
+                    *d = b;
+                }
                 used += width;
             }
             self.update(staging.get(..used).unwrap_or(&[]));
