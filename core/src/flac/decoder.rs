@@ -249,3 +249,78 @@ fn decorrelate(out: &mut [i32], assignment: u32) {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flac::{Encoder, Format, HEADER_LEN};
+
+    /// Encodes `samples` in blocks of 48 frames (the last one short), decodes them back
+    /// frame by frame, and checks that a frame cut by one byte reads as truncated.
+    fn round_trip(channels: u8, bits_per_sample: u8, samples: &[i32]) {
+        let format = Format {
+            sample_rate: 16_000,
+            channels,
+            bits_per_sample,
+        };
+        let ch = usize::from(channels);
+        let mut enc = Encoder::new(format, 48).unwrap();
+        let mut stream = [0u8; 4096];
+        let mut len = HEADER_LEN;
+        for block in samples.chunks(48 * ch) {
+            len += enc.encode(block, &mut stream[len..]).unwrap();
+        }
+        enc.stream_info().write(&mut stream).unwrap();
+        let (dec, mut at) = Decoder::new(&stream[..len]).unwrap();
+        let mut out = [0i32; 48 * 8];
+        let mut done = 0;
+        while at < len {
+            let frame = dec.decode(&stream[at..len], &mut out).unwrap();
+            let n = frame.block_size * ch;
+            assert_eq!(out[..n], samples[done..done + n]);
+            let torn = dec.decode(&stream[at..at + frame.bytes - 1], &mut out);
+            assert_eq!(torn, Err(FlacError::Truncated));
+            done += n;
+            at += frame.bytes;
+        }
+        assert_eq!(done, samples.len());
+    }
+
+    /// A deterministic wobble with some noise, at about `amplitude`.
+    fn signal(i: usize, amplitude: i32) -> i32 {
+        let tri = (i % 40) as i32 - 20;
+        tri * amplitude / 20 + ((i * 7_919) % 13) as i32 - 6
+    }
+
+    #[test]
+    fn every_stereo_assignment_and_subframe_type_round_trips() {
+        let frames = 100; // two full blocks and a short one
+        // Correlated channels (mid/side or left/side), identical ones (a constant side),
+        // independent ones, silence (constant subframes) and full-scale extremes.
+        let shapes: [fn(usize) -> [i32; 2]; 5] = [
+            |i| [signal(i, 9_000), signal(i, 9_000) / 2 + 5],
+            |i| [signal(i, 20_000); 2],
+            |i| [signal(i, 300), signal(i * 3, 30_000)],
+            |_| [0, 0],
+            |i| {
+                if i % 2 == 0 {
+                    [32_767, -32_768]
+                } else {
+                    [-32_768, 32_767]
+                }
+            },
+        ];
+        for shape in shapes {
+            let samples: std::vec::Vec<i32> = (0..frames).flat_map(shape).collect();
+            round_trip(2, 16, &samples);
+        }
+    }
+
+    #[test]
+    fn mono_24_bit_with_wasted_bits_and_8_bit_round_trip() {
+        let coarse: std::vec::Vec<i32> = (0..70).map(|i| signal(i, 1 << 19) << 3).collect();
+        round_trip(1, 24, &coarse);
+        let small: std::vec::Vec<i32> = (0..70).map(|i| signal(i, 100).clamp(-128, 127)).collect();
+        round_trip(1, 8, &small);
+    }
+}
