@@ -10,32 +10,34 @@ pub(crate) use write::BitWriter;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flac::FlacError;
 
     #[test]
     fn writer_and_reader_agree() {
         let mut out = [0u8; 16];
-        let mut w = BitWriter::new(0);
-        w.put(&mut out, 3, 0b101).unwrap();
-        w.put_signed(&mut out, 7, -5).unwrap();
-        w.put_rice(&mut out, 40, 3, 0b110).unwrap();
-        w.put(&mut out, 32, 0xDEAD_BEEF).unwrap();
-        let len = w.finish(&mut out).unwrap();
+        let mut w = BitWriter::new(&mut out);
+        w.put(3, 0b101);
+        w.put_signed(7, -5);
+        w.put_rice(40, 3, 0b110);
+        w.put(32, 0xDEAD_BEEF);
+        let len = w.flush();
+        assert!(!w.full());
         assert_eq!(len, (3 + 7 + 44 + 32usize).div_ceil(8));
         let mut r = BitReader::new(&out[..len]);
-        assert_eq!(r.get(3).unwrap(), 0b101);
-        assert_eq!(r.get_signed(7).unwrap(), -5);
-        assert_eq!(r.unary().unwrap(), 40);
-        assert_eq!(r.get(3).unwrap(), 0b110);
-        assert_eq!(r.get(32).unwrap(), 0xDEAD_BEEF);
+        assert_eq!(r.get(3), 0b101);
+        assert_eq!(r.get_signed(7), -5);
+        assert_eq!(r.unary(), 40);
+        assert_eq!(r.get(3), 0b110);
+        assert_eq!(r.get(32), 0xDEAD_BEEF);
         assert_eq!(r.align(), len);
-        assert_eq!(r.get(1), Err(FlacError::Truncated));
+        assert!(!r.short());
+        assert_eq!(r.get(1), 0);
+        assert!(r.short());
     }
 
     #[test]
     fn rice_codes_read_back_fast_and_slow() {
         let mut out = [0u8; 64];
-        let mut w = BitWriter::new(0);
+        let mut w = BitWriter::new(&mut out);
         let codes = [
             (0, 0, 0),
             (3, 5, 17),
@@ -44,20 +46,33 @@ mod tests {
             (12, 0, 0),
         ];
         for (q, k, low) in codes {
-            w.put_rice(&mut out, q, k, low).unwrap();
+            w.put_rice(q, k, low);
         }
-        let len = w.finish(&mut out).unwrap();
+        let len = w.flush();
         let mut r = BitReader::new(&out[..len]);
         for (q, k, low) in codes {
-            assert_eq!(r.rice(k).unwrap(), q << k | low);
+            assert_eq!(r.rice(k), q << k | low);
         }
-        assert_eq!(r.rice(3), Err(FlacError::Truncated));
+        assert!(!r.short());
+        r.rice(3);
+        assert!(r.short());
     }
 
     #[test]
-    fn writer_reports_a_full_buffer() {
-        let mut out = [0u8; 3];
-        let mut w = BitWriter::new(0);
-        assert_eq!(w.put(&mut out, 32, 1), Err(FlacError::OutputFull));
+    fn a_full_writer_drops_bits_and_says_so_until_rewound() {
+        let mut out = [0u8; 5];
+        let mut w = BitWriter::new(&mut out);
+        w.put(32, 1);
+        let mark = w.mark();
+        w.put(16, 2);
+        w.flush();
+        assert!(w.full());
+        assert_eq!(w.bits(), 48);
+        w.rewind(mark);
+        assert!(!w.full());
+        w.put(8, 3);
+        assert_eq!(w.flush(), 5);
+        assert!(!w.full());
+        assert_eq!(w.written(), [0, 0, 0, 1, 3]);
     }
 }

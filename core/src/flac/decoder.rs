@@ -55,21 +55,36 @@ impl Decoder {
     /// whole frames.
     pub fn decode(&self, bytes: &[u8], out: &mut [i32]) -> Result<Frame, FlacError> {
         let mut r = BitReader::new(bytes);
+        let frame = self.frame(&mut r, bytes, out);
+        // Whatever was made of the zeros read past the end, the frame is cut short.
+        if r.short() {
+            Err(FlacError::Truncated)
+        } else {
+            frame
+        }
+    }
+
+    fn frame(
+        &self,
+        r: &mut BitReader<'_>,
+        bytes: &[u8],
+        out: &mut [i32],
+    ) -> Result<Frame, FlacError> {
         // Sync code, a reserved zero and the blocking strategy (either); block size, sample
         // rate, channel assignment and depth codes; a reserved zero.
-        let head = r.get(32)?;
+        let head = r.get(32);
         let field = |shift: u32| head >> shift & 15;
         let (size_code, rate_code, assignment, depth) =
             (field(12), field(8), field(4), field(1) & 7);
         if head >> 17 != 0x7FFC || head & 1 != 0 {
             return Err(FlacError::Corrupt);
         }
-        let number = utf8(&mut r)?;
+        let number = utf8(r)?;
         let n = match size_code {
             0 => return Err(FlacError::Corrupt),
             1 => 192,
             2..=5 => 576 << (size_code - 2),
-            6 | 7 => r.get(8 << (size_code - 6))? as usize + 1,
+            6 | 7 => r.get(8 << (size_code - 6)) as usize + 1,
             _ => 256 << (size_code - 8),
         };
         // The sample rate is STREAMINFO's to tell; skip any in the header.
@@ -79,7 +94,7 @@ impl Decoder {
             15 => return Err(FlacError::Corrupt),
             _ => 0,
         };
-        r.get(rate_bits)?;
+        r.get(rate_bits);
         let bits = match depth {
             0 => u32::from(self.info.format.bits_per_sample),
             1 => 8,
@@ -91,7 +106,7 @@ impl Decoder {
             _ => return Err(FlacError::Unsupported),
         };
         let header_end = r.align();
-        if r.get(8)? != u32::from(crc8(bytes.get(..header_end).unwrap_or(&[]))) {
+        if r.get(8) != u32::from(crc8(bytes.get(..header_end).unwrap_or(&[]))) {
             return Err(FlacError::Corrupt);
         }
         let ch = match assignment {
@@ -107,12 +122,12 @@ impl Decoder {
             // The side channel has one more bit: the second of left/side and mid/side, the
             // first of side/right.
             let side = matches!((assignment, c), (8 | 10, 1) | (9, 0));
-            subframe(&mut r, out, c, ch, n, bits + u32::from(side))?;
+            subframe(r, out, c, ch, n, bits + u32::from(side))?;
         }
         decorrelate(out, assignment);
         let end = r.align();
         let crc = u32::from(crc16(bytes.get(..end).unwrap_or(&[])));
-        if r.get(16)? != crc {
+        if r.get(16) != crc {
             return Err(FlacError::Corrupt);
         }
         Ok(Frame {
@@ -125,7 +140,7 @@ impl Decoder {
 
 /// FLAC's extended UTF-8 coding of a frame or sample number (up to 36 bits).
 fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
-    let first = r.get(8)?;
+    let first = r.get(8);
     let m = (first << 24).leading_ones();
     if m == 0 {
         return Ok(u64::from(first));
@@ -135,7 +150,7 @@ fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
     }
     let mut v = u64::from(first & (0x7F >> m));
     for _ in 1..m {
-        let b = r.get(8)?;
+        let b = r.get(8);
         if b & 0xC0 != 0x80 {
             return Err(FlacError::Corrupt);
         }
@@ -153,9 +168,9 @@ fn subframe(
     n: usize,
     bits: u32,
 ) -> Result<(), FlacError> {
-    let head = r.get(8)?;
+    let head = r.get(8);
     let shift = if head & 1 == 1 {
-        r.unary()?.saturating_add(1)
+        r.unary().saturating_add(1)
     } else {
         0
     };
@@ -166,12 +181,12 @@ fn subframe(
     let mut dst = out.iter_mut().skip(c).step_by(ch);
     match head >> 1 {
         0 => {
-            let v = r.get_signed(width)?;
+            let v = r.get_signed(width);
             dst.for_each(|d| *d = v);
         }
         1 => {
             for d in dst {
-                *d = r.get_signed(width)?;
+                *d = r.get_signed(width);
             }
         }
         order @ 8..=12 => fixed(r, &mut dst, order as usize - 8, width, n)?,
@@ -196,11 +211,11 @@ fn fixed<'a>(
 ) -> Result<(), FlacError> {
     let mut h = [0i32; 4];
     for d in dst.by_ref().take(order) {
-        let x = r.get_signed(width)?;
+        let x = r.get_signed(width);
         *d = x;
         h = [x, h[0], h[1], h[2]];
     }
-    let (method, partition_order) = (r.get(2)?, r.get(4)?);
+    let (method, partition_order) = (r.get(2), r.get(4));
     let len = n >> partition_order;
     if method > 1 || len << partition_order != n || len < order {
         return Err(FlacError::Corrupt);
@@ -208,13 +223,13 @@ fn fixed<'a>(
     let param_bits = 4 + method;
     let c = FIXED.get(order).copied().unwrap_or_default();
     for j in 0..1usize << partition_order {
-        let k = r.get(param_bits)?;
+        let k = r.get(param_bits);
         if k == (1 << param_bits) - 1 {
             return Err(FlacError::Unsupported);
         }
         let count = if j == 0 { len - order } else { len };
         for d in dst.by_ref().take(count) {
-            let u = r.rice(k)?;
+            let u = r.rice(k);
             let residual = (u >> 1) as i32 ^ -((u & 1) as i32);
             let prediction = c[0]
                 .wrapping_mul(h[0])

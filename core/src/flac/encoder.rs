@@ -143,19 +143,21 @@ impl Encoder {
             }
         }
         let (assignment, pair) = stereo(samples, ch, bps);
-        let mut w = self.header(n, assignment, out)?;
+        let mut w = BitWriter::new(out);
+        self.header(&mut w, n, assignment);
         for c in 0..ch {
             let plan = match pair.get(c) {
                 Some(&plan) if ch == 2 => plan,
                 _ => analyse(samples, ch, Signal::Channel(c), bps),
             };
-            w = subframe(samples, ch, &plan, w, out)?;
+            subframe(samples, ch, &plan, &mut w);
         }
-        let end = w.finish(out)?;
-        let crc = crc16(out.get(..end).unwrap_or(&[]));
-        let mut w = BitWriter::new(end);
-        w.put(out, 16, u32::from(crc))?;
-        let len = w.finish(out)?;
+        w.flush();
+        w.put(16, u32::from(crc16(w.written())));
+        let len = w.flush();
+        if w.full() {
+            return Err(FlacError::OutputFull);
+        }
 
         let frame = len as u32;
         self.min_frame = if self.blocks == 0 {
@@ -187,7 +189,7 @@ impl Encoder {
 
     /// Writes the frame header (fixed block size strategy, so it carries the block number)
     /// and its CRC-8.
-    fn header(&self, n: usize, assignment: u32, out: &mut [u8]) -> Result<BitWriter, FlacError> {
+    fn header(&self, w: &mut BitWriter<'_>, n: usize, assignment: u32) {
         let (size_code, size_bits) = if n.is_power_of_two() && (256..=32_768).contains(&n) {
             (n.trailing_zeros(), 0) // 256 << (code - 8)
         } else if n <= 256 {
@@ -207,40 +209,34 @@ impl Encoder {
             24 => 6,
             _ => 0,
         };
-        let mut w = BitWriter::new(0);
         // Sync code, reserved bit, fixed-blocksize stream; the codes; a reserved bit.
         w.put(
-            out,
             32,
             0xFFF8 << 16 | size_code << 12 | (rate as u32) << 8 | assignment << 4 | depth << 1,
-        )?;
-        put_utf8(&mut w, out, self.blocks)?;
+        );
+        put_utf8(w, self.blocks);
         if size_bits > 0 {
-            w.put(out, size_bits, (n - 1) as u32)?;
+            w.put(size_bits, (n - 1) as u32);
         }
-        let end = w.finish(out)?;
-        let crc = crc8(out.get(..end).unwrap_or(&[]));
-        let mut w = BitWriter::new(end);
-        w.put(out, 8, u32::from(crc))?;
-        Ok(w)
+        w.flush();
+        w.put(8, u32::from(crc8(w.written())));
     }
 }
 
 /// Writes `v` in FLAC's extended UTF-8 coding (up to 31 bits here: a block number).
-fn put_utf8(w: &mut BitWriter, out: &mut [u8], v: u32) -> Result<(), FlacError> {
+fn put_utf8(w: &mut BitWriter<'_>, v: u32) {
     if v < 0x80 {
-        return w.put(out, 8, v);
+        return w.put(8, v);
     }
     // m bytes carry 5m + 1 bits.
     let mut m = 2;
     while m < 6 && v >> (5 * m + 1) != 0 {
         m += 1;
     }
-    w.put(out, 8, ((0xFF00 >> m) & 0xFF) | v >> (6 * (m - 1)))?;
+    w.put(8, ((0xFF00 >> m) & 0xFF) | v >> (6 * (m - 1)));
     for i in (0..m - 1).rev() {
-        w.put(out, 8, 0x80 | (v >> (6 * i)) & 0x3F)?;
+        w.put(8, 0x80 | (v >> (6 * i)) & 0x3F);
     }
-    Ok(())
 }
 
 /// The signal of one frame: a channel, or stereo side / mid.
@@ -346,19 +342,11 @@ fn rice_parameter(sum: u64, count: u64, max: u32) -> (u32, u64) {
 }
 
 /// Writes one subframe: constant, fixed, or verbatim when fixed would not be smaller.
-fn subframe<S: Sample>(
-    samples: &[S],
-    ch: usize,
-    plan: &Plan,
-    w: BitWriter,
-    out: &mut [u8],
-) -> Result<BitWriter, FlacError> {
+fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: &mut BitWriter<'_>) {
     let first = samples.get(..ch).map_or(0, |f| pick(f, plan.signal));
-    let mut w = w;
     if plan.constant {
-        w.put(out, 8, 0)?;
-        w.put_signed(out, plan.bits, first)?;
-        return Ok(w);
+        w.put(8, 0);
+        return w.put_signed(plan.bits, first);
     }
     let n = samples.len() / ch;
     let width = plan.bits - plan.shift;
@@ -366,30 +354,29 @@ fn subframe<S: Sample>(
     let values = samples
         .chunks_exact(ch)
         .map(|f| pick(f, plan.signal) >> plan.shift);
-    let start = w;
+    let start = w.mark();
+    let start_bits = w.bits();
     if plan.cost < verbatim as u64 {
         // Estimates can be off: keep the fixed subframe only if it is really smaller (and
         // fits), so a frame never exceeds `max_frame_bytes`.
-        let written = fixed(values.clone(), n, plan, &mut w, out);
-        if written.is_ok() && w.bits() - start.bits() <= verbatim {
-            return Ok(w);
+        fixed(values.clone(), n, plan, w);
+        if !w.full() && w.bits() - start_bits <= verbatim {
+            return;
         }
-        w = start;
+        w.rewind(start);
     }
-    put_type(&mut w, out, 1, plan.shift)?;
+    put_type(w, 1, plan.shift);
     for x in values {
-        w.put_signed(out, width, x)?;
+        w.put_signed(width, x);
     }
-    Ok(w)
 }
 
 /// The subframe header: type code and the wasted-bits count in unary.
-fn put_type(w: &mut BitWriter, out: &mut [u8], code: u32, shift: u32) -> Result<(), FlacError> {
-    w.put(out, 8, code << 1 | u32::from(shift > 0))?;
+fn put_type(w: &mut BitWriter<'_>, code: u32, shift: u32) {
+    w.put(8, code << 1 | u32::from(shift > 0));
     if shift > 0 {
-        w.put(out, shift, 1)?;
+        w.put(shift, 1);
     }
-    Ok(())
 }
 
 /// The residuals of fixed predictor `order` (after its `order` warm-up samples).
@@ -410,13 +397,7 @@ fn zigzag(r: i32) -> u32 {
 
 /// A fixed subframe: warm-up samples, then partitioned Rice-coded residuals with the
 /// partition order of least estimated cost.
-fn fixed(
-    values: impl Iterator<Item = i32> + Clone,
-    n: usize,
-    plan: &Plan,
-    w: &mut BitWriter,
-    out: &mut [u8],
-) -> Result<(), FlacError> {
+fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &mut BitWriter<'_>) {
     let order = plan.order;
     // Partitions must divide the block and hold more than the warm-up.
     let mut finest = MAX_PARTITION_ORDER;
@@ -447,22 +428,21 @@ fn fixed(
             rice_parameter(group.iter().sum(), count as u64, max).0
         });
 
-    put_type(w, out, 8 | order as u32, plan.shift)?;
+    put_type(w, 8 | order as u32, plan.shift);
     for x in values.clone().take(order) {
-        w.put_signed(out, plan.bits - plan.shift, x)?;
+        w.put_signed(plan.bits - plan.shift, x);
     }
-    w.put(out, 2, u32::from(wide))?;
-    w.put(out, 4, p)?;
+    w.put(2, u32::from(wide));
+    w.put(4, p);
     let mut res = residuals(values, order);
     for (j, k) in params.enumerate() {
-        w.put(out, 4 + u32::from(wide), k)?;
+        w.put(4 + u32::from(wide), k);
         let count = (n >> p) - if j == 0 { order } else { 0 };
         for r in res.by_ref().take(count) {
             let u = zigzag(r);
-            w.put_rice(out, u >> k, k, u & ((1 << k) - 1))?;
+            w.put_rice(u >> k, k, u & ((1 << k) - 1));
         }
     }
-    Ok(())
 }
 
 /// The partition order of least estimated cost, from the residual sums of the `2^finest`

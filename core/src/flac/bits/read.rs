@@ -1,8 +1,10 @@
 //! The bit reader of the decoder.
 
-use crate::flac::FlacError;
-
 /// Reads bits MSB first from a byte slice.
+///
+/// Reading never fails on its own: past the end of the slice it reads zeros and sets
+/// [`short`](Self::short), so the decoder checks once per frame instead of after every field
+/// (the zeros can only make it read less, never loop: every read is bounded by the frame).
 pub(crate) struct BitReader<'a> {
     bytes: &'a [u8],
     /// Next byte to load into `acc`.
@@ -11,6 +13,8 @@ pub(crate) struct BitReader<'a> {
     /// either zero or the stream's next bits, so loading them again is harmless.
     acc: u64,
     avail: u32,
+    /// A read went past the end of `bytes`.
+    short: bool,
 }
 
 impl<'a> BitReader<'a> {
@@ -20,6 +24,7 @@ impl<'a> BitReader<'a> {
             pos: 0,
             acc: 0,
             avail: 0,
+            short: false,
         }
     }
 
@@ -44,29 +49,31 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next `n <= 32` bits as an unsigned value.
-    pub(crate) fn get(&mut self, n: u32) -> Result<u32, FlacError> {
+    pub(crate) fn get(&mut self, n: u32) -> u32 {
         if self.avail < n {
             self.refill();
             if self.avail < n {
-                return Err(FlacError::Truncated);
+                self.short = true;
+                (self.acc, self.avail) = (0, 0);
+                return 0;
             }
         }
         let v = self.acc.checked_shr(64 - n).unwrap_or(0) as u32;
         self.acc = self.acc.checked_shl(n).unwrap_or(0);
         self.avail -= n;
-        Ok(v)
+        v
     }
 
     /// The next `n <= 32` bits as a two's complement value.
-    pub(crate) fn get_signed(&mut self, n: u32) -> Result<i32, FlacError> {
-        let v = self.get(n)?;
-        Ok((v.checked_shl(32 - n).unwrap_or(0) as i32)
+    pub(crate) fn get_signed(&mut self, n: u32) -> i32 {
+        let v = self.get(n);
+        (v.checked_shl(32 - n).unwrap_or(0) as i32)
             .checked_shr(32 - n)
-            .unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Counts zeros up to the next one bit, and consumes them and the one.
-    pub(crate) fn unary(&mut self) -> Result<u32, FlacError> {
+    pub(crate) fn unary(&mut self) -> u32 {
         let mut zeros = 0u32;
         loop {
             let lz = self.acc.leading_zeros();
@@ -74,21 +81,22 @@ impl<'a> BitReader<'a> {
                 self.acc <<= lz;
                 self.acc <<= 1;
                 self.avail -= lz + 1;
-                return Ok(zeros + lz);
+                return zeros + lz;
             }
             zeros = zeros.saturating_add(self.avail);
             self.acc = 0;
             self.avail = 0;
             self.refill();
             if self.avail == 0 {
-                return Err(FlacError::Truncated);
+                self.short = true;
+                return zeros;
             }
         }
     }
 
     /// A Rice code with parameter `k <= 30`: `(zeros << k) | the k bits after the one`.
     #[inline]
-    pub(crate) fn rice(&mut self, k: u32) -> Result<u32, FlacError> {
+    pub(crate) fn rice(&mut self, k: u32) -> u32 {
         if self.avail < 32 {
             self.refill();
         }
@@ -96,15 +104,20 @@ impl<'a> BitReader<'a> {
         let len = zeros + 1 + k;
         if len > self.avail {
             // A long unary part, or the end of the data: bit by bit.
-            let q = self.unary()?;
-            return Ok(q.wrapping_shl(k) | self.get(k)?);
+            let q = self.unary();
+            return q.wrapping_shl(k) | self.get(k);
         }
         // len <= avail <= 63, so neither shift overflows.
         let rest = self.acc << (zeros + 1);
         let low = rest.checked_shr(64 - k).unwrap_or(0) as u32;
         self.acc = rest << k;
         self.avail -= len;
-        Ok(zeros.wrapping_shl(k) | low)
+        zeros.wrapping_shl(k) | low
+    }
+
+    /// Whether a read went past the end (and read zeros).
+    pub(crate) fn short(&self) -> bool {
+        self.short
     }
 
     /// Skips to the next byte boundary and returns the byte position there.
