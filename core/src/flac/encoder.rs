@@ -18,7 +18,8 @@ pub(crate) const FIXED: [[i32; 4]; 5] = [
     [4, -6, 4, -1],
 ];
 
-/// Finest partition order tried: 64 partitions, 64 frames each in a 4096-frame block.
+/// Finest partition order tried: 64 partitions, of 16 frames in a 1024-frame block (the
+/// finest that still pays on speech; 32-frame partitions give 1% more).
 const MAX_PARTITION_ORDER: u32 = 6;
 
 /// Sample rates with a 4-bit code in the frame header, at their code (0: see STREAMINFO).
