@@ -228,6 +228,20 @@ proptest! {
 }
 
 #[test]
+fn thousands_of_blocks_number_their_frames_in_multi_byte_codes() {
+    // 5000 blocks: frame numbers of one, two and three bytes.
+    let format = Format {
+        sample_rate: 8_000,
+        channels: 1,
+        bits_per_sample: 16,
+    };
+    let input: Vec<i32> = (0..5_000 * 16).map(|i| (i % 97) * 100 - 4_800).collect();
+    let stream = encode(format, 16, &input);
+    assert_eq!(decode(&stream), input);
+    assert_eq!(claxon_decode(&stream), input);
+}
+
+#[test]
 fn refusals() {
     let format = Format {
         sample_rate: 16_000,

@@ -77,7 +77,8 @@ fn raw_pcm(samples: &[i32], bits: u8) -> Vec<u8> {
 /// `stream` passes `flac -t`, `claxon` and our decoder give back `samples`, and
 /// STREAMINFO's MD5 is `md5sum` of the raw PCM.
 fn check(dir: &Path, name: &str, format: Format, samples: &[i32]) {
-    for block in [4096, 1000] {
+    // 16-frame blocks: hundreds of frames, numbered in two-byte codes.
+    for block in [4096, 1000, 16] {
         let stream = encode(format, block, samples);
         let file = dir.join(format!("{name}-{block}.flac"));
         std::fs::write(&file, &stream).unwrap();

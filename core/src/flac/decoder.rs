@@ -301,6 +301,26 @@ mod tests {
         assert_eq!(done, samples.len());
     }
 
+    #[test]
+    fn frame_numbers_of_every_length_read_back() {
+        use crate::flac::bits::BitWriter;
+        let values = [
+            0, 0x7F, 0x80, 0x7FF, 0x800, 0xFFFF, 0x1_0000, 0x1F_FFFF, 0x20_0000,
+        ];
+        let values = values
+            .into_iter()
+            .chain([0x3FF_FFFF, 0x400_0000, 0x7FFF_FFFF]);
+        let mut out = [0u8; 8];
+        for v in values {
+            let mut w = BitWriter::new(&mut out);
+            crate::flac::encoder::put_utf8(&mut w, v);
+            let len = w.flush();
+            let mut r = BitReader::new(&out[..len]);
+            assert_eq!(utf8(&mut r), Ok(u64::from(v)), "{v:#x}");
+            assert_eq!(r.align(), len);
+        }
+    }
+
     /// A deterministic wobble with some noise, at about `amplitude`.
     fn signal(i: usize, amplitude: i32) -> i32 {
         let tri = (i % 40) as i32 - 20;

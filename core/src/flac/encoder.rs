@@ -225,15 +225,12 @@ impl Encoder {
 }
 
 /// Writes `v` in FLAC's extended UTF-8 coding (up to 31 bits here: a block number).
-fn put_utf8(w: &mut BitWriter<'_>, v: u32) {
+pub(crate) fn put_utf8(w: &mut BitWriter<'_>, v: u32) {
     if v < 0x80 {
         return w.put(8, v);
     }
     // m bytes carry 5m + 1 bits.
-    let mut m = 2;
-    while m < 6 && v >> (5 * m + 1) != 0 {
-        m += 1;
-    }
+    let m = (35 - v.leading_zeros()) / 5;
     w.put(8, ((0xFF00 >> m) & 0xFF) | v >> (6 * (m - 1)));
     for i in (0..m - 1).rev() {
         w.put(8, 0x80 | (v >> (6 * i)) & 0x3F);
