@@ -53,7 +53,7 @@ pub struct Encoder {
 /// `(left + right) >> 1`.
 #[derive(Clone, Copy)]
 enum Signal {
-    Channel(usize),
+    Channel(u8),
     Side,
     Mid,
 }
@@ -68,8 +68,8 @@ struct Plan {
     shift: u32,
     constant: bool,
     order: usize,
-    /// Estimated bits of the subframe.
-    cost: u64,
+    /// Estimated bits of the subframe (saturating).
+    cost: u32,
 }
 
 impl Plan {
@@ -149,7 +149,7 @@ impl Encoder {
         for c in 0..ch {
             let plan = match pair.get(c) {
                 Some(&plan) if ch == 2 => plan,
-                _ => analyse(samples, ch, Signal::Channel(c), bps),
+                _ => analyse(samples, ch, Signal::Channel(c as u8), bps),
             };
             subframe(samples, ch, &plan, &mut w);
         }
@@ -241,7 +241,7 @@ pub(crate) fn put_utf8(w: &mut BitWriter<'_>, v: u32) {
 fn pick<S: Sample>(frame: &[S], signal: Signal) -> i32 {
     let at = |i: usize| frame.get(i).map_or(0, |s| s.to_i32());
     match signal {
-        Signal::Channel(c) => at(c),
+        Signal::Channel(c) => at(usize::from(c)),
         Signal::Side => at(0) - at(1),
         Signal::Mid => (at(0) + at(1)) >> 1,
     }
@@ -250,23 +250,23 @@ fn pick<S: Sample>(frame: &[S], signal: Signal) -> i32 {
 /// The channel assignment (independent channels unless stereo) and, for stereo, the plans
 /// of the cheapest of left/right, left/side, side/right and mid/side by estimated size.
 fn stereo<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 2]) {
+    if ch != 2 {
+        return (ch as u32 - 1, [Plan::NONE; 2]);
+    }
     let signals = [
         Signal::Channel(0),
         Signal::Channel(1),
         Signal::Side,
         Signal::Mid,
     ];
-    let plans = if ch == 2 {
-        signals.map(|s| analyse(samples, ch, s, bps))
-    } else {
-        return (ch as u32 - 1, [Plan::NONE; 2]);
-    };
-    let mut best = (u64::MAX, 1, [Plan::NONE; 2]);
+    let plans = signals.map(|s| analyse(samples, ch, s, bps));
+    let mut best = (u32::MAX, 1, [Plan::NONE; 2]);
+    // Left/right first and always taken, then whatever is cheaper.
     for (assignment, a, b) in [(1, 0, 1), (8, 0, 2), (9, 2, 1), (10, 3, 2)] {
         if let (Some(&a), Some(&b)) = (plans.get(a), plans.get(b))
-            && a.cost + b.cost < best.0
+            && (assignment == 1 || a.cost.saturating_add(b.cost) < best.0)
         {
-            best = (a.cost + b.cost, assignment, [a, b]);
+            best = (a.cost.saturating_add(b.cost), assignment, [a, b]);
         }
     }
     (best.1, best.2)
@@ -304,7 +304,7 @@ fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Pla
         shift: 0,
         constant: differ == 0,
         order: 0,
-        cost: u64::from(8 + bits),
+        cost: 8 + bits,
     };
     if plan.constant {
         return plan;
@@ -319,7 +319,8 @@ fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Pla
     let width = u64::from(bits - plan.shift);
     // Residuals as Rice codes of their zigzag form (twice the magnitude).
     let (_, rice) = rice_parameter((sum >> plan.shift) * 2, n.saturating_sub(order as u64), 30);
-    plan.cost = 8 + u64::from(plan.shift) + (order as u64 * width + 6 + 4 + rice).min(n * width);
+    let cost = 8 + u64::from(plan.shift) + (order as u64 * width + 6 + 4 + rice).min(n * width);
+    plan.cost = u32::try_from(cost).unwrap_or(u32::MAX);
     plan
 }
 
@@ -354,7 +355,7 @@ fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: &mut BitWriter<
         .map(|f| pick(f, plan.signal) >> plan.shift);
     let start = w.mark();
     let start_bits = w.bits();
-    if plan.cost < verbatim as u64 {
+    if (plan.cost as usize) < verbatim {
         // Estimates can be off: keep the fixed subframe only if it is really smaller (and
         // fits), so a frame never exceeds `max_frame_bytes`.
         fixed(values.clone(), n, plan, w);
