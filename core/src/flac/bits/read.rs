@@ -29,7 +29,10 @@ impl<'a> BitReader<'a> {
     }
 
     fn refill(&mut self) {
-        if let Some(word) = self.bytes.get(self.pos..self.pos + 8) {
+        // Eight bytes at once where a u64 is native; a byte at a time on microcontrollers
+        // (less code) and at the end of the data.
+        let word = self.bytes.get(self.pos..self.pos + 8);
+        if let Some(word) = word.filter(|_| cfg!(target_pointer_width = "64")) {
             let mut be = [0u8; 8];
             be.copy_from_slice(word);
             self.acc |= u64::from_be_bytes(be) >> self.avail;
