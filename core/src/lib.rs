@@ -14,6 +14,7 @@
 //! | [`accountant`] | budget-based memory accountant with reservations | atomics |
 //! | [`budget`] | model-aware memory budgets (Whisper model table) | nothing |
 //! | [`policy`] | cleanup-policy state machine (levels, actions, prediction) | nothing |
+//! | `flac` (feature `flac`) | FLAC encoder and frame-by-frame decoder (fixed predictors, Rice coding, MD5) | caller-supplied buffers |
 //! | [`tracker`] | fixed-capacity registry of tracked buffers, victim selection | nothing |
 //! | `adc` (feature `embedded-hal`) | SPI ADC sample source for firmware | an `embedded-hal` 1.0 `SpiDevice` |
 //! | [`scenario`] | the scripted memory scenario shared by host tests and firmware | nothing |
@@ -46,6 +47,8 @@ pub mod accountant;
 #[cfg(feature = "embedded-hal")]
 pub mod adc;
 pub mod budget;
+#[cfg(feature = "flac")]
+pub mod flac;
 pub mod level;
 pub mod policy;
 pub mod ring;

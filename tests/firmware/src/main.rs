@@ -11,7 +11,9 @@
 //!    accountant and tracked; every 250 ms the worker keeps a 50 ms clip of the window in a
 //!    static pool, reserving its bytes first. The audio budget holds two clips: when it
 //!    refuses the next one, the tracker picks the oldest clip to release (see `clips.rs`).
-//! 3. **Memory scenario.** Runs the scripted one-hour scenario of [`w4l_core::scenario`]
+//! 3. **Compression.** The streamed second goes through a FLAC encoder in 64 ms blocks
+//!    (see `flac.rs`); the stream is decoded back and checked, and its size logged.
+//! 4. **Memory scenario.** Runs the scripted one-hour scenario of [`w4l_core::scenario`]
 //!    (the one the host's `core/tests/simulation.rs` checks) and writes every policy
 //!    transition with its `Display` form, one per line, verbatim on semihosting **stderr**
 //!    between two marker lines; `scripts/firmware` compares that block byte for byte with
@@ -30,6 +32,7 @@
 
 mod clips;
 mod fake;
+mod flac;
 
 use core::cell::{RefCell, UnsafeCell};
 use core::fmt::Write as _;
@@ -117,6 +120,7 @@ static W4L_RING_STORAGE: StaticBuffer<[i16; RING_LEN]> = StaticBuffer::new([0; R
 static W4L_WINDOW_STORAGE: StaticBuffer<[i16; WINDOW_LEN]> = StaticBuffer::new([0; WINDOW_LEN]);
 
 static W4L_CLIP_POOL: StaticBuffer<Pool> = StaticBuffer::new([[0; CLIP_LEN]; CLIP_SLOTS]);
+static W4L_FLAC_OUT: StaticBuffer<flac::Out> = StaticBuffer::new([0; flac::OUT_BYTES]);
 static TRACKER: StaticBuffer<Tracker<Payload, TRACKED>> = StaticBuffer::new(Tracker::new());
 static ACCOUNTANT: Accountant = Accountant::new(AUDIO_BUDGET, 0);
 
@@ -229,6 +233,16 @@ fn main() -> ! {
         fatal("clip pool taken twice")
     };
     let mut clips = Clips::new(&ACCOUNTANT, tracker, pool);
+    let Some(flac_out) = W4L_FLAC_OUT.take() else {
+        fatal("flac buffer taken twice")
+    };
+    let mut recorder = match flac::Recorder::new(flac_out, SAMPLE_RATE_HZ) {
+        Ok(r) => r,
+        Err(e) => {
+            defmt::error!("flac: {}", e);
+            fatal("flac encoder")
+        }
+    };
     checks.check(
         clips.track_buffer(1, RING_BYTES) && clips.track_buffer(2, WINDOW_BYTES),
         "ring and window storage reserved and tracked",
@@ -318,6 +332,8 @@ fn main() -> ! {
             && tracked_bytes == ACCOUNTANT.memory_used(),
         "accountant and tracker agree",
     );
+
+    check_flac(&mut checks, &mut recorder);
 
     // 2. Back-pressure: with nobody consuming, the ring fills and the driver reports it.
     let before = ring.stats();
@@ -409,6 +425,42 @@ fn consume(
         }
     }
     (consumed, mismatches, expected_peak)
+}
+
+/// Compresses the streamed second (the waveform the worker checked, sample for sample) in
+/// 64 ms blocks as they would arrive, decodes the stream back against the waveform, and logs
+/// its size against raw 16-bit samples. Apart from the worker loop and not inlined, so that
+/// the code size report of the rest of the core does not move with it.
+#[inline(never)]
+fn check_flac(checks: &mut Checks, recorder: &mut flac::Recorder) {
+    let mut chunk = [0i16; 256];
+    for start in (0..TOTAL).step_by(chunk.len()) {
+        let len = chunk.len().min(TOTAL - start);
+        for (i, s) in chunk[..len].iter_mut().enumerate() {
+            *s = code_to_sample(waveform((start + i) as u32));
+        }
+        recorder.push(&chunk[..len]);
+    }
+    let stream = recorder.finish();
+    let raw = TOTAL * core::mem::size_of::<i16>();
+    defmt::info!(
+        "flac: {=usize} samples -> {=usize} B, {=usize}/1000 of raw 16-bit ({=usize} B)",
+        TOTAL,
+        stream.len(),
+        stream.len() * 1_000 / raw,
+        raw
+    );
+    let expected = |i: usize| -> i16 { code_to_sample(waveform(i as u32)) };
+    match flac::verify(stream, expected) {
+        Ok((decoded, mismatches)) => checks.check(
+            decoded == TOTAL && mismatches == 0 && recorder.errors == 0,
+            "flac: the second decodes back sample-exact",
+        ),
+        Err(e) => {
+            defmt::error!("flac: decode: {}", e);
+            checks.check(false, "flac: the second decodes back sample-exact");
+        }
+    }
 }
 
 /// Does the window hold exactly the last `WINDOW_LEN` samples of the waveform? Checks the
