@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use w4l::cli::Mode;
-use w4l::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig};
 use w4l::source::WavReplay;
-use w4l::takefile::{SampleFormat, TakeFile, TakeFileConfig, numbered_path};
+use w4l::take::Mode;
+use w4l::take::file::{TakeFile, TakeFileConfig};
 use w4l::tempfiles::ResourceManager;
+use w4l::wav::{SampleFormat, numbered_path};
 use w4l_core::accountant::{Accountant, Category};
 
 const RATE: u32 = 16_000;
@@ -255,7 +256,7 @@ fn take_file(d: &Dirs, accountant: Arc<Accountant>, channels: u16) -> TakeFile {
             rate: RATE,
             channels,
             format: SampleFormat::I16,
-            max_data_bytes: w4l::takefile::WAV_DATA_LIMIT,
+            max_data_bytes: w4l::wav::WAV_DATA_LIMIT,
             purpose: "take",
         },
     )

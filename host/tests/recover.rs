@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use w4l::recover::{RecoverError, RecoverOptions, SampleKind, recover, recover_with};
+use w4l::wav::repair::{RecoverError, RecoverOptions, SampleKind, recover, recover_with};
 
 const CHILD_ENV: &str = "W4L_TEST_RECOVER_CHILD";
 const CHILD_PATH_ENV: &str = "W4L_TEST_RECOVER_PATH";
@@ -273,7 +273,7 @@ fn checkpoint_marked_unfinished_is_recovered_in_full() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("take.wav");
     write_i16(&path, 1, &samples_i16(4000));
-    stale_sizes(&path, 40, w4l::recover::UNKNOWN_LENGTH, 2000);
+    stale_sizes(&path, 40, w4l::wav::repair::UNKNOWN_LENGTH, 2000);
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)

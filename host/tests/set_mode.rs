@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use w4l::cli::Mode;
 use w4l::error::Result;
-use w4l::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig, RecorderState};
 use w4l::ring::AudioProducer;
 use w4l::source::{Source, SourceStatus, WavReplay};
-use w4l::takefile::SampleFormat;
+use w4l::take::Mode;
 use w4l::tempfiles::ResourceManager;
+use w4l::wav::SampleFormat;
 use w4l_core::accountant::Accountant;
 use w4l_core::sample::Sample;
 

@@ -158,9 +158,10 @@ fn child_process() {
         }
         // Cleans up and exits 128+signo on the first signal.
         "signal" => {
-            let _signals =
-                w4l::signals::SignalCleanup::install(w4l::signals::OnSignal::CleanupAndExit)
-                    .expect("install");
+            let _signals = w4l::tempfiles::signals::SignalCleanup::install(
+                w4l::tempfiles::signals::OnSignal::CleanupAndExit,
+            )
+            .expect("install");
             let manager = ResourceManager::with_dir(&dir).expect("open");
             let mut take = manager.create("take").expect("create");
             take.write_all(&[1; 100]).expect("write");
@@ -169,8 +170,10 @@ fn child_process() {
         }
         // Stops gracefully on the first signal and exits with 128+signo.
         "notify" => {
-            let signals = w4l::signals::SignalCleanup::install(w4l::signals::OnSignal::NotifyFirst)
-                .expect("install");
+            let signals = w4l::tempfiles::signals::SignalCleanup::install(
+                w4l::tempfiles::signals::OnSignal::NotifyFirst,
+            )
+            .expect("install");
             let manager = ResourceManager::with_dir(&dir).expect("open");
             let mut take = manager.create("take").expect("create");
             ready(&[take.path().to_path_buf()]);
@@ -187,7 +190,7 @@ fn child_process() {
         // (simulated by a thread named "main": the harness runs this on its own thread) must
         // remove it.
         "panic" => {
-            w4l::signals::install_panic_cleanup();
+            w4l::tempfiles::signals::install_panic_cleanup();
             let manager = ResourceManager::with_dir(&dir).expect("open");
             let take = manager.create("take").expect("create");
             let path = take.path().to_path_buf();

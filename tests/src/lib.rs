@@ -72,7 +72,17 @@ pub mod bin {
         };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "w4l", "--bin", "w4l", "--profile"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "w4l",
+                "--features",
+                "cli",
+                "--bin",
+                "w4l",
+            ])
+            .arg("--profile")
             .arg(&profile)
             .arg("--target-dir")
             .arg(target_dir)

@@ -1,8 +1,8 @@
 //! Capture from a real PulseAudio server (`scripts/pulse`): speech played into the virtual
-//! microphone comes out of `w4l::capture` whole, on time, without overruns; a server restart
+//! microphone comes out of `w4l::source::device` whole, on time, without overruns; a server restart
 //! mid-take is survived and its gap measured; bad device names fail with the candidates.
 //!
-//! The capture runs in `w4l-capture-probe` (this package's binary: `w4l::capture` into the core
+//! The capture runs in `w4l-capture-probe` (this package's binary: `w4l::source::device` into the core
 //! ring, drained into a WAV), a child process that gets the server's environment; this test
 //! process's own environment is never changed. The speech test uses the shared server
 //! (`scripts/test` starts it before and stops it after `cargo test`; started here if missing and

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use w4l::cli::Mode;
-use w4l::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig};
 use w4l::source::WavReplay;
+use w4l::take::Mode;
 use w4l::tempfiles::ResourceManager;
 use w4l_core::accountant::{Accountant, Category};
 use w4l_core::policy::Action;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use w4l::capture::{CaptureRequest, CaptureSource};
-use w4l::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::source::device::{CaptureRequest, CaptureSource};
+use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig, RecorderInfo};
 use w4l_core::budget::Budget;
 

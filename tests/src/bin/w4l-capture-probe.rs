@@ -1,4 +1,4 @@
-//! `w4l-capture-probe`: captures from a real device through `w4l::capture` and the core ring,
+//! `w4l-capture-probe`: captures from a real device through `w4l::source::device` and the core ring,
 //! for the end-to-end capture tests and `scripts/bench-capture` (until `w4l record` captures
 //! from devices, which then replaces it there).
 //!
@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use w4l::capture::{Backend, Capture, CaptureError, CaptureRequest};
 use w4l::ring::AudioRing;
+use w4l::source::device::{Backend, Capture, CaptureError, CaptureRequest};
 use w4l_core::ring::Overflow;
 
 struct Args {

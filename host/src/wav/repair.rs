@@ -25,7 +25,7 @@
 //! `WAVE_FORMAT_EXTENSIBLE`, as hound writes anything wider than 16 bits.
 //!
 //! ```
-//! use w4l::recover::plan_repair;
+//! use w4l::wav::repair::plan_repair;
 //!
 //! // A 16-bit mono header as a killed writer leaves it: both sizes still 0.
 //! let mut header = Vec::new();

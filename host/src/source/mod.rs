@@ -6,6 +6,8 @@
 //! overrun. The file and synthetic sources are not real-time: when the ring is full they wait
 //! for the worker, so a replay never loses a sample however slow the consumer is.
 
+pub mod device;
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -114,7 +116,7 @@ pub struct SourceStats {
     /// Frames missed while a stream was down.
     pub gap_frames: u64,
     /// Frames the device captured that never arrived (outages included): see
-    /// [`CaptureStats::lost_frames`](crate::capture::CaptureStats::lost_frames).
+    /// [`CaptureStats::lost_frames`](crate::source::device::CaptureStats::lost_frames).
     pub lost_frames: u64,
 }
 

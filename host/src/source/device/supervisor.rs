@@ -7,12 +7,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::callback::{Feed, Shared, SinkSlot};
-use super::clock::{Reading, StreamClock};
-use super::device::{
+use super::backend::{
     Device, InputStream, NamedDevice, StreamParams, default_device, find_device, find_device_by_id,
     open_host, open_stream,
 };
+use super::callback::{Feed, Shared, SinkSlot};
+use super::clock::{Reading, StreamClock};
 use super::negotiate::negotiate;
 use super::{
     CaptureError, CaptureRequest, CaptureStats, RetryPolicy, SampleSink, StreamFormat, alsa,

@@ -4,12 +4,17 @@
 //! Nothing here leaves a partial file behind: the output is a [`tempfile::TempPath`] until
 //! [`WavOutput::finish`] renames it, and a dropped, unfinished output deletes its temporary file.
 
+mod format;
+pub mod repair;
+
+pub(crate) use format::write_samples;
+pub use format::{SampleFormat, UnknownFormat, WAV_DATA_LIMIT, numbered_path};
+
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::takefile::SampleFormat;
 
 /// The directory a file path lives in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
@@ -217,7 +222,7 @@ impl WavOutput {
 
     /// Appends interleaved samples (converted to the output format).
     pub fn write(&mut self, samples: &[i16]) -> Result<()> {
-        crate::takefile::write_samples(&mut self.writer, self.format, samples, &mut self.scratch)
+        write_samples(&mut self.writer, self.format, samples, &mut self.scratch)
             .map_err(|e| write_error(&self.path, &e))
     }
 
@@ -235,7 +240,7 @@ impl WavOutput {
         // Dropping the writer flushes what it can and rewrites the header (errors ignored);
         // `recover` then makes the header match what is on disk.
         drop(writer);
-        crate::recover::recover(&temp).map_err(|e| {
+        crate::wav::repair::recover(&temp).map_err(|e| {
             Error::runtime(
                 format!(
                     "cannot finalize {} after a write error ({e})",

@@ -72,13 +72,6 @@ impl LiveLine {
         self.bar.tick();
     }
 
-    /// Prints a line above the live line (or plainly when hidden is not wanted: nothing).
-    pub fn println(&self, line: &str) {
-        if !self.bar.is_hidden() {
-            self.bar.println(line);
-        }
-    }
-
     /// Removes the live line.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
@@ -164,7 +157,6 @@ mod tests {
     fn hidden_line_is_inert() {
         let l = LiveLine::new(false);
         assert!(!l.is_visible());
-        l.println("x");
         l.finish();
     }
 }

@@ -62,12 +62,13 @@
 //! [`Source`]: crate::source::Source
 
 mod alsa;
+mod backend;
 mod callback;
 mod clock;
-mod device;
+pub mod list;
 mod negotiate;
 mod pulse;
-mod source;
+mod recorder_source;
 mod supervisor;
 
 use std::fmt;
@@ -77,10 +78,10 @@ use std::time::Duration;
 use serde::Serialize;
 use w4l_core::ring::{Producer, RingRef, Storage};
 
+pub(crate) use backend::{NamedDevice, default_device, input_devices, open_host};
 pub use clock::DRIFT_PPM;
-pub(crate) use device::{NamedDevice, default_device, input_devices, open_host};
 pub use negotiate::{ConfigRange, PREFERRED_RATES, describe_ranges, negotiate};
-pub use source::CaptureSource;
+pub use recorder_source::CaptureSource;
 pub use supervisor::{Capture, SUPERVISOR_IDLE_PERIOD, SUPERVISOR_PERIOD};
 
 /// Where captured samples go. The data callback calls [`push`](Self::push) with interleaved

@@ -10,12 +10,16 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use w4l::capture::{CaptureRequest, CaptureSource};
-use w4l::cli::{Cli, Command, DemoArgs, DevicesArgs, MonitorArgs, RecordArgs, format_bytes};
+mod cli;
+mod demo;
+mod progress;
+
+use crate::cli::{Cli, Command, DemoArgs, DevicesArgs, MonitorArgs, RecordArgs, format_bytes};
+use crate::progress::{LiveLine, LiveStatus};
 use w4l::error::{Error, Result};
-use w4l::monitor::{MemoryMonitor, MonitorConfig};
-use w4l::progress::{LiveLine, LiveStatus};
+use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig};
+use w4l::source::device::{CaptureRequest, CaptureSource};
 use w4l::source::{Source, WavReplay};
 use w4l_core::accountant::Accountant;
 use w4l_core::budget::{Budget, Model};
@@ -26,7 +30,7 @@ static PANICKED: AtomicBool = AtomicBool::new(false);
 fn main() -> ExitCode {
     install_panic_hook();
     // Chained in front of ours: a panic that ends the process removes the temporary files.
-    w4l::signals::install_panic_cleanup();
+    w4l::tempfiles::signals::install_panic_cleanup();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e),
@@ -34,7 +38,9 @@ fn main() -> ExitCode {
     init_logging(&cli.command);
     // Ctrl-C, SIGTERM, SIGHUP: the first asks the command to stop gracefully (finish and
     // save the take), a second removes every temporary file and exits at once.
-    let signals = match w4l::signals::SignalCleanup::install(w4l::signals::OnSignal::NotifyFirst) {
+    let signals = match w4l::tempfiles::signals::SignalCleanup::install(
+        w4l::tempfiles::signals::OnSignal::NotifyFirst,
+    ) {
         Ok(s) => s,
         Err(e) => {
             return report(&Error::runtime(
@@ -175,7 +181,7 @@ fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
 }
 
 /// `w4l clean [--dry-run]`: the orphans of dead processes in the temporary directory.
-fn clean(args: &w4l::cli::CleanArgs) -> Result<()> {
+fn clean(args: &crate::cli::CleanArgs) -> Result<()> {
     let dir = w4l::tempfiles::default_dir();
     let report = w4l::tempfiles::reap_dir(&dir, args.dry_run)?;
     if args.json {
@@ -203,8 +209,8 @@ fn clean(args: &w4l::cli::CleanArgs) -> Result<()> {
 }
 
 /// `w4l recover FILE...`: repairs each file; the first failure is the exit status.
-fn recover(args: &w4l::cli::RecoverArgs) -> Result<()> {
-    let options = w4l::recover::RecoverOptions {
+fn recover(args: &crate::cli::RecoverArgs) -> Result<()> {
+    let options = w4l::wav::repair::RecoverOptions {
         backup: !args.no_backup,
         dry_run: args.dry_run,
         samples_to_end: args.samples_to_end,
@@ -212,7 +218,7 @@ fn recover(args: &w4l::cli::RecoverArgs) -> Result<()> {
     let mut first_error: Option<Error> = None;
     let mut failed = 0usize;
     for path in &args.files {
-        match w4l::recover::recover_with(path, options) {
+        match w4l::wav::repair::recover_with(path, options) {
             Ok(report) => {
                 if args.json {
                     #[derive(serde::Serialize)]
@@ -289,7 +295,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<bool> {
 
 /// The accountant for `--budget` / `--model`: an explicit budget is the whole memory budget and
 /// the audio limit; without one, the model's table entry applies. Either is capped by the
-/// memory the machine has available (`ceiling`, see [`w4l::monitor::memory_ceiling`]): a
+/// memory the machine has available (`ceiling`, see [`w4l::memory::monitor::memory_ceiling`]): a
 /// budget the machine cannot give is no budget. An explicit `--budget` above it says so.
 fn accountant_for(
     budget: Option<u64>,
@@ -337,7 +343,7 @@ fn accountant_for(
 }
 
 fn devices(args: &DevicesArgs) -> Result<()> {
-    let list = w4l::devices::list_devices_for(args.backend)?;
+    let list = w4l::source::device::list::list_devices_for(args.backend)?;
     if args.json {
         print_json(&list)?;
     } else {
@@ -397,15 +403,15 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
     let source = open_source(args)?;
     let rate = source.rate();
     let config = RecorderConfig {
-        mode: args.mode,
-        format: args.format,
+        mode: args.mode.into(),
+        format: args.format.into(),
         window: args.window,
         limit_frames: args
             .seconds
             .map(|d| (d.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64),
         ..RecorderConfig::default()
     };
-    let ceiling = w4l::monitor::memory_ceiling();
+    let ceiling = w4l::memory::monitor::memory_ceiling();
     check_fits_machine(&config, rate, source.channels(), ceiling)?;
     let (accountant, rss_limit) =
         accountant_for(args.budget, args.model, args.disk_budget, ceiling);
@@ -597,7 +603,7 @@ fn check_fits_machine(
 }
 
 fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
-    let ceiling = w4l::monitor::memory_ceiling();
+    let ceiling = w4l::memory::monitor::memory_ceiling();
     let (accountant, rss_limit) = accountant_for(args.budget, args.model, None, ceiling);
     let monitor = MemoryMonitor::new(
         Arc::new(accountant),
@@ -618,7 +624,7 @@ fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
             struct Line<'a> {
                 t: f64,
                 #[serde(flatten)]
-                usage: &'a w4l::monitor::MemoryUsage,
+                usage: &'a w4l::memory::monitor::MemoryUsage,
                 actions: Vec<String>,
             }
             print_json(&Line {
@@ -661,12 +667,12 @@ fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
 /// `w4l demo`: the first Ctrl-C or SIGTERM ends the take early; the report covers what was
 /// played up to there, and the exit status is 0, as for `record`.
 fn demo(args: &DemoArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
-    let config = w4l::demo::DemoConfig {
+    let config = crate::demo::DemoConfig {
         duration: args.seconds,
         budget: args.budget,
-        ..w4l::demo::DemoConfig::default()
+        ..crate::demo::DemoConfig::default()
     };
-    let report = w4l::demo::run_until(&config, interrupted)?;
+    let report = crate::demo::run_until(&config, interrupted)?;
     if args.json {
         print_json(&report)?;
     } else {

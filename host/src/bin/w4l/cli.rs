@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::capture::Backend;
+use w4l::source::device::Backend;
+use w4l::take::Mode;
+pub use w4l::units::format_bytes;
+use w4l::wav::SampleFormat;
 
 /// Capture audio for speech-to-text inside a memory budget, leaving no temporary files behind.
 ///
@@ -70,10 +73,9 @@ pub struct DevicesArgs {
     pub backend: Backend,
 }
 
-/// Where a take is kept while it is being recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
+/// `--mode`: the library's [`Mode`], as clap lists and parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
     /// The take in memory, in fixed-size blocks charged to the budget; under memory pressure
     /// the oldest blocks are spilled to a temporary file.
     Stream,
@@ -82,12 +84,29 @@ pub enum Mode {
     File,
 }
 
-impl Mode {
-    /// The name used on the command line and in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Stream => "stream",
-            Mode::File => "file",
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Stream => Mode::Stream,
+            ModeArg::File => Mode::File,
+        }
+    }
+}
+
+/// `--format`: the library's [`SampleFormat`], as clap lists and parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// 16-bit integer PCM: the take's own resolution.
+    I16,
+    /// 32-bit IEEE float: each 16-bit sample as `x / 32768`, exactly (what Whisper consumes).
+    F32,
+}
+
+impl From<FormatArg> for SampleFormat {
+    fn from(f: FormatArg) -> SampleFormat {
+        match f {
+            FormatArg::I16 => SampleFormat::I16,
+            FormatArg::F32 => SampleFormat::F32,
         }
     }
 }
@@ -112,8 +131,8 @@ pub struct RecordArgs {
 
     /// Sample format of the output: i16 (16-bit PCM) or f32 (32-bit float, each 16-bit sample
     /// exactly).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::takefile::SampleFormat::I16)]
-    pub format: crate::takefile::SampleFormat,
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::I16)]
+    pub format: FormatArg,
 
     /// Stop after exactly this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Without it,
     /// record until Ctrl-C (or until the end of the --input file).
@@ -122,8 +141,8 @@ pub struct RecordArgs {
 
     /// Keep the take in memory (stream; the oldest audio spills to a temporary file under
     /// memory pressure) or write it to a temporary file as it is captured (file).
-    #[arg(long, value_enum, default_value_t = Mode::Stream)]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = ModeArg::Stream)]
+    pub mode: ModeArg,
 
     /// Disk budget for the take's temporary files (file mode, spill), e.g. 2GiB. Default 1 GiB.
     #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
@@ -386,22 +405,6 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
         return Err("the count must be at least 1; use a whole number like 5".into());
     }
     Ok(n)
-}
-
-/// Formats a byte count with binary units, e.g. `1.5 MiB`.
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! [`list_devices`] lists the devices of the backend [`Backend::Auto`] picks (PulseAudio when a
 //! server answers, else ALSA), [`list_devices_for`] those of a given one. Every entry says
-//! whether it is the default input and what [`Capture::open`](crate::capture::Capture::open)
+//! whether it is the default input and what [`Capture::open`](crate::source::device::Capture::open)
 //! would negotiate on it without a rate or channel request. [`DeviceInfo`] and [`DeviceList`]
 //! serialize to JSON and print as text.
 
@@ -10,8 +10,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::capture::{
-    self, Backend, CaptureError, ConfigRange, SampleFormat, describe_ranges, negotiate,
+use crate::source::device::{
+    Backend, CaptureError, ConfigRange, NamedDevice, SampleFormat, default_device, describe_ranges,
+    input_devices, negotiate, open_host,
 };
 
 /// A stream configuration (the device's default, or what w4l would choose).
@@ -117,9 +118,9 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
 ///
 /// The backend is unavailable or cannot list its devices.
 pub fn list_devices_for(backend: Backend) -> Result<DeviceList, CaptureError> {
-    let host = capture::open_host(backend)?;
-    let default_id = capture::default_device(&host).ok().map(|d| d.id);
-    let mut devices: Vec<DeviceInfo> = capture::input_devices(&host)?
+    let host = open_host(backend)?;
+    let default_id = default_device(&host).ok().map(|d| d.id);
+    let mut devices: Vec<DeviceInfo> = input_devices(&host)?
         .into_iter()
         .map(|d| describe(d, host.backend, default_id.as_deref()))
         // ALSA lists every plugin of its configuration, most of which cannot capture here.
@@ -132,7 +133,7 @@ pub fn list_devices_for(backend: Backend) -> Result<DeviceList, CaptureError> {
     })
 }
 
-fn describe(d: capture::NamedDevice, backend: Backend, default_id: Option<&str>) -> DeviceInfo {
+fn describe(d: NamedDevice, backend: Backend, default_id: Option<&str>) -> DeviceInfo {
     let mut info = DeviceInfo {
         name: d.name.clone(),
         id: d.id.clone(),

@@ -26,7 +26,7 @@
 //! Every byte is charged to the recorder's accountant ([`Category::Disk`](w4l_core::accountant::Category::Disk))
 //! *before* it is written: when the disk budget refuses, nothing is written and the file stays
 //! whole. A write error (ENOSPC, EFBIG, EIO) closes the file where it broke: the header is
-//! rewritten to the last whole frame that reached the disk ([`crate::recover`]), the file is kept
+//! rewritten to the last whole frame that reached the disk ([`crate::wav::repair`]), the file is kept
 //! (it is saved like any other), and the next write starts a new file.
 //!
 //! # 4 GiB: numbered files
@@ -46,129 +46,16 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use w4l_core::sample::convert;
 
 use crate::error::{Error, Result};
-use crate::recorder::BlockStore;
+use crate::take::blocks::BlockStore;
 use crate::tempfiles::{DiskLedger, ResourceManager, TempError, TempFile};
-
-/// Most bytes of samples in one WAV file (whole frames are cut below it): the RIFF and `data`
-/// sizes are 32-bit, and the header (at most 68 bytes) counts too.
-pub const WAV_DATA_LIMIT: u64 = 0xFFFF_F000;
+use crate::wav::{SampleFormat, WAV_DATA_LIMIT, numbered_path, write_samples};
 
 /// Bytes of the output buffer in front of each file: it gathers the small writes of a live
 /// capture (a worker wake-up brings ~100 ms, 19 KiB of 16-bit samples at 48 kHz stereo), while
 /// a spilled block (larger) goes to the file in one `write` without being copied through it.
 const WRITE_BUFFER: usize = 32 << 10;
 
-/// Sample format of the WAV files w4l writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SampleFormat {
-    /// 16-bit integer PCM: the take's own resolution.
-    #[default]
-    I16,
-    /// 32-bit IEEE float: each 16-bit sample as `x / 32768`, exactly (what Whisper consumes).
-    F32,
-}
-
-impl SampleFormat {
-    /// The name used on the command line and in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SampleFormat::I16 => "i16",
-            SampleFormat::F32 => "f32",
-        }
-    }
-
-    /// Bytes per sample.
-    pub fn bytes_per_sample(self) -> u64 {
-        match self {
-            SampleFormat::I16 => 2,
-            SampleFormat::F32 => 4,
-        }
-    }
-
-    /// The `hound` spec for `rate` Hz, `channels` channels.
-    pub fn spec(self, rate: u32, channels: u16) -> hound::WavSpec {
-        match self {
-            SampleFormat::I16 => hound::WavSpec {
-                channels,
-                sample_rate: rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            },
-            SampleFormat::F32 => hound::WavSpec {
-                channels,
-                sample_rate: rate,
-                bits_per_sample: 32,
-                sample_format: hound::SampleFormat::Float,
-            },
-        }
-    }
-
-    /// Bytes of the header `hound` writes for this format: `WAVE_FORMAT_EXTENSIBLE` (68) for
-    /// more than 16 bits or more than two channels, else the plain 44-byte header.
-    pub fn header_bytes(self, channels: u16) -> u64 {
-        if channels > 2 || self == SampleFormat::F32 {
-            68
-        } else {
-            44
-        }
-    }
-}
-
-/// Appends `samples` to `writer` in `format` (`scratch` holds the `f32` conversion).
-pub(crate) fn write_samples<W: std::io::Write + std::io::Seek>(
-    writer: &mut hound::WavWriter<W>,
-    format: SampleFormat,
-    samples: &[i16],
-    scratch: &mut Vec<f32>,
-) -> std::result::Result<(), hound::Error> {
-    match format {
-        SampleFormat::I16 => {
-            // At most a few MiB per call: callers pass blocks and drained chunks.
-            for part in samples.chunks(1 << 20) {
-                let n = u32::try_from(part.len()).map_err(|_| hound::Error::TooWide)?;
-                let mut w = writer.get_i16_writer(n);
-                for &s in part {
-                    // SAFETY: the writer was made for `n` samples and this loop writes exactly
-                    // `n` (`part.len()`); the checked `write_sample` cost a bounds check per
-                    // sample and kept the loop from vectorizing (10% of a spilling replay).
-                    unsafe { w.write_sample_unchecked(s) };
-                }
-                w.flush()?;
-            }
-        }
-        SampleFormat::F32 => {
-            scratch.resize(samples.len().min(1 << 16), 0.0);
-            for part in samples.chunks(1 << 16) {
-                let out = &mut scratch[..part.len()];
-                convert(part, out);
-                for &s in out.iter() {
-                    writer.write_sample(s)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `index`-th file of a take written to `output`: `output` itself for 0, else the stem,
-/// a three-digit number and the extension: `out.wav`, `out.001.wav`, `out.002.wav`, …
-pub fn numbered_path(output: &Path, index: usize) -> PathBuf {
-    if index == 0 {
-        return output.to_owned();
-    }
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "recording".into());
-    let name = match output.extension() {
-        Some(ext) => format!("{stem}.{index:03}.{}", ext.to_string_lossy()),
-        None => format!("{stem}.{index:03}"),
-    };
-    output.with_file_name(name)
-}
-
-/// Sets the `RIFF` size of a take file just checkpointed to [`crate::recover::UNKNOWN_LENGTH`]:
+/// Sets the `RIFF` size of a take file just checkpointed to [`crate::wav::repair::UNKNOWN_LENGTH`]:
 /// the file is still growing. Its `data` size stays the checkpoint's, so it plays as it lies
 /// up to there; `w4l recover` after a kill sees the mark and takes every byte after the
 /// checkpoint as samples too (without it, those bytes could not be told from a finished file's
@@ -176,7 +63,7 @@ pub fn numbered_path(output: &Path, index: usize) -> PathBuf {
 /// audio up to the checkpoint is recovered.
 fn mark_unfinished(file: &File) {
     use std::os::unix::fs::FileExt;
-    let _ = file.write_at(&crate::recover::UNKNOWN_LENGTH.to_le_bytes(), 4);
+    let _ = file.write_at(&crate::wav::repair::UNKNOWN_LENGTH.to_le_bytes(), 4);
 }
 
 /// Bytes written between two [`start_writeback`] calls.
@@ -557,7 +444,7 @@ impl TakeFile {
         self.unflushed = 0;
         let bps = self.config.format.bytes_per_sample();
         let believed = data_bytes / bps;
-        let kept = match crate::recover::recover(temp.path()) {
+        let kept = match crate::wav::repair::recover(temp.path()) {
             Ok(report) => report.repair.frames() * u64::from(self.config.channels.max(1)),
             Err(e) => {
                 tracing::warn!("cannot repair {}: {e}", temp.path().display());
@@ -750,7 +637,7 @@ impl TakeSlot {
 }
 
 /// The process's manager of [`crate::tempfiles::default_dir`], shared by every recorder that
-/// was not given one ([`crate::recorder::RecorderConfig::temp_files`]); it lives as long as one
+/// was not given one (the recorder's `RecorderConfig::temp_files`); it lives as long as one
 /// of them holds it.
 ///
 /// # Errors

@@ -1,6 +1,6 @@
 //! The temporary-file resource manager: every temporary file w4l creates, and none that it
 //! did not, is removed — on [`ResourceManager::cleanup`], on drop, on a signal
-//! ([`crate::signals`]), after a panic ([`cleanup_after_panic`]), and, for files a killed
+//! ([`crate::tempfiles::signals`]), after a panic ([`cleanup_after_panic`]), and, for files a killed
 //! process (SIGKILL, power loss) left behind, by the next `w4l` start or `w4l clean`.
 //!
 //! # Where the files live
@@ -66,6 +66,8 @@
 //! assert!(out.exists());
 //! assert_eq!(manager.total_bytes(), 0);
 //! ```
+
+pub mod signals;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -529,7 +531,7 @@ impl Shared {
 }
 
 /// Removes every temporary file of every manager of this process and shuts them down (no new
-/// files; lock files unlinked). For the signal path ([`crate::signals`]) and anything about
+/// files; lock files unlinked). For the signal path ([`crate::tempfiles::signals`]) and anything about
 /// to call [`std::process::exit`]. Never blocks for more than a few seconds, never panics.
 pub fn cleanup_all() -> ReapReport {
     let managers: Vec<Arc<Shared>> = match lock_patiently(&MANAGERS) {
@@ -596,7 +598,7 @@ impl Drop for OutsideFile {
 /// [`cleanup_all`] does. Safe to call from a hook running on a thread that holds a manager's
 /// lock (it gives up on that manager after about two seconds instead of deadlocking).
 ///
-/// [`crate::signals::install_panic_cleanup`] installs a hook that calls it.
+/// [`crate::tempfiles::signals::install_panic_cleanup`] installs a hook that calls it.
 pub fn cleanup_after_panic() -> ReapReport {
     cleanup_all()
 }

@@ -20,10 +20,10 @@ use w4l_core::accountant::{Accountant, Category};
 use w4l_core::policy::{Action, Level};
 
 use crate::cli::format_bytes;
-use crate::error::{Error, Result};
-use crate::monitor::{Event, MemoryMonitor, MonitorConfig};
-use crate::recorder::{Recorder, RecorderConfig, RecorderInfo, minimum_budget};
-use crate::source::Synthetic;
+use w4l::error::{Error, Result};
+use w4l::memory::monitor::{Event, MemoryMonitor, MonitorConfig};
+use w4l::recorder::{Recorder, RecorderConfig, RecorderInfo, minimum_budget};
+use w4l::source::Synthetic;
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -97,23 +97,14 @@ fn recorder_config(duration: Duration, rate: u32) -> RecorderConfig {
     }
 }
 
-/// Runs the demo to the end of its `duration`.
-///
-/// # Errors
-///
-/// A usage error if the budget cannot hold the recorder's buffers; runtime errors of thread
-/// creation.
-pub fn run(config: &DemoConfig) -> Result<DemoReport> {
-    run_until(config, &|| false)
-}
-
-/// Runs the demo like [`run`], ending the take early once `interrupted` returns true (it is
+/// Runs the demo, ending the take early once `interrupted` returns true (it is
 /// asked ten times a second): the report then covers the audio up to there, as `w4l record`
 /// keeps a take stopped by Ctrl-C.
 ///
 /// # Errors
 ///
-/// As for [`run`].
+/// A usage error if the budget cannot hold the recorder's buffers; runtime errors of thread
+/// creation.
 pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<DemoReport> {
     let rate = config.rate;
     let rec_config = recorder_config(config.duration, rate);
@@ -438,8 +429,8 @@ mod tests {
             duration: Duration::from_secs(40),
             ..DemoConfig::default()
         };
-        let a = run(&config).expect("demo");
-        let b = run(&config).expect("demo again");
+        let a = run_until(&config, &|| false).expect("demo");
+        let b = run_until(&config, &|| false).expect("demo again");
         assert_eq!(a.render(), b.render());
         assert_eq!(a.at_stop.frames_captured, 40 * 16_000);
         assert_eq!(a.at_stop.overruns, 0);
@@ -460,10 +451,13 @@ mod tests {
 
     #[test]
     fn too_small_budget_is_a_usage_error() {
-        let e = run(&DemoConfig {
-            budget: 64 << 10,
-            ..DemoConfig::default()
-        })
+        let e = run_until(
+            &DemoConfig {
+                budget: 64 << 10,
+                ..DemoConfig::default()
+            },
+            &|| false,
+        )
         .unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--budget"), "{e}");

@@ -11,16 +11,16 @@
 //! previous hook (the default one prints the message) runs.
 //!
 //! ```no_run
-//! use w4l::signals::{OnSignal, SignalCleanup};
+//! use w4l::tempfiles::signals::{OnSignal, SignalCleanup};
 //!
 //! let signals = SignalCleanup::install(OnSignal::NotifyFirst)?;
-//! w4l::signals::install_panic_cleanup();
+//! w4l::tempfiles::signals::install_panic_cleanup();
 //! while signals.received().is_none() {
 //!     // record...
 //! #   break;
 //! }
 //! // finish the take; dropping the ResourceManager removes the temporary files.
-//! # Ok::<(), w4l::signals::SignalError>(())
+//! # Ok::<(), w4l::tempfiles::signals::SignalError>(())
 //! ```
 
 use std::fmt;
