@@ -107,9 +107,9 @@ fn record(
     output: &Path,
     monitor: Arc<MemoryMonitor>,
     config: RecorderConfig,
-) -> (w4l::recorder::WavSummary, w4l::recorder::RecorderInfo) {
+) -> (w4l::take::Saved, w4l::recorder::RecorderInfo) {
     let source = WavReplay::open(input, false).expect("open input");
-    let mut rec = Recorder::new(Box::new(source), monitor, config).expect("recorder");
+    let rec = Recorder::new(Box::new(source), monitor, config).expect("recorder");
     rec.start().expect("start");
     assert!(rec.wait(Duration::from_secs(60)), "replay never finished");
     rec.stop().expect("stop");
@@ -168,7 +168,7 @@ fn file_mode_rolls_over_to_numbered_files_that_together_are_the_take() {
     }
     assert_eq!(summary.files[1], d.path("out.001.wav"));
     assert_eq!(summary.frames, samples.len() as u64 / 2);
-    assert_eq!(summary.frames_dropped, 0);
+    assert_eq!(summary.frames_lost, 0);
     let back = concatenated(&summary.files, limit);
     assert_eq!(back.len(), samples.len());
     assert!(back == samples, "the numbered files are not the take");
@@ -197,13 +197,13 @@ fn a_spilled_stream_take_rolls_over_too_and_stays_sample_exact() {
             ..RecorderConfig::default()
         },
     );
-    assert!(info.spilled_blocks > 0, "nothing spilled: {info:?}");
-    assert_eq!(info.dropped_blocks, 0, "{info:?}");
+    assert!(info.evicted_frames > 0, "nothing spilled: {info:?}");
+    assert_eq!(info.lost_samples, 0, "{info:?}");
     assert!(info.memory_peak <= 300 << 10);
     assert!(summary.files.len() >= 6, "{summary:?}");
     let back = concatenated(&summary.files, limit);
     assert!(back == samples, "spill + memory is not the take");
-    assert_eq!(summary.frames_dropped, 0);
+    assert_eq!(summary.frames_lost, 0);
     d.assert_no_temp_files();
 }
 
@@ -369,7 +369,7 @@ fn a_file_with_its_own_ledger_is_charged_there_only() {
 }
 
 #[test]
-fn write_wav_includes_what_was_spilled_and_leaves_the_take_for_save() {
+fn the_whole_take_reads_back_from_disk_and_memory_and_stays_for_save() {
     let d = Dirs::new();
     let input = d.path("in.wav");
     let samples = signal(12 * RATE as usize, 1, 8);
@@ -379,7 +379,7 @@ fn write_wav_includes_what_was_spilled_and_leaves_the_take_for_save() {
         (Mode::File, SampleFormat::F32),
     ] {
         let source = WavReplay::open(&input, false).expect("open input");
-        let mut rec = Recorder::new(
+        let rec = Recorder::new(
             Box::new(source),
             monitor(300 << 10, 64 << 20),
             RecorderConfig {
@@ -396,13 +396,8 @@ fn write_wav_includes_what_was_spilled_and_leaves_the_take_for_save() {
         assert!(rec.wait(Duration::from_secs(60)));
         rec.stop().expect("stop");
         assert!(rec.info().frames_on_disk > 0, "{:?}", rec.info());
-        let copy = d.path("copy.wav");
-        let summary = rec.write_wav(&copy).expect("write_wav");
-        assert_eq!(summary.frames, samples.len() as u64);
-        assert!(
-            read_i16(&copy).1 == samples,
-            "{mode:?}: write_wav is not the take"
-        );
+        let whole = rec.take_i16().expect("take_i16");
+        assert!(whole == samples, "{mode:?}: take_i16 is not the take");
         let saved = d.path("saved.wav");
         let summary = rec.save(&saved).expect("save");
         let mut all = Vec::new();
@@ -417,7 +412,7 @@ fn write_wav_includes_what_was_spilled_and_leaves_the_take_for_save() {
         }
         assert!(
             all == samples,
-            "{mode:?}: save after write_wav is not the take"
+            "{mode:?}: save after take_i16 is not the take"
         );
     }
     d.assert_no_temp_files();

@@ -460,6 +460,19 @@ impl MemoryMonitor {
 
     /// Like [`step_at`](Self::step_at), forced (see [`cleanup`](Self::cleanup)).
     pub fn step_forced(&self, now_ms: u64, force: bool) -> StepReport {
+        self.step_with(now_ms, force, &mut |_| 0)
+    }
+
+    /// A step whose caller does its own part of the actions: `own` runs first (on this
+    /// thread, before the registered callbacks, which are for outside parties such as an app's
+    /// model), and every part's freed bytes are reported to the policy together. This is how a
+    /// recorder drives the policy: its worker steps, acts on the take, and says what it freed.
+    pub fn step_with(
+        &self,
+        now_ms: u64,
+        force: bool,
+        own: &mut dyn FnMut(&CleanupRequest) -> u64,
+    ) -> StepReport {
         let (step, request) = {
             let mut state = lock(&self.shared.state);
             let reading = self.shared.read(&mut state, now_ms, force);
@@ -483,6 +496,7 @@ impl MemoryMonitor {
         };
         let mut freed = 0;
         if let Some(request) = request {
+            freed += own(&request);
             // Callbacks run without the state lock: they may call back into the monitor.
             let callbacks: Vec<Arc<CleanupCallback>> = lock(&self.shared.callbacks)
                 .iter()

@@ -1,5 +1,5 @@
 //! The part of a take held in memory: fixed-size blocks of 16-bit samples, each reserved from
-//! the accountant before it is allocated.
+//! the accountant before it is allocated, oldest first.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,30 +27,25 @@ impl Block {
         self.first_sample
     }
 
-    /// Whether the block is full.
-    pub fn is_full(&self) -> bool {
-        self.len == self.samples.len()
+    /// Position just past the last sample in the whole take.
+    pub fn end(&self) -> u64 {
+        self.first_sample + self.len as u64
     }
 }
 
-/// The take held in memory as a queue of fixed-size [`Block`]s, oldest first.
+/// Recent samples of a take as a queue of fixed-size [`Block`]s, oldest first: one contiguous
+/// stretch of the take that ends at [`end`](Self::end).
 ///
 /// Every block is reserved from the accountant before it is allocated, so the store never holds
-/// more than the budget allows. When a reservation is refused the caller decides (through the
-/// core policy) what to give up: the oldest blocks go to the take's file on disk
-/// ([`super::file`]: spilled, nothing lost), or, when that fails, are dropped and counted —
-/// and the caller retries.
-/// Blocks are only ever removed from the front, so what remains is always one contiguous stretch
-/// of the take, ending at the newest sample.
+/// more than the budget allows; the caller decides what to give up when a reservation is
+/// refused (the take evicts its oldest blocks). Blocks are only ever removed from the front.
 #[derive(Debug)]
 pub struct BlockStore {
     blocks: VecDeque<Block>,
     block_samples: usize,
     accountant: Arc<Accountant>,
-    /// Samples ever written.
-    written: u64,
-    dropped_blocks: u64,
-    dropped_samples: u64,
+    /// Take position of the next sample written.
+    next: u64,
 }
 
 impl BlockStore {
@@ -60,20 +55,13 @@ impl BlockStore {
             blocks: VecDeque::new(),
             block_samples: block_samples.max(1),
             accountant,
-            written: 0,
-            dropped_blocks: 0,
-            dropped_samples: 0,
+            next: 0,
         }
     }
 
     /// Bytes one block is charged.
     pub fn block_bytes(&self) -> usize {
         self.block_samples * size_of::<i16>()
-    }
-
-    /// Samples per block.
-    pub fn block_samples(&self) -> usize {
-        self.block_samples
     }
 
     /// Writes as much of `samples` as fits without a new block; returns how many were taken.
@@ -85,13 +73,8 @@ impl BlockStore {
         let n = samples.len().min(tail.samples.len() - tail.len);
         tail.samples[tail.len..tail.len + n].copy_from_slice(&samples[..n]);
         tail.len += n;
-        self.written += n as u64;
+        self.next += n as u64;
         n
-    }
-
-    /// Whether the newest block is full (or there is none): the next write needs [`grow`](Self::grow).
-    pub fn needs_block(&self) -> bool {
-        self.blocks.back().is_none_or(Block::is_full)
     }
 
     /// Reserves and appends a new empty block.
@@ -108,10 +91,21 @@ impl BlockStore {
         self.blocks.push_back(Block {
             samples: vec![0; self.block_samples].into_boxed_slice(),
             len: 0,
-            first_sample: self.written,
+            first_sample: self.next,
             _reservation: reservation,
         });
         Ok(())
+    }
+
+    /// Whether `samples` more fit without evicting: in the newest block and in blocks the
+    /// budget can still grant.
+    pub fn has_room(&self, samples: usize) -> bool {
+        let tail = self.blocks.back().map_or(0, |b| b.samples.len() - b.len);
+        let Some(more) = samples.checked_sub(tail).filter(|&m| m > 0) else {
+            return true;
+        };
+        let blocks = more.div_ceil(self.block_samples);
+        self.accountant.available(Category::Audio) >= blocks.saturating_mul(self.block_bytes())
     }
 
     /// Removes the oldest block and returns it (its reservation goes with it: dropping the block
@@ -120,23 +114,10 @@ impl BlockStore {
         self.blocks.pop_front()
     }
 
-    /// Removes the first `n` samples of the oldest block (they were moved elsewhere, e.g. to
-    /// a spill file, by a write that stopped part-way); the rest of the block stays.
-    pub fn advance_oldest(&mut self, n: usize) {
-        if let Some(block) = self.blocks.front_mut() {
-            let n = n.min(block.len);
-            block.samples.copy_within(n..block.len, 0);
-            block.len -= n;
-            block.first_sample += n as u64;
-        }
-    }
-
-    /// Drops the oldest block, counting it and its samples as lost. Returns the samples dropped.
-    pub fn drop_oldest(&mut self) -> Option<usize> {
-        let block = self.pop_oldest()?;
-        self.dropped_blocks += 1;
-        self.dropped_samples += block.len as u64;
-        Some(block.len)
+    /// Releases every block; the next sample written is at take position `next`.
+    pub fn restart_at(&mut self, next: u64) {
+        self.blocks.clear();
+        self.next = next;
     }
 
     /// Blocks held.
@@ -151,7 +132,7 @@ impl BlockStore {
 
     /// Samples held.
     pub fn held_samples(&self) -> u64 {
-        self.blocks.iter().map(|b| b.len as u64).sum()
+        self.next - self.start()
     }
 
     /// Bytes charged for the blocks held.
@@ -159,29 +140,19 @@ impl BlockStore {
         (self.blocks.len() * self.block_bytes()) as u64
     }
 
-    /// Samples ever written.
-    pub fn written(&self) -> u64 {
-        self.written
+    /// Take position of the oldest sample held ([`end`](Self::end) when empty).
+    pub fn start(&self) -> u64 {
+        self.blocks.front().map_or(self.next, Block::first_sample)
     }
 
-    /// Blocks dropped so far.
-    pub fn dropped_blocks(&self) -> u64 {
-        self.dropped_blocks
-    }
-
-    /// Samples dropped so far.
-    pub fn dropped_samples(&self) -> u64 {
-        self.dropped_samples
+    /// Take position just past the newest sample held.
+    pub fn end(&self) -> u64 {
+        self.next
     }
 
     /// The blocks held, oldest first.
     pub fn blocks(&self) -> impl Iterator<Item = &Block> {
         self.blocks.iter()
-    }
-
-    /// Releases every block.
-    pub fn clear(&mut self) {
-        self.blocks.clear();
     }
 }
 
@@ -190,38 +161,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_store_drops_only_from_the_front() {
+    fn blocks_leave_only_from_the_front_and_give_their_bytes_back() {
         let acc = Arc::new(Accountant::new(100, 0));
         let mut s = BlockStore::new(acc.clone(), 10);
-        assert!(s.needs_block());
         assert_eq!(s.write(&[1; 5]), 0);
-        s.grow().expect("grow");
         let data: Vec<i16> = (0..50).collect();
         let mut rest = &data[..];
-        loop {
+        while !rest.is_empty() {
             let n = s.write(rest);
             rest = &rest[n..];
             if rest.is_empty() {
                 break;
             }
             if s.grow().is_err() {
-                s.drop_oldest();
-                s.grow().expect("room after a drop");
+                s.pop_oldest();
+                s.grow().expect("room after a pop");
             }
         }
-        // 100 bytes = 5 blocks of 10 samples: all 50 fit exactly.
-        assert_eq!((s.len(), s.dropped_blocks()), (5, 0));
+        // 100 bytes = 5 blocks of 10 samples: all 50 fit exactly, and a sixth is refused.
+        assert_eq!((s.len(), s.start(), s.end()), (5, 0, 50));
         s.grow().unwrap_err();
-        assert_eq!(s.drop_oldest(), Some(10));
+        assert_eq!(s.pop_oldest().map(|b| b.end()), Some(10));
         s.grow().expect("grow");
         assert_eq!(s.write(&[99; 3]), 3);
         let kept: Vec<i16> = s.blocks().flat_map(|b| b.samples().to_vec()).collect();
         let mut expected: Vec<i16> = (10..50).collect();
         expected.extend([99; 3]);
         assert_eq!(kept, expected);
-        assert_eq!(s.blocks().next().map(Block::first_sample), Some(10));
-        assert_eq!((s.dropped_samples(), s.written()), (10, 53));
-        s.clear();
-        assert_eq!(acc.memory_used(), 0);
+        assert_eq!((s.start(), s.end(), s.held_samples()), (10, 53, 43));
+        s.restart_at(100);
+        assert_eq!((s.start(), s.end(), acc.memory_used()), (100, 100, 0));
     }
 }

@@ -1,18 +1,14 @@
-//! The part of a take that lives on disk: `--mode file` writes the whole take there as it is
-//! captured, and stream mode *spills* its oldest in-memory blocks there when the cleanup policy
-//! asks for [`SpillOldestAudio`](w4l_core::policy::Action::SpillOldestAudio).
+//! The take's journal on disk: a [`TakeFile`] receives every sample of a take as it is
+//! captured (see [`crate::take`]), and becomes the output at the end.
 //!
-//! # One format for both
+//! # The output's format from the start
 //!
 //! A [`TakeFile`] is a WAV file in the [`ResourceManager`]'s temporary directory, written by
 //! `hound` in the *output* format ([`SampleFormat`]: 16-bit PCM by default, 32-bit float with
-//! `--format f32`). A take is always `file ++ memory`: the file holds the oldest samples, the
-//! recorder's block store the newest ones, so spilling appends the oldest blocks and saving
-//! appends the blocks still in memory, then moves the file to the output
-//! ([`TempFile::persist`]: a rename on the same file system, else copy + fsync). A spilled take
-//! is therefore never copied twice, and a spill file is already the finished output but for its
-//! tail. The samples pass through the take's 16-bit resolution in every mode; `f32` writes each
-//! 16-bit sample as `x / 32768`, exactly.
+//! `--format f32`), so finishing a take moves the file to the output
+//! ([`TempFile::persist`]: a rename on the same file system, else copy + fsync): the samples are
+//! never written twice. They pass through the take's 16-bit resolution in every mode; `f32`
+//! writes each 16-bit sample as `x / 32768`, exactly.
 //!
 //! # Crash safety
 //!
@@ -41,12 +37,11 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 
 use w4l_core::sample::convert;
 
 use crate::error::{Error, Result};
-use crate::take::blocks::BlockStore;
 use crate::tempfiles::{DiskLedger, ResourceManager, TempError, TempFile};
 use crate::wav::{SampleFormat, WAV_DATA_LIMIT, numbered_path, write_samples};
 
@@ -226,6 +221,11 @@ impl TakeFile {
         let mut file = Self::new(manager, ledger, config);
         file.open_file()?;
         Ok(file)
+    }
+
+    /// How the files are written.
+    pub fn config(&self) -> &TakeFileConfig {
+        &self.config
     }
 
     /// Samples (all channels) in the files.
@@ -548,159 +548,6 @@ impl TakeFile {
         }
         closing.map(|()| written)
     }
-}
-
-/// The take file of a recorder, created on first use.
-pub(crate) struct TakeSlot {
-    pub(crate) file: Option<TakeFile>,
-    manager: Option<Arc<ResourceManager>>,
-    ledger: Arc<dyn DiskLedger>,
-    pub(crate) config: TakeFileConfig,
-    /// Why the temporary directory could not be opened (asked once, reported once).
-    unavailable: Option<Error>,
-}
-
-impl TakeSlot {
-    pub(crate) fn new(
-        manager: Option<Arc<ResourceManager>>,
-        ledger: Arc<dyn DiskLedger>,
-        config: TakeFileConfig,
-    ) -> Self {
-        Self {
-            file: None,
-            manager,
-            ledger,
-            config,
-            unavailable: None,
-        }
-    }
-
-    fn manager(&mut self) -> Result<Arc<ResourceManager>> {
-        if let Some(m) = &self.manager {
-            return Ok(m.clone());
-        }
-        if let Some(e) = &self.unavailable {
-            return Err(e.clone());
-        }
-        match shared_manager() {
-            Ok(m) => {
-                self.manager = Some(m.clone());
-                Ok(m)
-            }
-            Err(e) => {
-                self.unavailable = Some(e.clone());
-                Err(e)
-            }
-        }
-    }
-
-    /// The take file, created (without a file yet) if there is none.
-    pub(crate) fn get(&mut self) -> Result<&mut TakeFile> {
-        if self.file.is_none() {
-            let manager = self.manager()?;
-            self.file = Some(TakeFile::new(
-                manager,
-                self.ledger.clone(),
-                self.config.clone(),
-            ));
-        }
-        match self.file.as_mut() {
-            Some(f) => Ok(f),
-            None => Err(Error::runtime(
-                "the take file vanished",
-                "please report this bug",
-            )),
-        }
-    }
-
-    /// Creates the take file with its first file now (file mode).
-    pub(crate) fn create_now(&mut self, purpose: &'static str) -> Result<()> {
-        if self.file.as_ref().is_some_and(|f| !f.files().is_empty()) {
-            return Ok(());
-        }
-        let manager = self.manager()?;
-        let mut config = self.config.clone();
-        config.purpose = purpose;
-        self.file = Some(TakeFile::create(manager, self.ledger.clone(), config)?);
-        Ok(())
-    }
-
-    /// Samples on disk.
-    pub(crate) fn samples(&self) -> u64 {
-        self.file.as_ref().map_or(0, TakeFile::samples)
-    }
-
-    /// Bytes on disk.
-    pub(crate) fn bytes(&self) -> u64 {
-        self.file.as_ref().map_or(0, TakeFile::bytes)
-    }
-}
-
-/// The process's manager of [`crate::tempfiles::default_dir`], shared by every recorder that
-/// was not given one (the recorder's `RecorderConfig::temp_files`); it lives as long as one
-/// of them holds it.
-///
-/// # Errors
-///
-/// The temporary directory cannot be used (see [`ResourceManager::new`]).
-pub fn shared_manager() -> Result<Arc<ResourceManager>> {
-    static SHARED: Mutex<Weak<ResourceManager>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(m) = slot.upgrade() {
-        return Ok(m);
-    }
-    let manager = Arc::new(ResourceManager::new().map_err(Error::from)?);
-    *slot = Arc::downgrade(&manager);
-    Ok(manager)
-}
-
-/// What [`spill_oldest`] moved.
-#[derive(Debug, Default)]
-pub(crate) struct Spilled {
-    /// Whole blocks moved (and released).
-    pub blocks: u64,
-    /// Samples moved (including the written part of a block cut short by an error).
-    pub samples: u64,
-    /// Bytes of memory given back.
-    pub freed: u64,
-    /// The error that stopped the spill early.
-    pub error: Option<Error>,
-}
-
-/// Moves the oldest blocks of `store` to `file` until `want` bytes of memory are freed,
-/// leaving at least `keep` blocks. A block is released only once all of it is on disk; one cut
-/// short by an error keeps its unwritten samples in memory, so nothing is lost or duplicated.
-pub(crate) fn spill_oldest(
-    store: &mut BlockStore,
-    file: &mut TakeFile,
-    want: u64,
-    keep: usize,
-) -> Spilled {
-    let mut out = Spilled::default();
-    let bytes = store.block_bytes() as u64;
-    while out.freed < want.max(1) && store.len() > keep {
-        let before = file.samples();
-        let result = match store.blocks().next() {
-            Some(block) => file.write(block.samples()),
-            None => break,
-        };
-        // A failed write may lose buffered samples of blocks already released: never negative.
-        let written = file.samples().saturating_sub(before);
-        out.samples += written;
-        match result {
-            Ok(()) => {
-                store.pop_oldest();
-                out.blocks += 1;
-                out.freed += bytes;
-            }
-            Err(e) => {
-                store.advance_oldest(usize::try_from(written).unwrap_or(usize::MAX));
-                out.error = Some(e);
-                break;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -883,6 +883,23 @@ impl ResourceManager {
         Self::with_dir(default_dir())
     }
 
+    /// The process's manager of [`default_dir`], shared by everyone who does not bring their
+    /// own: opened on first use, and kept as long as someone holds it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`new`](Self::new).
+    pub fn shared() -> Result<Arc<Self>, TempError> {
+        static SHARED: Mutex<Weak<ResourceManager>> = Mutex::new(Weak::new());
+        let mut slot = lock(&SHARED);
+        if let Some(m) = slot.upgrade() {
+            return Ok(m);
+        }
+        let manager = Arc::new(Self::new()?);
+        *slot = Arc::downgrade(&manager);
+        Ok(manager)
+    }
+
     /// Opens the manager on `dir` (created with mode 0700 if missing; its parent must exist).
     pub fn with_dir(dir: impl Into<PathBuf>) -> Result<Self, TempError> {
         let dir = dir.into();

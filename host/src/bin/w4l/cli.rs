@@ -76,12 +76,15 @@ pub struct DevicesArgs {
 /// `--mode`: the library's [`Mode`], as clap lists and parses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
-    /// The take in memory, in fixed-size blocks charged to the budget; under memory pressure
-    /// the oldest blocks are spilled to a temporary file.
+    /// Every sample written to a temporary WAV file as it is captured (a crash loses at most
+    /// the last second), and as much of the take in memory as the budget allows.
     Stream,
     /// The take goes to a temporary WAV file as it is captured (header checkpointed every
-    /// second), moved to the output at the end.
+    /// second), moved to the output at the end; nothing of it in memory beyond the window.
     File,
+    /// Nothing on disk until the take is saved: what memory pressure evicts is lost (counted,
+    /// reported, exit status 3).
+    Memory,
 }
 
 impl From<ModeArg> for Mode {
@@ -89,6 +92,7 @@ impl From<ModeArg> for Mode {
         match m {
             ModeArg::Stream => Mode::Stream,
             ModeArg::File => Mode::File,
+            ModeArg::Memory => Mode::Memory,
         }
     }
 }

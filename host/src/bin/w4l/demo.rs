@@ -177,7 +177,7 @@ pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<
             format_bytes(model_bytes)
         ),
     );
-    let mut recorder = Recorder::new(Box::new(source), monitor.clone(), rec_config.clone())?;
+    let recorder = Recorder::new(Box::new(source), monitor.clone(), rec_config.clone())?;
     recorder.start()?;
     let mut stopped_early = false;
     while !recorder.wait(Duration::from_millis(100)) {
@@ -193,7 +193,7 @@ pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<
         monitor.note(end_ms, "interrupted by a signal: the take ends here");
     }
     let held = at_stop.memory_used;
-    recorder.cleanup();
+    recorder.discard();
     monitor.note(
         end_ms,
         format!(
@@ -384,17 +384,15 @@ impl DemoReport {
             }
         ));
         out.push_str(&format!(
-            "  kept            {:.3} s in {} blocks; dropped {} blocks ({:.3} s), lost {} samples\n",
+            "  memory          {:.3} s cached in {} blocks; {:.3} s evicted (on disk), lost {} samples\n",
             s.frames_held as f64 / f64::from(s.rate),
             s.blocks_held,
-            s.dropped_blocks,
-            s.dropped_samples as f64 / f64::from(s.rate),
+            s.evicted_frames as f64 / f64::from(s.rate),
             s.lost_samples
         ));
         out.push_str(&format!(
-            "  disk            {:.3} s spilled in {} blocks to a temporary file ({}), removed at the end\n",
+            "  disk            {:.3} s journaled to a temporary file ({}), removed at the end\n",
             s.frames_on_disk as f64 / f64::from(s.rate),
-            s.spilled_blocks,
             format_bytes(s.disk_bytes)
         ));
         out.push_str(&format!(
@@ -434,13 +432,11 @@ mod tests {
         assert_eq!(a.render(), b.render());
         assert_eq!(a.at_stop.frames_captured, 40 * 16_000);
         assert_eq!(a.at_stop.overruns, 0);
-        assert!(a.at_stop.spilled_blocks > 0, "{}", a.render());
-        assert_eq!(a.at_stop.dropped_blocks, 0, "{}", a.render());
-        // The take is whole: what was spilled plus what is held.
-        assert_eq!(
-            a.at_stop.frames_on_disk + a.at_stop.frames_held,
-            a.at_stop.frames_captured
-        );
+        assert!(a.at_stop.evicted_frames > 0, "{}", a.render());
+        assert_eq!(a.at_stop.lost_samples, 0, "{}", a.render());
+        // The take is whole on disk, and what memory holds is its end.
+        assert_eq!(a.at_stop.frames_on_disk, a.at_stop.frames_captured);
+        assert!(a.at_stop.frames_held <= a.at_stop.frames_captured);
         assert!(a.highest_level != "Normal", "{}", a.render());
         assert_eq!(a.final_level, "Normal", "{}", a.render());
         assert_eq!(a.final_accounted, 0);

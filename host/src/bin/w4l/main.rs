@@ -422,7 +422,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
             ..MonitorConfig::default()
         },
     )?);
-    let mut recorder = Recorder::new(source, monitor, config)?;
+    let recorder = Recorder::new(source, monitor, config)?;
     let live = LiveLine::for_stdout();
     let started = Instant::now();
     // The live line refreshes ten times a second; without one, the loop only watches for
@@ -446,7 +446,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
                 budget: info.memory_budget,
                 level: info.policy_level,
                 overruns: info.overruns,
-                dropped_blocks: info.dropped_blocks,
+                lost_samples: info.lost_samples,
             });
         }
     }
@@ -478,7 +478,7 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
             output: &args.output,
             files: &summary.files,
             frames_written: summary.frames,
-            frames_dropped: summary.frames_dropped,
+            frames_dropped: summary.frames_lost,
             interrupted: interrupted(),
             wall_seconds: wall,
             info: &info,
@@ -487,15 +487,8 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
         print_summary(args, &info, &summary)?;
     }
     let device = &info.source_stats;
-    if summary.frames_dropped == 0 && device.lost_frames == 0 && info.overruns == 0 {
+    if summary.frames_lost == 0 && device.lost_frames == 0 && info.overruns == 0 {
         return Ok(ExitCode::SUCCESS);
-    }
-    if summary.frames_dropped > 0 {
-        tracing::warn!(
-            "{:.3} s of the take ({} frames) were dropped to stay in budget; raise --budget or --disk-budget to keep them",
-            summary.frames_dropped as f64 / f64::from(info.rate),
-            summary.frames_dropped
-        );
     }
     Ok(ExitCode::from(AUDIO_LOST))
 }
@@ -505,12 +498,12 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
 fn print_summary(
     args: &RecordArgs,
     info: &w4l::recorder::RecorderInfo,
-    summary: &w4l::recorder::WavSummary,
+    summary: &w4l::take::Saved,
 ) -> Result<()> {
     let seconds = |frames: u64| frames as f64 / f64::from(info.rate);
     emit(&format!(
         "recorded {:.3} s ({} frames, {} Hz, {} ch) from {} to {}\n\
-         memory: peak {} of a {} budget; policy {}; overruns {}; dropped {} blocks ({} frames)\n",
+         memory: peak {} of a {} budget; policy {}; overruns {}; evicted {:.3} s from memory; lost {} frames\n",
         info.seconds_captured,
         info.frames_captured,
         info.rate,
@@ -521,14 +514,14 @@ fn print_summary(
         format_bytes(info.memory_budget),
         info.policy_level,
         info.overruns,
-        info.dropped_blocks,
-        summary.frames_dropped
+        seconds(info.evicted_frames),
+        summary.frames_lost
     ))?;
-    if summary.frames_dropped > 0 {
+    if summary.frames_lost > 0 {
         emit(&format!(
-            "lost: {:.3} s of audio ({} frames) missing from {}, dropped to stay within the budget (exit status {AUDIO_LOST})\n",
-            seconds(summary.frames_dropped),
-            summary.frames_dropped,
+            "lost: {:.3} s of audio ({} frames) missing from {}: memory gave it up where the disk could not keep it (exit status {AUDIO_LOST})\n",
+            seconds(summary.frames_lost),
+            summary.frames_lost,
             args.output.display()
         ))?;
     }
@@ -555,11 +548,10 @@ fn print_summary(
             .map(|f| f.display().to_string())
             .collect();
         emit(&format!(
-            "disk: {} mode, {:.3} s went through {} of temporary files ({} blocks spilled); written to {}\n",
+            "disk: {} mode, {:.3} s journaled ({}); written to {}\n",
             info.mode,
             seconds(info.frames_on_disk),
             format_bytes(info.disk_bytes),
-            info.spilled_blocks,
             files.join(", ")
         ))?;
     }

@@ -23,8 +23,8 @@ pub struct LiveStatus<'a> {
     pub level: &'a str,
     /// Ring overruns so far (samples the worker could not take in time).
     pub overruns: u64,
-    /// Blocks dropped by the policy so far.
-    pub dropped_blocks: u64,
+    /// Samples of the take lost so far (evicted from memory while not on disk).
+    pub lost_samples: u64,
 }
 
 /// The live line. Hidden (every call a no-op) unless stdout is a terminal.
@@ -115,8 +115,8 @@ pub fn render(s: &LiveStatus<'_>) -> String {
     if s.overruns > 0 {
         line.push_str(&format!("  overruns {}", s.overruns));
     }
-    if s.dropped_blocks > 0 {
-        line.push_str(&format!("  dropped {} blocks", s.dropped_blocks));
+    if s.lost_samples > 0 {
+        line.push_str(&format!("  lost {} samples", s.lost_samples));
     }
     line
 }
@@ -134,7 +134,7 @@ mod tests {
             budget: 64 << 20,
             level: "normal",
             overruns: 0,
-            dropped_blocks: 2,
+            lost_samples: 2,
         };
         let line = render(&s);
         assert!(
@@ -145,7 +145,7 @@ mod tests {
             line.contains("mem 1.5 KiB / 64.0 MiB  policy normal"),
             "{line}"
         );
-        assert!(line.ends_with("dropped 2 blocks"), "{line}");
+        assert!(line.ends_with("lost 2 samples"), "{line}");
         let silent = LiveStatus {
             peak_dbfs: f32::NEG_INFINITY,
             ..s
