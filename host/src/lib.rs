@@ -18,7 +18,9 @@
 //! | sources | [`source`] (replay, synthetic, [`source::device`]) | the audio server, input files |
 //! | the take | [`take`] | its temp files |
 //! | the recorder | [`recorder`] | threads |
+//! | the front door | [`dictation`] | — |
 
+pub mod dictation;
 pub mod error;
 pub mod memory;
 pub mod recorder;
@@ -31,3 +33,17 @@ pub mod wav;
 
 /// The no_std core: ring, window, accountant, policy, tracker, samples, FLAC.
 pub use w4l_core as core;
+
+pub use dictation::{Dictation, Session, Take};
+
+/// What an app needs most: `use w4l::prelude::*;`.
+pub mod prelude {
+    pub use crate::dictation::{Dictation, Session, Take};
+    pub use crate::error::{Error, Result};
+    pub use crate::memory::monitor::{CleanupRequest, MemoryMonitor};
+    pub use crate::recorder::RecorderInfo;
+    pub use crate::take::Mode;
+    pub use crate::wav::SampleFormat;
+    pub use w4l_core::budget::Model;
+    pub use w4l_core::policy::{Action, Level};
+}

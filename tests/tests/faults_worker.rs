@@ -50,7 +50,7 @@ fn record_until_the_worker_panics(
     let monitor = monitor(budget);
     let panicked_at = Arc::new(AtomicU64::new(u64::MAX));
     let source = WavReplay::open(input, false).expect("open input");
-    let mut recorder = Recorder::new(Box::new(source), monitor.clone(), config).expect("recorder");
+    let recorder = Recorder::new(Box::new(source), monitor.clone(), config).expect("recorder");
     let at = panicked_at.clone();
     monitor.add_cleanup_callback(move |req| {
         assert!(
@@ -83,7 +83,7 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
     write_wav_i16(&input, RATE, 1, &samples);
 
     // Ring 32 KiB + window 32 KB + 64 KiB blocks: 5 blocks (10 s) are 64 % of 600 KiB.
-    let (mut recorder, stopped, at_ms) = record_until_the_worker_panics(
+    let (recorder, stopped, at_ms) = record_until_the_worker_panics(
         &input,
         600 << 10,
         0,
@@ -103,7 +103,7 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
     // everything up to that step was stored, and nothing after it was.
     let expected = (at_ms * u64::from(RATE) / 1000) as usize;
     assert!(expected >= RATE as usize, "panicked at {at_ms} ms");
-    let take = recorder.take_i16();
+    let take = recorder.take_i16().expect("the whole take");
     assert_eq!(
         assert_prefix(&take, &samples),
         expected,
@@ -111,11 +111,11 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
     );
     let info = recorder.info();
     assert_eq!(info.frames_captured, expected as u64, "{info:?}");
-    assert_eq!(info.dropped_blocks, 0, "{info:?}");
+    assert_eq!(info.lost_samples, 0, "{info:?}");
 
-    // And it can be written out.
+    // And it can be saved.
     let output = dir.path().join("out.wav");
-    let summary = recorder.write_wav(&output).expect("write the take");
+    let summary = recorder.save(&output).expect("save the take");
     assert_eq!(summary.frames, expected as u64);
     let (_, back) = read_wav_i16(&output);
     assert_eq!(assert_prefix(&back, &samples), expected);
@@ -123,7 +123,6 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
 
     // Every byte charged to the budget comes back.
     let accountant = recorder.monitor().accountant().clone();
-    recorder.cleanup();
     drop(recorder);
     assert_eq!(accountant.used(Category::Audio), 0);
 }
@@ -142,7 +141,7 @@ fn a_panic_on_the_worker_in_file_mode_keeps_the_audio_captured_before_it() {
 
     // No blocks in memory in file mode: ring 32 KiB + window 32 KB are 63 % of 100 KiB (with
     // 4 KiB blocks, the budget holds one); the panic comes at the first request from 3 s on.
-    let (mut recorder, stopped, at_ms) = record_until_the_worker_panics(
+    let (recorder, stopped, at_ms) = record_until_the_worker_panics(
         &input,
         100 << 10,
         3000,

@@ -45,7 +45,7 @@ use crate::memory::monitor::MemoryMonitor;
 use crate::ring::{AudioRing, HeapStorage};
 use crate::source::{Source, SourceStats, SourceStatus};
 use crate::take::file::{TakeFile, TakeFileConfig};
-use crate::take::{Mode, Saved, Take, TakeSpec};
+use crate::take::{Mode, Saved, TakeSpec, TakeStore};
 use crate::tempfiles::ResourceManager;
 use crate::units::lock;
 pub use config::{RecorderConfig, minimum_budget};
@@ -56,7 +56,7 @@ use worker::{Worker, idle_wait};
 /// State shared by the recorder and its worker.
 struct Shared {
     /// The take; `None` once saved or discarded.
-    take: Mutex<Option<Take>>,
+    take: Mutex<Option<TakeStore>>,
     window: Mutex<Window<i16, Box<[i16]>>>,
     /// Samples taken into the take.
     samples: AtomicU64,
@@ -177,7 +177,7 @@ impl Recorder {
     }
 
     /// A take in `mode`, with its journal for the disk modes.
-    fn new_take(&self, mode: Mode) -> Result<Take> {
+    fn new_take(&self, mode: Mode) -> Result<TakeStore> {
         let journal = if mode.uses_disk() {
             let manager = match &self.config.temp_files {
                 Some(m) => m.clone(),
@@ -202,7 +202,7 @@ impl Recorder {
             format: self.config.format,
             block_samples: self.sizes.block_bytes / size_of::<i16>(),
         };
-        Take::new(spec, self.accountant.clone(), journal)
+        TakeStore::new(spec, self.accountant.clone(), journal)
     }
 
     /// Starts recording. Synchronous: when it returns `Ok`, the source runs and the worker

@@ -1,9 +1,9 @@
 //! The take: every sample of a recording, kept durable on disk first and cached in memory.
 //!
 //! ```text
-//!  worker ──write──▶ Take ─┬─▶ journal (a WAV file in the output format, every sample, in
-//!                          │            order; its header checkpointed every second of audio)
-//!                          └─▶ cache   (the newest blocks, charged to the budget)
+//!  worker ──write──▶ TakeStore ─┬─▶ journal (a WAV file in the output format, every sample,
+//!                               │            in order; its header checkpointed every second)
+//!                               └─▶ cache   (the newest blocks, charged to the budget)
 //! ```
 //!
 //! **Journal first.** In every [`Mode`] that allows disk, each sample goes to the take's
@@ -22,7 +22,7 @@
 //! stops where it broke and stays as it is: from there on new samples are kept in the cache,
 //! and evicting them is a counted loss. Saving writes the journal's part, then the cache's.
 //!
-//! One [`Take`] lives behind one lock in the recorder: the journal, the cache, the mode and the
+//! One [`TakeStore`] lives behind one lock in the recorder: the journal, the cache, the mode and the
 //! counters change together, so a mode switch or an eviction happens between two writes by
 //! construction.
 
@@ -103,7 +103,7 @@ impl FromStr for Mode {
     }
 }
 
-/// What [`Take::free`] gave back.
+/// What [`TakeStore::free`] gave back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Freed {
     /// Bytes of memory released.
@@ -162,7 +162,7 @@ pub struct TakeSpec {
 }
 
 /// A take being recorded (see the [module docs](self)).
-pub struct Take {
+pub struct TakeStore {
     mode: Mode,
     rate: u32,
     channels: u16,
@@ -179,16 +179,16 @@ pub struct Take {
     unreported: Vec<Error>,
 }
 
-impl fmt::Debug for Take {
+impl fmt::Debug for TakeStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Take")
+        f.debug_struct("TakeStore")
             .field("mode", &self.mode)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
 
-impl Take {
+impl TakeStore {
     /// A take as `spec` says whose cache is charged to `accountant`, with `journal` for the
     /// disk modes (`None` only for [`Mode::Memory`]).
     ///
@@ -232,7 +232,7 @@ impl Take {
         self.samples
     }
 
-    /// Take position up to which every sample is in the journal.
+    /// TakeStore position up to which every sample is in the journal.
     fn journal_end(&self) -> u64 {
         self.journal.as_ref().map_or(0, TakeFile::samples)
     }
