@@ -389,7 +389,7 @@ pub fn to_model_input(audio: &[f32], rate: u32, channels: u16) -> Vec<f32> {
     if rate == MODEL_RATE || rate == 0 {
         return mono;
     }
-    if rate % MODEL_RATE == 0 {
+    if rate.is_multiple_of(MODEL_RATE) {
         let n = (rate / MODEL_RATE) as usize;
         return mono
             .chunks_exact(n)
