@@ -69,6 +69,13 @@ impl Error {
         }
     }
 
+    /// The same error with another remedy (a client says it in its own terms: the CLI names
+    /// its flags).
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = one_line(fix.into());
+        self
+    }
+
     /// The same error with `context` put in front of what was wrong.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.what = one_line(format!("{context}: {}", self.what));

@@ -300,7 +300,7 @@ impl TakeFile {
                     "the disk budget is exhausted (the take's temporary files may not grow to {} bytes: {})",
                     refused.requested, refused.reason
                 ),
-                "raise --disk-budget or free disk space",
+                "raise the disk budget or free disk space",
             ),
             other => Error::from(other),
         }

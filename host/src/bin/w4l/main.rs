@@ -64,9 +64,38 @@ fn main() -> ExitCode {
 fn report(e: &Error) -> ExitCode {
     if !PANICKED.load(Ordering::Acquire) {
         let _ = std::io::stdout().flush();
-        eprintln!("error: {e}");
+        eprintln!("error: {}", in_flags(e));
     }
     ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+}
+
+/// The library says what to do in its own terms ("raise the budget"); the command line names
+/// the flag that does it.
+fn in_flags(e: &Error) -> Error {
+    const FLAGS: [(&str, &str); 9] = [
+        ("raise the budget", "raise --budget"),
+        ("lower the budget", "lower --budget"),
+        ("shorten the window", "shorten --window"),
+        ("use a longer window", "pass a longer --window"),
+        ("raise the disk budget", "raise --disk-budget"),
+        (
+            "use a lower rate or fewer channels",
+            "lower --rate or --channels",
+        ),
+        (
+            "pick a device by name",
+            "pick one with --device (see `w4l devices`)",
+        ),
+        (
+            "an exact device name or id from the device list",
+            "an exact name or id from `w4l devices` to --device",
+        ),
+        ("use the ALSA backend", "use --backend alsa"),
+    ];
+    let fix = FLAGS.iter().fold(e.fix().to_owned(), |fix, (api, flag)| {
+        fix.replace(api, flag)
+    });
+    e.clone().with_fix(fix)
 }
 
 /// clap's errors, as one line `error: …; …` (exit code 2), and its help / version output as is.

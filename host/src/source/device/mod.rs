@@ -471,16 +471,16 @@ impl CaptureError {
             CaptureError::BackendUnavailable {
                 backend: Backend::PulseAudio,
                 ..
-            } => "start PulseAudio (or pipewire-pulse), set PULSE_SERVER, or use --backend alsa"
+            } => "start PulseAudio (or pipewire-pulse), set PULSE_SERVER, or use the ALSA backend"
                 .into(),
             CaptureError::BackendUnavailable { .. } | CaptureError::Enumerate { .. } => {
                 "check that the audio system is installed and running (`w4l devices`)".into()
             }
             CaptureError::NoDefaultDevice { .. } => {
-                "connect a microphone or pick one with --device (see `w4l devices`)".into()
+                "connect a microphone or pick a device by name".into()
             }
             CaptureError::UnknownDevice { .. } | CaptureError::AmbiguousDevice { .. } => {
-                "pass an exact name or id from `w4l devices` to --device".into()
+                "pass an exact device name or id from the device list".into()
             }
             CaptureError::Unsupported { .. } => {
                 "ask for a supported rate and channel count, or omit them to let w4l choose".into()
@@ -546,7 +546,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "'usb' matches 2 input devices: USB Mic (a), USB Mic Pro (b); \
-             pass an exact name or id from `w4l devices` to --device"
+             pass an exact device name or id from the device list"
         );
         assert!(e.is_usage());
         let e = CaptureError::Stream {
