@@ -67,7 +67,12 @@ fn v2_limited_by_its_own_high_and_a_parents_max() {
             (&format!("{app}/memory.pressure"), "some avg10=0.00\n"),
             ("user.slice/memory.max", "536870912\n"),
             ("user.slice/memory.high", "max\n"),
-            ("user.slice/memory.current", "471859200\n"),
+            ("user.slice/memory.current", "576716800\n"),
+            // 100 MiB of the slice's 550 MiB are file cache the kernel drops first.
+            (
+                "user.slice/memory.stat",
+                "anon 400000000\nfile 150000000\ninactive_file 104857600\n",
+            ),
             ("user.slice/memory.events", V2_EVENTS),
         ],
     );
@@ -83,7 +88,7 @@ fn v2_limited_by_its_own_high_and_a_parents_max() {
     );
     assert_eq!(cg.limit(), Some(512 * MIB));
     assert_eq!(cg.usage(), Some(100 * MIB));
-    // The slice binds first: 512 - 450 MiB left, although the scope alone has 668 MiB.
+    // The slice binds first: 512 - (550 - 100) MiB left, although the scope has 668 MiB.
     assert_eq!(cg.headroom(), Some(62 * MIB));
     // Its counters are the ones that move when that limit is hit.
     let events = MemoryEvents {
@@ -155,6 +160,10 @@ fn v1_limited_and_unlimited() {
                 "memory/process_api/28f7c676/memory.usage_in_bytes",
                 "3035136\n",
             ),
+            (
+                "memory/process_api/28f7c676/memory.stat",
+                "cache 1000\ninactive_file 9\ntotal_inactive_file 35136\n",
+            ),
             ("memory/process_api/28f7c676/memory.failcnt", "5\n"),
             (
                 "memory/process_api/28f7c676/memory.oom_control",
@@ -172,6 +181,11 @@ fn v1_limited_and_unlimited() {
         "both sentinels are unlimited"
     );
     assert_eq!(cg.usage(), Some(3_035_136));
+    assert_eq!(
+        cg.working_set(),
+        Some(3_000_000),
+        "less the hierarchical inactive cache"
+    );
     let events = MemoryEvents {
         max: 5,
         oom_kill: 2,
@@ -188,7 +202,7 @@ fn v1_limited_and_unlimited() {
             max: Some(256 * MIB)
         }
     );
-    assert_eq!(cg.headroom(), Some(256 * MIB - 3_035_136));
+    assert_eq!(cg.headroom(), Some(256 * MIB - 3_000_000));
 }
 
 #[test]
@@ -294,11 +308,13 @@ fn this_machine() {
         return;
     };
     eprintln!(
-        "{:?} {}: limits {:?}, usage {:?}, headroom {:?}, events {:?}; pressure file {:?}",
+        "{:?} {}: limits {:?}, usage {:?}, working set {:?}, headroom {:?}, events {:?}; \
+         pressure file {:?}",
         cg.version(),
         cg.dir().display(),
         cg.limits(),
         cg.usage(),
+        cg.working_set(),
         cg.headroom(),
         cg.events(),
         cgroup::own_pressure_file(

@@ -27,6 +27,10 @@
 //! - **Paths outside the mount.** Without a cgroup namespace a container may see its own group
 //!   at the mount's root while `/proc/self/cgroup` names the host's path; when that path does
 //!   not exist under the mount, the mount's root is taken as the own group.
+//! - **Headroom counts the working set.** Usage includes the page cache charged to the group,
+//!   which the kernel drops before it throttles or kills; [`CgroupMemory::headroom`] subtracts
+//!   `inactive_file` (of `memory.stat`, v1 `total_inactive_file`) from usage, as `docker stats`
+//!   and the kubelet do, so a group that merely read large files is not taken as full.
 //! - **`high` and `max`.** `memory.high` is where the kernel starts throttling and reclaiming,
 //!   `memory.max` where it OOM-kills: both are limits for w4l, the smaller one counts.
 
@@ -184,8 +188,13 @@ impl CgroupMemory {
         self.usage_of(self.dir())
     }
 
-    /// Bytes the group may still grow before a limit binds: the smallest `limit - usage` over
-    /// the limited groups of the chain. `None`: no limit.
+    /// The own group's usage less its inactive file cache (what reclaim cannot easily take).
+    pub fn working_set(&self) -> Option<u64> {
+        self.working_set_of(self.dir())
+    }
+
+    /// Bytes the group may still grow before a limit binds: the smallest
+    /// `limit - working set` over the limited groups of the chain. `None`: no limit.
     pub fn headroom(&self) -> Option<u64> {
         self.binding().map(|(_, headroom)| headroom)
     }
@@ -214,7 +223,7 @@ impl CgroupMemory {
             .filter_map(|dir| {
                 let limit = self.limits_of(dir).smaller()?;
                 // A group whose usage cannot be read is taken as full: the safe side.
-                let used = self.usage_of(dir).unwrap_or(limit);
+                let used = self.working_set_of(dir).unwrap_or(limit);
                 Some((dir.as_path(), limit.saturating_sub(used)))
             })
             .min_by_key(|&(_, headroom)| headroom)
@@ -231,6 +240,23 @@ impl CgroupMemory {
                 max: read_limit(&dir.join("memory.limit_in_bytes")),
             },
         }
+    }
+
+    fn working_set_of(&self, dir: &Path) -> Option<u64> {
+        let key = match self.version {
+            Version::V2 => "inactive_file",
+            Version::V1 => "total_inactive_file",
+        };
+        let inactive = fs::read_to_string(dir.join("memory.stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.lines()
+                    .filter_map(|l| l.split_once(' '))
+                    .find(|&(k, _)| k == key)
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        Some(self.usage_of(dir)?.saturating_sub(inactive))
     }
 
     fn usage_of(&self, dir: &Path) -> Option<u64> {

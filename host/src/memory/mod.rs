@@ -7,7 +7,8 @@
 //! | module | what it gives | where from |
 //! |---|---|---|
 //! | [`cgroup`] | the own cgroup's memory limit, usage, headroom and `high`/`max`/`oom` events | `/proc/self/cgroup`, `/sys/fs/cgroup` (v1, v2, hybrid) |
-//! | [`psi`] | pressure stall figures, and the choice and registration of a pressure trigger | `$MEMORY_PRESSURE_WATCH`, the own cgroup's `memory.pressure`, `/proc/pressure/memory` |
+//! | [`psi`] | the choice and registration of a pressure trigger | `$MEMORY_PRESSURE_WATCH`, the own cgroup's `memory.pressure`, `/proc/pressure/memory` |
+//! | [`psi_stats`] | stall figures (`avg10`, `avg60`, `avg300`, `total`) | the same pressure files |
 //! | [`watch`] | a descriptor that becomes ready under pressure, waited on by the caller or a thread | a PSI trigger, a FIFO or socket, or a test's pipe |
 //! | [`trim`] | gives memory the allocator keeps after `free` back to the system | glibc's `malloc_trim` |
 //! | [`tmpfs`] | whether a file lives in RAM (tmpfs, ramfs) and how many bytes it holds there | `statfs`, `stat` |
@@ -45,6 +46,7 @@
 mod base64;
 pub mod cgroup;
 pub mod psi;
+pub mod psi_stats;
 pub mod tmpfs;
 pub mod trim;
 pub mod watch;
