@@ -57,7 +57,7 @@ fn demo_is_deterministic_escalates_and_recovers() {
     let out = &a.stdout;
     assert!(out.contains("Normal->Elevated"), "{out}");
     assert!(out.contains("->High"), "{out}");
-    assert!(out.contains("dropped"), "{out}");
+    assert!(out.contains("evicted"), "{out}");
     assert!(out.contains("unloaded the speech model"), "{out}");
     assert!(out.contains("Elevated->Normal"), "{out}");
     assert!(

@@ -356,7 +356,7 @@ fn sigint_in_stream_mode_while_spilling_keeps_the_spilled_start() {
     let n = assert_prefix(&back, &t.samples);
     assert!(n >= captured, "{n} samples written, {captured} captured");
     assert_eq!(json_u64(json, "frames_dropped"), 0, "{json}");
-    assert_eq!(json_u64(json, "dropped_blocks"), 0, "{json}");
+    assert_eq!(json_u64(json, "lost_samples"), 0, "{json}");
     t.assert_clean(&[]);
 }
 

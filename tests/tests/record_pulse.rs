@@ -64,7 +64,7 @@ fn record_seconds_6_from_the_virtual_microphone() {
     assert_eq!(json_u64(&json, "frames_captured"), 6 * rate, "{json}");
     assert_eq!(json_u64(&json, "frames_written"), 6 * rate, "{json}");
     assert_eq!(json_u64(&json, "overruns"), 0, "{json}");
-    assert_eq!(json_u64(&json, "dropped_blocks"), 0, "{json}");
+    assert_eq!(json_u64(&json, "lost_samples"), 0, "{json}");
     assert!(
         json_field(&json, "source").is_some_and(|s| s.contains("w4l_virtual_microphone")),
         "{json}"

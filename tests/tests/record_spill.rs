@@ -76,9 +76,9 @@ fn spilled_take_is_sample_exact_and_nothing_is_dropped() {
     // Spilling loses nothing: no warning.
     assert!(run.stderr.is_empty(), "{run:#?}");
     let json = run.stdout.trim();
-    assert!(json_u64(json, "spilled_blocks") > 0, "{json}");
+    assert!(json_u64(json, "evicted_frames") > 0, "{json}");
     assert!(json_u64(json, "frames_on_disk") > 0, "{json}");
-    assert_eq!(json_u64(json, "dropped_blocks"), 0, "{json}");
+    assert_eq!(json_u64(json, "lost_samples"), 0, "{json}");
     assert_eq!(json_u64(json, "frames_dropped"), 0, "{json}");
     assert_eq!(json_u64(json, "lost_samples"), 0, "{json}");
     assert!(json_u64(json, "memory_peak") <= 400 << 10, "{json}");
@@ -112,7 +112,17 @@ fn w4l_release() -> PathBuf {
         .expect("target directory");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "-p", "w4l", "--bin", "w4l"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "w4l",
+            "--features",
+            "cli",
+            "--bin",
+            "w4l",
+        ])
         .arg("--target-dir")
         .arg(target)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -333,15 +343,15 @@ fn an_hour_of_48k_stereo_runs_in_the_memory_of_a_minute() {
         let frames = seconds * u64::from(RATE);
         assert_eq!(json_u64(&m.json, "frames_written"), frames, "{}", m.json);
         assert_eq!(json_u64(&m.json, "frames_dropped"), 0, "{}", m.json);
-        assert_eq!(json_u64(&m.json, "dropped_blocks"), 0, "{}", m.json);
-        assert!(json_u64(&m.json, "spilled_blocks") > 0, "{}", m.json);
+        assert_eq!(json_u64(&m.json, "lost_samples"), 0, "{}", m.json);
+        assert!(json_u64(&m.json, "evicted_frames") > 0, "{}", m.json);
         assert!(json_u64(&m.json, "memory_peak") <= 32 << 20, "{}", m.json);
         eprintln!(
-            "{name}: peak RSS {} KiB, accounted peak {} B, {} blocks spilled, w4l {:.1} s \
+            "{name}: peak RSS {} KiB, accounted peak {} B, {} frames evicted, w4l {:.1} s \
              (input generated in {:.1} s, compared in {:.1} s)",
             m.max_rss_kib,
             json_u64(&m.json, "memory_peak"),
-            json_u64(&m.json, "spilled_blocks"),
+            json_u64(&m.json, "evicted_frames"),
             m.wall.as_secs_f64(),
             generated.as_secs_f64(),
             compared.as_secs_f64()

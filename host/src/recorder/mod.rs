@@ -170,9 +170,19 @@ impl Recorder {
             }),
             config,
         };
-        // The journal exists before recording starts: a directory that cannot take it is an
-        // error now, not after the first second of audio.
-        *lock(&recorder.shared.take) = Some(recorder.new_take(recorder.config.mode)?);
+        // The journal exists before recording starts: in file mode a directory that cannot
+        // take it is an error now, not after the first second of audio; in stream mode the take
+        // is kept in memory only, and the reason is the take's first event.
+        let take = match recorder.new_take(recorder.config.mode) {
+            Err(e) if recorder.config.mode == Mode::Stream => {
+                tracing::warn!("{e}; the take is kept in memory only");
+                let mut take = recorder.new_take(Mode::Memory)?;
+                take.report(e.context("no journal on disk, the take is kept in memory only"));
+                take
+            }
+            other => other?,
+        };
+        *lock(&recorder.shared.take) = Some(take);
         Ok(recorder)
     }
 

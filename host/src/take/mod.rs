@@ -12,8 +12,8 @@
 //! second. Memory holds the recent part: a budgeted cache of blocks. Under pressure the cache is
 //! evicted, and because what it holds is already on disk, eviction is free and instant: no I/O
 //! at the moment of pressure. Stream and file mode differ only in how much of the take the
-//! cache keeps: as much as the budget allows, or nothing (the recorder's rolling window serves
-//! `latest()` either way); a switch is a change of cache size.
+//! cache keeps: as much as the budget allows, or the newest two blocks (the recorder's rolling
+//! window serves `latest()` either way); a switch is a change of cache size.
 //!
 //! **Memory only.** [`Mode::Memory`] writes nothing to disk: there the cache is the take, and
 //! evicting a block is a loss, counted ([`TakeStats::lost_samples`]) and reported.
@@ -102,6 +102,10 @@ impl FromStr for Mode {
         }
     }
 }
+
+/// Blocks file mode keeps in memory: two blocks (128 KiB by default) hold more than the
+/// journal's 32 KiB write buffer, so a write error loses nothing that was still buffered.
+pub const FILE_MODE_BLOCKS: usize = 2;
 
 /// What [`TakeStore::free`] gave back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -237,8 +241,8 @@ impl TakeStore {
         self.journal.as_ref().map_or(0, TakeFile::samples)
     }
 
-    /// Whether new samples go to the cache: stream and memory mode, and any mode once the
-    /// journal broke.
+    /// Whether the cache keeps everything the budget allows: stream and memory mode, and any
+    /// mode once the journal broke. File mode keeps only the newest [`FILE_MODE_BLOCKS`].
     fn caches(&self) -> bool {
         self.mode != Mode::File || self.journal_error.is_some() || self.journal.is_none()
     }
@@ -250,18 +254,16 @@ impl TakeStore {
         let start = self.samples;
         self.journal_write(samples);
         self.samples += samples.len() as u64;
-        if self.caches() {
-            if self.cache.end() != start {
-                // Caching starts here (the journal broke in file mode): a new stretch.
-                self.cache.restart_at(start);
-            }
-            self.cache_write(samples);
-        } else if self.journal_end() < self.samples {
-            // File mode and the journal broke during this very write: keep the rest in memory.
-            let kept = self.journal_end().max(start);
-            self.cache.restart_at(kept);
-            let from = usize::try_from(kept - start).unwrap_or(samples.len());
-            self.cache_write(samples.get(from..).unwrap_or_default());
+        if self.cache.end() != start {
+            // Caching starts here (after a switch to stream mode): a new stretch.
+            self.cache.restart_at(start);
+        }
+        self.cache_write(samples);
+        if !self.caches() {
+            // File mode: only the newest blocks stay, which covers what the journal's write
+            // buffer has not handed to the disk yet (a write error loses nothing of it).
+            let keep = FILE_MODE_BLOCKS;
+            while self.cache.len() > keep && self.evict_oldest().is_some() {}
         }
     }
 
@@ -313,6 +315,15 @@ impl TakeStore {
         let durable = on_disk - block.first_sample();
         let lost = block.end() - on_disk;
         self.evicted_samples += durable;
+        if lost > 0 && self.lost_samples == 0 {
+            let e = Error::runtime(
+                "memory is full and the disk does not hold this part of the take: the oldest \
+                 audio in memory is being given up (counted)",
+                "raise the budget, or free disk space for the take's journal",
+            );
+            tracing::warn!("{e}");
+            self.unreported.push(e);
+        }
         self.lost_samples += lost;
         Some((self.cache.block_bytes() as u64, durable, lost))
     }
@@ -351,8 +362,7 @@ impl TakeStore {
         }
         self.mode = mode;
         if mode == Mode::File && self.journal_error.is_none() {
-            let keep_none = 0;
-            self.free(u64::MAX, keep_none);
+            self.free(u64::MAX, FILE_MODE_BLOCKS);
         }
         Ok(())
     }
@@ -368,6 +378,11 @@ impl TakeStore {
             self.unreported.push(e.clone());
             self.journal_error = Some(e);
         }
+    }
+
+    /// Keeps `error` for [`take_error`](Self::take_error) (a reason the take lost durability).
+    pub fn report(&mut self, error: Error) {
+        self.unreported.push(error);
     }
 
     /// The oldest error that cost durability or audio and was not handed out yet.
@@ -461,7 +476,15 @@ impl TakeStore {
 
     fn write_anew(&mut self, path: &Path, before_move: &dyn Fn()) -> Result<Saved> {
         let mut out = WavOutput::create_as(path, self.rate, self.channels, self.format)?;
-        let gap = self.for_each(&mut |samples| out.write(samples))?;
+        let mut failed = None;
+        let gap = self
+            .for_each(&mut |samples| out.write(samples).inspect_err(|e| failed = Some(e.clone())));
+        if let Some(e) = failed {
+            // What reached the disk becomes the output; the error says why it ends there.
+            out.finish_partial()?;
+            return Err(e);
+        }
+        let gap = gap?;
         let written = out.len();
         before_move();
         let file = out.finish()?;
