@@ -10,6 +10,7 @@ pub mod cli;
 pub mod demo;
 pub mod devices;
 pub mod error;
+pub mod memory;
 pub mod monitor;
 pub mod progress;
 pub mod recorder;
