@@ -597,7 +597,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl<T: Send + Sync + 'static> ModelManager<T> {
-    /// A manager loading models into `accountant`'s [`Category::Model`], on the wall clock.
+    /// A manager loading models into `accountant`'s `Category::Model`, on the wall clock.
     pub fn new(accountant: Arc<Accountant>, config: ModelConfig) -> Self {
         Self {
             accountant,
@@ -825,7 +825,7 @@ impl<T: Send + Sync + 'static> ModelManager<T> {
             .iter()
             .filter_map(|s| Some((s.last_used_ms, s.spec.name.clone(), s.loaded_bytes()?)))
             .collect();
-        loaded.sort_by(|a, b| b.0.cmp(&a.0));
+        loaded.sort_by_key(|l| std::cmp::Reverse(l.0));
         loaded.into_iter().map(|(_, n, b)| (n, b)).collect()
     }
 
