@@ -471,7 +471,7 @@ impl From<ModelError> for crate::error::Error {
     /// be met as asked); the rest are runtime errors. The text moves whole into `what`.
     fn from(e: ModelError) -> Self {
         let text = e.to_string();
-        let (what, fix) = text.split_once("; ").unwrap_or((&text, ""));
+        let (what, fix) = text.rsplit_once("; ").unwrap_or((&text, ""));
         match e {
             ModelError::Unknown { .. } | ModelError::Duplicate { .. } => Self::usage(what, fix),
             ModelError::Refused { .. } => Self::usage(what, fix),
@@ -580,10 +580,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The process's RSS through the monitor's probe (`/proc/self/statm`).
+/// The process's RSS through the monitor's probe (`/proc/self/statm`), opened at the first
+/// measurement.
 fn process_rss() -> Arc<RssFn> {
-    let probe = Mutex::new(crate::monitor::Probe::new().ok());
-    Arc::new(move || lock(&probe).as_mut()?.read().ok().map(|r| r.rss))
+    let probe = Mutex::new(None);
+    Arc::new(move || {
+        let mut probe = lock(&probe);
+        if probe.is_none() {
+            *probe = crate::monitor::Probe::new().ok();
+        }
+        probe.as_mut()?.read().ok().map(|r| r.rss)
+    })
 }
 
 /// The text of a caught panic.
@@ -717,6 +724,9 @@ impl<T: Send + Sync + 'static> ModelManager<T> {
             manager: self,
             name: &loaded.name,
         };
+        // Bound after the pin, so dropped before it (also when `f` panics): the model is let
+        // go of before it counts as unused, and an unload can always take it back whole.
+        let model = model;
         Ok(f(&model))
     }
 

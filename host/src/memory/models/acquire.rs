@@ -67,6 +67,20 @@ impl<T: Send + Sync + 'static> ModelManager<T> {
         self.finish(victims);
         let outcome = self.run_load(&target_name, &*load, &*unload, bytes, measure);
 
+        let asked = (target != i).then_some(name);
+        self.settle(target, asked, bytes, outcome, pin)
+    }
+
+    /// Ends the load of slot `target`: stores the model (and hands it out) or its failure,
+    /// and lets the next load go.
+    fn settle(
+        &self,
+        target: usize,
+        asked: Option<&str>,
+        bytes: usize,
+        outcome: Outcome<T>,
+        pin: bool,
+    ) -> Result<(Loaded, Option<Arc<T>>), ModelError> {
         let mut st = lock(&self.state);
         st.loading = None;
         self.load_done.notify_all();
@@ -81,7 +95,6 @@ impl<T: Send + Sync + 'static> ModelManager<T> {
                 };
                 st.stats.loads += 1;
                 self.event(&mut st, ModelEventKind::Loaded, target, held, String::new());
-                let asked = (target != i).then_some(name);
                 Ok(self.hand_out(&mut st, target, asked, pin))
             }
             Err(e) => {

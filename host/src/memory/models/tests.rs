@@ -568,3 +568,20 @@ fn background_load_overlaps_other_work() {
     open.send(()).unwrap(); // "capture" runs here
     assert_eq!(handle.wait().unwrap().bytes, 100 * MIB);
 }
+
+#[test]
+fn a_panicking_user_leaves_the_model_unused_and_unloadable() {
+    let s = sim(Accountant::new(1000 * MIB, 0), ModelConfig::default());
+    s.add(ModelSpec::declared("a", 100 * MIB));
+    let models = s.models.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        models.with("a", |_| panic!("inference bug"))
+    }));
+    assert!(outcome.is_err());
+    assert!(matches!(
+        s.models.status("a"),
+        Some(ModelStatus::Loaded { users: 0, .. })
+    ));
+    assert_eq!(s.models.unload("a").unwrap(), 100 * MIB);
+    assert_eq!(s.unloads(), 1, "the unload function got the model back");
+}
