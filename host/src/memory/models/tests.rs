@@ -437,31 +437,6 @@ fn a_load_joined_while_it_fails_reports_its_failure_once() {
 }
 
 #[test]
-fn a_panicking_load_or_unload_function_is_caught() {
-    let s = sim(Accountant::new(1000 * MIB, 0), ModelConfig::default());
-    s.models
-        .register(
-            ModelSpec::declared("p", MIB),
-            || panic!("bad weights"),
-            |_| Ok(()),
-        )
-        .unwrap();
-    s.models
-        .register(
-            ModelSpec::declared("q", MIB),
-            || Ok(String::new()),
-            |_| panic!("bad unload"),
-        )
-        .unwrap();
-    let e = s.models.load("p").unwrap_err();
-    assert!(e.to_string().contains("it panicked (bad weights)"), "{e}");
-    // The manager is not stuck: another load runs.
-    s.models.load("q").unwrap();
-    assert_eq!(s.models.unload("q").unwrap(), MIB);
-    assert_eq!((s.models.stats().unload_failures, s.model_bytes()), (1, 0));
-}
-
-#[test]
 fn measured_models_reserve_their_rss_change() {
     let rss = Arc::new(AtomicU64::new(100 * MIB as u64));
     let clock = Arc::new(ManualClock::new(0));
@@ -567,21 +542,4 @@ fn background_load_overlaps_other_work() {
     let handle = s.models.load_in_background("a");
     open.send(()).unwrap(); // "capture" runs here
     assert_eq!(handle.wait().unwrap().bytes, 100 * MIB);
-}
-
-#[test]
-fn a_panicking_user_leaves_the_model_unused_and_unloadable() {
-    let s = sim(Accountant::new(1000 * MIB, 0), ModelConfig::default());
-    s.add(ModelSpec::declared("a", 100 * MIB));
-    let models = s.models.clone();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        models.with("a", |_| panic!("inference bug"))
-    }));
-    assert!(outcome.is_err());
-    assert!(matches!(
-        s.models.status("a"),
-        Some(ModelStatus::Loaded { users: 0, .. })
-    ));
-    assert_eq!(s.models.unload("a").unwrap(), 100 * MIB);
-    assert_eq!(s.unloads(), 1, "the unload function got the model back");
 }
