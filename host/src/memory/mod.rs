@@ -15,6 +15,8 @@
 //! | [`watch`] | a descriptor that becomes ready under pressure, waited on by the caller or a thread | a PSI trigger, a FIFO or socket, or a test's pipe |
 //! | [`trim`] | gives memory the allocator keeps after `free` back to the system | glibc's `malloc_trim` |
 //! | [`tmpfs`] | whether a file lives in RAM (tmpfs, ramfs) and how many bytes it holds there | `statfs`, `stat` |
+//! | [`models`] | an app's models: budget-checked loads, one at a time, idle and pressure unloads, LRU | the accountant |
+//! | [`timeline`], [`timeline_svg`], [`sparkline`] | memory over time: the data, an SVG chart, a terminal view | the monitor's readings |
 //!
 //! # How the pieces fit (for the monitor)
 //!
@@ -48,9 +50,13 @@
 
 mod base64;
 pub mod cgroup;
+pub mod models;
 pub mod monitor;
 pub mod psi;
 pub mod psi_stats;
+pub mod sparkline;
+pub mod timeline;
+pub mod timeline_svg;
 pub mod tmpfs;
 pub mod trim;
 pub mod watch;
