@@ -274,6 +274,12 @@ impl Session {
         self.recorder.wait(timeout)
     }
 
+    /// The oldest event not yet handed out that cost the take durability or audio (see
+    /// [`Recorder::poll_event`]): poll it to show the user what went wrong as it happens.
+    pub fn poll_event(&self) -> Option<Error> {
+        self.recorder.poll_event()
+    }
+
     /// The memory monitor: register an app's cleanup (unload a model under pressure) with
     /// [`MemoryMonitor::add_cleanup_callback`].
     pub fn monitor(&self) -> &Arc<MemoryMonitor> {
@@ -298,9 +304,14 @@ impl Session {
         {
             return Err(e.clone());
         }
+        let mut events = Vec::new();
+        while let Some(e) = self.recorder.poll_event() {
+            events.push(e);
+        }
         Ok(Take {
             recorder: self.recorder,
             error: stopped.err(),
+            events,
         })
     }
 }
@@ -311,6 +322,8 @@ impl Session {
 pub struct Take {
     recorder: Recorder,
     error: Option<Error>,
+    /// What cost durability or audio on the way and was not polled during the session.
+    events: Vec<Error>,
 }
 
 impl Take {
@@ -353,6 +366,11 @@ impl Take {
     /// up to it).
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
+    }
+
+    /// The events of [`Session::poll_event`] that were not polled during the session.
+    pub fn events(&self) -> &[Error] {
+        &self.events
     }
 
     /// Frames per second.

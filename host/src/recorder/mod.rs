@@ -433,6 +433,16 @@ impl Recorder {
         out
     }
 
+    /// The oldest event not yet handed out that cost the take durability or audio: the journal's
+    /// disk failed or filled up, memory had to give up audio that was not on disk. Poll it (a
+    /// GUI once a second): such failures do not stop the recording, and this is how an app that
+    /// shows no log learns of them.
+    pub fn poll_event(&self) -> Option<Error> {
+        lock(&self.shared.take)
+            .as_mut()
+            .and_then(TakeStore::take_error)
+    }
+
     /// The source's own counters (device errors, restarts, lost frames): cheap, unlike
     /// [`info`](Self::info).
     pub fn source_stats(&self) -> SourceStats {
