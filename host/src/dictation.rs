@@ -35,6 +35,7 @@ use std::time::Duration;
 use w4l_core::budget::{Budget, Model};
 
 use crate::error::{Error, Result};
+use crate::memory::buffers::{BufferHandle, BufferInfo};
 use crate::memory::monitor::{MemoryMonitor, MonitorConfig, memory_ceiling};
 use crate::recorder::{Recorder, RecorderConfig, RecorderInfo};
 use crate::source::device::{CaptureRequest, CaptureSource};
@@ -284,6 +285,27 @@ impl Session {
     /// [`MemoryMonitor::add_cleanup_callback`].
     pub fn monitor(&self) -> &Arc<MemoryMonitor> {
         self.recorder.monitor()
+    }
+
+    /// Tracks an app's buffer (features, a decoder's state) beside the recorder's own, until the
+    /// handle is dropped: the session's [`buffers`](Self::buffers) count it.
+    ///
+    /// # Errors
+    ///
+    /// The registry is full.
+    pub fn track(
+        &self,
+        name: impl Into<String>,
+        bytes: usize,
+        priority: w4l_core::tracker::Priority,
+    ) -> Result<BufferHandle> {
+        self.recorder.buffers().track(name, bytes, priority)
+    }
+
+    /// Every buffer of the session (the earlier design's `get_buffer_info()`): the ring, the
+    /// window, the take's cache, and the app's own, with bytes, priority and age.
+    pub fn buffers(&self) -> BufferInfo {
+        self.recorder.buffers().info()
     }
 
     /// The recorder underneath, for what the session does not say.

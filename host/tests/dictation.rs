@@ -172,3 +172,42 @@ fn a_journal_that_cannot_grow_is_an_event_the_app_sees() {
     let saved = take.save(&out).expect("save");
     assert_eq!(saved.frames + saved.frames_lost, samples.len() as u64);
 }
+
+#[test]
+fn the_session_tracks_its_buffers_and_the_apps() {
+    let dir = tempfile::tempdir().expect("dir");
+    let session = Dictation::new()
+        .source(Box::new(Synthetic::new(
+            RATE,
+            1,
+            4,
+            2 * u64::from(RATE),
+            false,
+        )))
+        .window(Duration::from_secs(1))
+        .temp_files(manager(dir.path()))
+        .start()
+        .expect("start");
+    let features = session
+        .track("features", 1 << 20, w4l::core::tracker::Priority::Normal)
+        .expect("track");
+    assert!(session.wait(Duration::from_secs(30)));
+    let info = session.buffers();
+    let names: Vec<&str> = info.entries.iter().map(|e| e.name.as_str()).collect();
+    for name in ["take cache", "window", "ring", "features"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert_eq!(info.count, 4);
+    let cache = info
+        .entries
+        .iter()
+        .find(|e| e.name == "take cache")
+        .expect("cache");
+    assert!(cache.bytes > 0, "{info:?}");
+    assert_eq!(session.info().buffers, 4);
+    drop(features);
+    assert_eq!(session.buffers().count, 3);
+    let take = session.stop().expect("stop");
+    // The ring is gone with the stop; the window and the cache stay until the take goes.
+    assert_eq!(take.info().buffers, 2);
+}

@@ -159,7 +159,10 @@ fn file_mode_rolls_over_to_numbered_files_that_together_are_the_take() {
         },
     );
     assert_eq!(info.mode, "file");
-    assert_eq!(info.blocks_held, 0, "file mode keeps no blocks: {info:?}");
+    assert!(
+        info.blocks_held <= 2,
+        "file mode keeps only the newest blocks: {info:?}"
+    );
     assert_eq!(info.frames_on_disk, info.frames_captured);
     let expected_files = (samples.len() * 2).div_ceil(10_000);
     assert_eq!(summary.files.len(), expected_files, "{summary:?}");
@@ -309,7 +312,7 @@ fn a_refused_disk_budget_writes_nothing_and_keeps_the_file_whole() {
     let e = file.write(&samples[500..]).unwrap_err();
     assert_eq!(e.exit_code(), 1);
     assert!(e.to_string().contains("disk budget"), "{e}");
-    assert!(e.to_string().contains("--disk-budget"), "{e}");
+    assert!(e.to_string().contains("raise the disk budget"), "{e}");
     assert_eq!(file.samples(), 500);
     assert_eq!(acc.disk_used(), 1_044);
     // Still whole and appendable once the budget allows it (not here): saved as it is.

@@ -8,6 +8,7 @@
 //!
 //! | module | what it gives | where from |
 //! |---|---|---|
+//! | [`buffers`] | the buffers held, tracked with the core's tracker: counts, bytes, victims under pressure | the recorder, the app |
 //! | [`monitor`] | readings → the policy → cleanups, on a recorder's steps or a thread of its own | `/proc/self/statm`, `sysinfo` |
 //! | [`cgroup`] | the own cgroup's memory limit, usage, headroom and `high`/`max`/`oom` events | `/proc/self/cgroup`, `/sys/fs/cgroup` (v1, v2, hybrid) |
 //! | [`psi`] | the choice and registration of a pressure trigger | `$MEMORY_PRESSURE_WATCH`, the own cgroup's `memory.pressure`, `/proc/pressure/memory` |
@@ -49,6 +50,7 @@
 //! ```
 
 mod base64;
+pub mod buffers;
 pub mod cgroup;
 pub mod models;
 pub mod monitor;

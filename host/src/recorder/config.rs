@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::memory::buffers::Buffers;
 use crate::take::Mode;
 use crate::tempfiles::ResourceManager;
 use crate::units::format_bytes;
@@ -35,6 +36,9 @@ pub struct RecorderConfig {
     pub limit_frames: Option<u64>,
     /// Captured audio between two policy steps. Default 1 s (see [`crate::memory::monitor`]).
     pub step: Duration,
+    /// Where the recorder registers its buffers (ring, window, the take's cache): an app's
+    /// registry, to see them beside its own, or `None` for one of the recorder's own.
+    pub buffers: Option<Arc<Buffers>>,
 }
 
 impl Default for RecorderConfig {
@@ -49,6 +53,7 @@ impl Default for RecorderConfig {
             ring: Duration::from_millis(500),
             limit_frames: None,
             step: Duration::from_secs(1),
+            buffers: None,
         }
     }
 }

@@ -79,6 +79,11 @@ pub struct RecorderInfo {
     pub disk_bytes: u64,
     /// Files of the journal (more than one past 4 GiB, or after a write error).
     pub disk_files: u64,
+    /// Buffers in the registry: the recorder's ring, window and take cache, and any its app
+    /// registered there.
+    pub buffers: u64,
+    /// Bytes those buffers hold.
+    pub buffer_bytes: u64,
     /// Level changes of the policy so far.
     pub transitions: u64,
     /// Peak level of the latest audio, dBFS.
@@ -114,6 +119,7 @@ impl Recorder {
             .filter(|e| matches!(e, Event::Transition(t) if t.is_level_change()))
             .count() as u64;
         let channels = u64::from(self.channels);
+        let buffers = self.buffers.info();
         RecorderInfo {
             mode: self.mode().as_str(),
             state,
@@ -143,6 +149,8 @@ impl Recorder {
             frames_on_disk: take.journaled_samples / channels,
             disk_bytes: take.disk_bytes,
             disk_files: take.disk_files,
+            buffers: buffers.count,
+            buffer_bytes: buffers.bytes,
             transitions,
             peak_dbfs: f32::from_bits(self.shared.peak_bits.load(Ordering::Relaxed)),
             source_stats: self.source_stats(),

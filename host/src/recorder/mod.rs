@@ -38,9 +38,11 @@ use w4l_core::accountant::{Accountant, Category, Reservation, ReserveError};
 use w4l_core::policy::Level;
 use w4l_core::ring::Overflow;
 use w4l_core::sample::convert;
+use w4l_core::tracker::Priority;
 use w4l_core::window::Window;
 
 use crate::error::{Error, Result};
+use crate::memory::buffers::{BufferHandle, Buffers};
 use crate::memory::monitor::MemoryMonitor;
 use crate::ring::{AudioRing, HeapStorage};
 use crate::source::{Source, SourceStats, SourceStatus};
@@ -70,9 +72,20 @@ struct Shared {
     done_cv: Condvar,
     /// Set if the worker thread panicked.
     worker_failed: AtomicBool,
+    /// The recorder's buffers in the registry: the take's cache (its bytes follow the cache),
+    /// the window, and the ring while it lives.
+    cache_buffer: BufferHandle,
+    _window_buffer: BufferHandle,
 }
 
 impl Shared {
+    /// The take's cache holds `take`'s blocks now: its registry entry follows.
+    fn note_cache(&self, take: &TakeStore) {
+        let stats = take.stats();
+        self.cache_buffer
+            .set_bytes(usize::try_from(stats.cached_bytes).unwrap_or(usize::MAX));
+    }
+
     fn signal_done(&self) {
         *lock(&self.done) = true;
         self.done_cv.notify_all();
@@ -86,6 +99,8 @@ struct Life {
     worker: Option<JoinHandle<()>>,
     /// Ring and window reservations.
     fixed: Vec<Reservation<Arc<Accountant>>>,
+    /// The ring's entry in the buffer registry, while it lives.
+    ring_buffer: Option<BufferHandle>,
     overruns_at_stop: u64,
     /// The mode to start in (until started).
     mode: Mode,
@@ -101,6 +116,7 @@ pub struct Recorder {
     sizes: Sizes,
     accountant: Arc<Accountant>,
     monitor: Arc<MemoryMonitor>,
+    buffers: Arc<Buffers>,
     shared: Arc<Shared>,
     status: Arc<SourceStatus>,
     life: Mutex<Life>,
@@ -139,7 +155,11 @@ impl Recorder {
             .ok_or_else(|| out_of_memory("the rolling window", sizes.window.saturating_mul(2)))?;
         let window = Window::new(storage, usize::from(channels))
             .map_err(|e| Error::usage(format!("invalid window ({e})"), "use a longer window"))?;
+        let buffers = config.buffers.clone().unwrap_or_default();
+        let window_bytes = sizes.window * size_of::<i16>();
         let shared = Arc::new(Shared {
+            cache_buffer: buffers.track("take cache", 0, Priority::Low)?,
+            _window_buffer: buffers.track("window", window_bytes, Priority::High)?,
             take: Mutex::new(None),
             window: Mutex::new(window),
             samples: AtomicU64::new(0),
@@ -158,6 +178,7 @@ impl Recorder {
             sizes,
             accountant,
             monitor,
+            buffers,
             shared,
             status: SourceStatus::new(),
             life: Mutex::new(Life {
@@ -165,6 +186,7 @@ impl Recorder {
                 ring: None,
                 worker: None,
                 fixed: Vec::new(),
+                ring_buffer: None,
                 overruns_at_stop: 0,
                 mode: config.mode,
             }),
@@ -241,6 +263,7 @@ impl Recorder {
             consumer,
             shared: self.shared.clone(),
             monitor: self.monitor.clone(),
+            buffers: self.buffers.clone(),
             status: self.status.clone(),
             rate: self.rate,
             channels: self.channels,
@@ -300,6 +323,11 @@ impl Recorder {
                 .map_err(budget_error)?;
             life.fixed.push(r);
         }
+        life.ring_buffer = Some(self.buffers.track(
+            "ring",
+            self.sizes.ring * size_of::<f32>(),
+            Priority::High,
+        )?);
         let storage = HeapStorage::try_new(self.sizes.ring)
             .ok_or_else(|| out_of_memory("the ring", self.sizes.ring.saturating_mul(4)))?;
         let ring = AudioRing::from_storage(storage, Overflow::RejectNewest).map_err(|e| {
@@ -358,6 +386,7 @@ impl Recorder {
         if let Some(ring) = life.ring.take() {
             life.overruns_at_stop = ring.stats().dropped as u64;
         }
+        life.ring_buffer = None;
         // The ring is gone: give its bytes back; the window stays for `latest`.
         if !life.fixed.is_empty() {
             life.fixed.remove(0);
@@ -447,6 +476,12 @@ impl Recorder {
     /// [`info`](Self::info).
     pub fn source_stats(&self) -> SourceStats {
         lock(&self.source).stats()
+    }
+
+    /// The registry of the recorder's buffers (and its app's, if it gave one): counts, bytes,
+    /// ages ([`Buffers::info`]).
+    pub fn buffers(&self) -> &Arc<Buffers> {
+        &self.buffers
     }
 
     /// The monitor deciding for this recorder.

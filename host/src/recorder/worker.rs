@@ -10,6 +10,7 @@ use w4l_core::policy::Action;
 use w4l_core::sample::convert;
 
 use super::Shared;
+use crate::memory::buffers::Buffers;
 use crate::memory::monitor::{CleanupRequest, MemoryMonitor};
 use crate::ring::AudioConsumer;
 use crate::source::SourceStatus;
@@ -39,6 +40,7 @@ pub(super) struct Worker {
     pub(super) consumer: AudioConsumer,
     pub(super) shared: Arc<Shared>,
     pub(super) monitor: Arc<MemoryMonitor>,
+    pub(super) buffers: Arc<Buffers>,
     pub(super) status: Arc<SourceStatus>,
     pub(super) rate: u32,
     pub(super) channels: u16,
@@ -178,6 +180,7 @@ impl Worker {
         }
         if let Some(take) = lock(&self.shared.take).as_mut() {
             take.write(samples);
+            self.shared.note_cache(take);
         }
     }
 
@@ -196,14 +199,30 @@ impl Worker {
             .store(u32::from(report.pressure.permille), Ordering::Relaxed);
     }
 
-    /// The take's part of a cleanup: evict the oldest cached blocks (free: they are on disk;
-    /// in memory mode a counted loss), always keeping the newest one. Returns the bytes freed.
+    /// The recorder's part of a cleanup. The buffer registry chooses what to act on (lowest
+    /// priority, then oldest, among what the recorder can free): the take's cache, whose
+    /// oldest blocks are evicted (free: they are on disk; in memory mode a counted loss),
+    /// always keeping the newest one. Returns the bytes freed.
     fn act(&self, request: &CleanupRequest) -> u64 {
         if !(request.wants(Action::SpillOldestAudio) || request.wants(Action::DropOldestAudio)) {
             return 0;
         }
+        let cache = self.shared.cache_buffer.id();
+        let wanted = usize::try_from(request.wanted).unwrap_or(usize::MAX);
+        if !self
+            .buffers
+            .victims(wanted, |id| id == cache)
+            .iter()
+            .any(|(id, _)| *id == cache)
+        {
+            return 0;
+        }
         let freed = match lock(&self.shared.take).as_mut() {
-            Some(take) => take.free(request.wanted, 1),
+            Some(take) => {
+                let freed = take.free(request.wanted, 1);
+                self.shared.note_cache(take);
+                freed
+            }
             None => return 0,
         };
         if freed.bytes == 0 {

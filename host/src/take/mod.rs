@@ -129,6 +129,8 @@ pub struct TakeStats {
     pub cached_samples: u64,
     /// Blocks held in memory.
     pub cached_blocks: u64,
+    /// Bytes of memory the cached blocks are charged.
+    pub cached_bytes: u64,
     /// Samples evicted from memory that are on disk (free).
     pub evicted_samples: u64,
     /// Samples lost: evicted while not on disk, or not stored at all.
@@ -397,6 +399,7 @@ impl TakeStore {
             journaled_samples: self.journal_end(),
             cached_samples: self.cache.held_samples(),
             cached_blocks: self.cache.len() as u64,
+            cached_bytes: self.cache.held_bytes(),
             evicted_samples: self.evicted_samples,
             lost_samples: self.lost_samples,
             disk_bytes: self.journal.as_ref().map_or(0, TakeFile::bytes),
