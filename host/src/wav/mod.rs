@@ -182,13 +182,8 @@ impl std::fmt::Debug for WavOutput {
 }
 
 impl WavOutput {
-    /// Starts a WAV file for `path` (16-bit PCM, `rate` Hz, `channels` channels), as a hidden
+    /// Starts a WAV file for `path` (`rate` Hz, `channels` channels, `format`), as a hidden
     /// temporary file in the same directory.
-    pub fn create(path: &Path, rate: u32, channels: u16) -> Result<Self> {
-        Self::create_as(path, rate, channels, SampleFormat::I16)
-    }
-
-    /// Like [`create`](Self::create), in `format`.
     pub fn create_as(path: &Path, rate: u32, channels: u16, format: SampleFormat) -> Result<Self> {
         let dir = parent_dir(path);
         let name = path

@@ -1,7 +1,7 @@
 //! The input devices w4l can capture from, with what each supports: `w4l devices [--json]`.
 //!
-//! [`list_devices`] lists the devices of the backend [`Backend::Auto`] picks (PulseAudio when a
-//! server answers, else ALSA), [`list_devices_for`] those of a given one. Every entry says
+//! [`list_devices_for`] lists the devices of a backend ([`Backend::Auto`]: PulseAudio when a
+//! server answers, else ALSA). Every entry says
 //! whether it is the default input and what [`Capture::open`](crate::source::device::Capture::open)
 //! would negotiate on it without a rate or channel request. [`DeviceInfo`] and [`DeviceList`]
 //! serialize to JSON and print as text.
@@ -101,15 +101,6 @@ impl fmt::Display for DeviceList {
         }
         Ok(())
     }
-}
-
-/// The input devices of the backend `Auto` picks.
-///
-/// # Errors
-///
-/// The backend is unavailable or cannot list its devices.
-pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
-    list_devices_for(Backend::Auto).map(|l| l.devices)
 }
 
 /// The input devices of `backend` (`Auto`: PulseAudio if reachable, else ALSA).
