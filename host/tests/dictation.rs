@@ -6,46 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::{read_i16 as read_wav, signal};
 use w4l::prelude::*;
 use w4l::source::Synthetic;
 use w4l::tempfiles::ResourceManager;
 
 const RATE: u32 = 16_000;
-
-fn signal(n: usize, seed: u32) -> Vec<i16> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let sweep = ((i as f64 * 0.003).sin() * 16_000.0) as i32;
-            (sweep + (x % 4_096) as i32 - 2_048).clamp(-32_768, 32_767) as i16
-        })
-        .collect()
-}
-
-fn write_wav(path: &Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create input");
-    for &s in samples {
-        w.write_sample(s).expect("sample");
-    }
-    w.finalize().expect("finalize");
-}
-
-fn read_wav(path: &Path) -> Vec<i16> {
-    hound::WavReader::open(path)
-        .expect("open output")
-        .samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
-}
 
 /// A temp dir of the test's own for the take's journal (an app's manager).
 fn manager(dir: &Path) -> Arc<ResourceManager> {
@@ -90,7 +58,7 @@ fn the_whole_take_as_f32_equals_the_input_after_stream_file_stream() {
     let dir = tempfile::tempdir().expect("dir");
     let input = dir.path().join("in.wav");
     let samples = signal(4 * RATE as usize, 5);
-    write_wav(&input, &samples);
+    common::write_wav(&input, RATE, 1, &samples);
     let session = Dictation::new()
         .replay(&input, true)
         .budget(8 << 20)
@@ -119,7 +87,7 @@ fn an_app_with_its_own_temp_manager_loses_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let input = dir.path().join("in.wav");
     let samples = signal(20 * RATE as usize, 9);
-    write_wav(&input, &samples);
+    common::write_wav(&input, RATE, 1, &samples);
     // The app's own manager, on its own directory, handed to the session: the journal goes
     // there, and a small budget evicts memory for free.
     let temp = manager(dir.path());
@@ -145,7 +113,7 @@ fn a_journal_that_cannot_grow_is_an_event_the_app_sees() {
     let dir = tempfile::tempdir().expect("dir");
     let input = dir.path().join("in.wav");
     let samples = signal(10 * RATE as usize, 11);
-    write_wav(&input, &samples);
+    common::write_wav(&input, RATE, 1, &samples);
     // 4 KiB of disk for the journal, and memory for a second or two: audio is lost, and the
     // app is told (events, lost frames) without any log subscriber.
     let session = Dictation::new()

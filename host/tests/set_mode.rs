@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{read_i16, signal};
 use w4l::error::Result;
 use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig, RecorderState};
@@ -23,27 +26,6 @@ use w4l_core::accountant::Accountant;
 use w4l_core::sample::Sample;
 
 const RATE: u32 = 16_000;
-
-fn signal(n: usize, seed: u32) -> Vec<i16> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let sweep = ((i as f64 * 0.002).sin() * 20_000.0) as i32;
-            (sweep + (x % 8_192) as i32 - 4_096).clamp(-32_768, 32_767) as i16
-        })
-        .collect()
-}
-
-fn read_i16(path: &Path) -> Vec<i16> {
-    hound::WavReader::open(path)
-        .expect("open output")
-        .samples::<i16>()
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .expect("samples")
-}
 
 fn monitor(budget: usize) -> Arc<MemoryMonitor> {
     Arc::new(

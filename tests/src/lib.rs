@@ -53,12 +53,37 @@ pub mod bin {
             } else {
                 deps
             };
-            let bin = profile_dir.join(format!("w4l{}", std::env::consts::EXE_SUFFIX));
-            build(profile_dir, &bin);
-            assert!(bin.is_file(), "{} was not built", bin.display());
-            bin
+            built_in(profile_dir)
         })
         .clone()
+    }
+
+    /// `w4l` built with the release profile into the tests' target directory (for figures that
+    /// only a release build gives, such as peak RSS). `W4L_RELEASE_BIN` overrides it.
+    pub fn w4l_release_bin() -> PathBuf {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        BIN.get_or_init(|| {
+            if let Some(p) = std::env::var_os("W4L_RELEASE_BIN") {
+                return PathBuf::from(p);
+            }
+            let exe = std::env::current_exe().expect("the test executable's path");
+            // <target>/<profile>/deps/<test>-<hash>
+            let target = exe
+                .parent()
+                .and_then(Path::parent)
+                .and_then(Path::parent)
+                .expect("target directory");
+            built_in(&target.join("release"))
+        })
+        .clone()
+    }
+
+    /// `w4l` of the profile whose output directory is `profile_dir`, built (a no-op when fresh).
+    fn built_in(profile_dir: &Path) -> PathBuf {
+        let bin = profile_dir.join(format!("w4l{}", std::env::consts::EXE_SUFFIX));
+        build(profile_dir, &bin);
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
     }
 
     fn build(profile_dir: &Path, bin: &Path) {

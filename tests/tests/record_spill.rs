@@ -98,42 +98,6 @@ const CHANNELS: u16 = 2;
 /// Bytes per generated chunk: whole frames, deliberately not a multiple of the 64 KiB blocks.
 const CHUNK: usize = 1_048_572;
 
-/// The release `w4l`, built (once) into this test's target directory.
-fn w4l_release() -> PathBuf {
-    if let Some(p) = std::env::var_os("W4L_RELEASE_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    // <target>/<profile>/deps/<test>-<hash>
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .expect("target directory");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "w4l",
-            "--features",
-            "cli",
-            "--bin",
-            "w4l",
-        ])
-        .arg("--target-dir")
-        .arg(target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "cargo build --release -p w4l failed");
-    let bin = target.join("release").join("w4l");
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
-}
 
 /// Writes `seconds` of 48 kHz stereo 16-bit noise: one pseudo-random megabyte, repeated, each
 /// repetition starting with its own index, so a lost, repeated or reordered block shows.
@@ -308,7 +272,7 @@ fn run_measured(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Measured {
 #[test]
 fn an_hour_of_48k_stereo_runs_in_the_memory_of_a_minute() {
     let started = Instant::now();
-    let bin = w4l_release();
+    let bin = w4l_tests::bin::w4l_release_bin();
     let built = started.elapsed();
     let base = tempfile::tempdir().expect("temp dir");
     let temp = private_dir(base.path());
