@@ -249,6 +249,8 @@ impl WavOutput {
                 "free disk space and record again",
             )
         })?;
+        // An output, not a temporary file: the permissions any new file of the user gets.
+        let _ = std::fs::set_permissions(&temp, crate::tempfiles::ordinary_permissions());
         temp.persist(&path).map_err(|e| {
             Error::runtime(
                 format!(
@@ -279,12 +281,18 @@ impl WavOutput {
         } = self;
         writer.finalize().map_err(|e| write_error(&path, &e))?;
         // finalize() flushed the BufWriter; make the data durable before the rename.
-        File::open(&temp).and_then(|f| f.sync_all()).map_err(|e| {
-            Error::runtime(
-                format!("cannot write {} ({})", path.display(), io_reason(&e)),
-                "check the disk",
-            )
-        })?;
+        File::open(&temp)
+            .and_then(|f| {
+                // An output, not a temporary file: the permissions any new file gets.
+                f.set_permissions(crate::tempfiles::ordinary_permissions())?;
+                f.sync_all()
+            })
+            .map_err(|e| {
+                Error::runtime(
+                    format!("cannot write {} ({})", path.display(), io_reason(&e)),
+                    "check the disk",
+                )
+            })?;
         temp.persist(&path).map_err(|e| {
             Error::runtime(
                 format!(
