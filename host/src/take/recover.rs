@@ -212,7 +212,7 @@ impl std::fmt::Display for RecoveryReport {
 /// };
 /// let report = recover_orphans(&base.path().join("w4l"), &config)?;
 /// assert!(report.recovered.is_empty());
-/// # Ok::<(), w4l::error::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors
