@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::error::TempError;
 use super::manager::ResourceManager;
 use super::names::{PREFIX, RAND_LEN, RECORD_SUFFIX};
-use super::record::Record;
+use super::record::{Ident, Record};
 use super::registry::{Entry, Kind, Shared, delist_unmanaged, enlist_unmanaged, remove_if_present};
 use crate::units::lock;
 
@@ -59,11 +59,10 @@ pub(crate) fn track(shared: &Shared, path: &Path, kind: Kind) -> Result<u64, Tem
         .map_err(io_err)?
         .keep()
         .map_err(|e| io_err(e.error))?;
-    let ident = (meta.dev(), meta.ino());
+    let ident = Ident::of(&meta);
     let rendered = Record {
         target: target.clone(),
-        dev: ident.0,
-        ino: ident.1,
+        ident,
     }
     .render();
     if let Err(e) = file.write_all(&rendered).and_then(|()| file.sync_data()) {

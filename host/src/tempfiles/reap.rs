@@ -25,7 +25,7 @@ use super::error::TempError;
 use super::lock::{Liveness, probe_owner};
 use super::names::{Owned, journal_of_manifest, lock_name, manifest_path, parse_name};
 use super::record::Record;
-use super::registry::{remove_if_present, same_file};
+use super::registry::remove_if_present;
 
 /// A file a reap could not remove.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -223,7 +223,7 @@ fn reap_record(report: &mut ReapReport, record: &Path, uid: u32, dry_run: bool) 
         return;
     }
     if let Ok(Some(rec)) = Record::read(record)
-        && same_file(&rec.target, (rec.dev, rec.ino))
+        && rec.ident.names(&rec.target)
     {
         reap_one(report, rec.target, uid, dry_run);
     }

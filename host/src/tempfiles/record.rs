@@ -95,24 +95,65 @@ impl Manifest {
     }
 }
 
-/// A file outside the directory, as a record names it: the path, and the device and inode
-/// it had, so a different file put at the same path later is never taken for it.
+/// Which file a path named when it was recorded: its device, inode and, where the file system
+/// keeps one, birth time — so a new file that got a freed inode number is not taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ident {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    /// Birth time, nanoseconds since the epoch.
+    pub(crate) born: Option<u128>,
+}
+
+impl Ident {
+    pub(crate) fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            born: meta
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos()),
+        }
+    }
+
+    /// Whether `path` is still the regular file this names (no symbolic link followed).
+    pub(crate) fn names(&self, path: &Path) -> bool {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return false;
+        };
+        let now = Ident::of(&meta);
+        let born_same = match (self.born, now.born) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        meta.is_file() && (now.dev, now.ino) == (self.dev, self.ino) && born_same
+    }
+}
+
+/// A file outside the directory, as a record names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) target: PathBuf,
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
+    pub(crate) ident: Ident,
 }
 
 impl Record {
     pub(crate) fn render(&self) -> Vec<u8> {
-        format!(
-            "{RECORD_HEADER}\ndev={}\nino={}\npath={}\n",
-            self.dev,
-            self.ino,
+        let mut text = format!(
+            "{RECORD_HEADER}\ndev={}\nino={}\n",
+            self.ident.dev, self.ident.ino
+        );
+        if let Some(born) = self.ident.born {
+            text.push_str(&format!("born={born}\n"));
+        }
+        text.push_str(&format!(
+            "path={}\n",
             encode(self.target.as_os_str().as_bytes())
-        )
-        .into_bytes()
+        ));
+        text.into_bytes()
     }
 
     fn parse(bytes: &[u8]) -> Option<Record> {
@@ -120,19 +161,23 @@ impl Record {
         if lines.next()? != RECORD_HEADER {
             return None;
         }
-        let (mut dev, mut ino, mut target) = (None, None, None);
+        let (mut dev, mut ino, mut born, mut target) = (None, None, None, None);
         for (key, value) in lines.filter_map(|l| l.split_once('=')) {
             match key {
                 "dev" => dev = value.parse().ok(),
                 "ino" => ino = value.parse().ok(),
+                "born" => born = value.parse().ok(),
                 "path" => target = decode(value).map(|b| PathBuf::from(OsString::from_vec(b))),
                 _ => {}
             }
         }
         Some(Record {
             target: target?,
-            dev: dev?,
-            ino: ino?,
+            ident: Ident {
+                dev: dev?,
+                ino: ino?,
+                born,
+            },
         })
     }
 
@@ -234,11 +279,16 @@ mod tests {
         assert_eq!(Manifest::parse(b"something else\n"), None);
         assert_eq!(Manifest::parse(b"w4l-take 1\nrate=x\n"), None);
 
-        let r = Record {
+        let mut r = Record {
             target: odd,
-            dev: 1,
-            ino: u64::MAX,
+            ident: Ident {
+                dev: 1,
+                ino: u64::MAX,
+                born: Some(1_700_000_000_123_456_789),
+            },
         };
+        assert_eq!(Record::parse(&r.render()), Some(r.clone()));
+        r.ident.born = None;
         assert_eq!(Record::parse(&r.render()), Some(r));
         assert_eq!(Record::parse(b"w4l-record 1\ndev=1\n"), None);
         assert_eq!(decode("%4"), None);

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::Duration;
@@ -12,6 +11,7 @@ use std::time::Duration;
 use super::disk::DiskHold;
 use super::lock::LockFile;
 use super::reap::ReapReport;
+use super::record::Ident;
 use crate::units::lock;
 
 /// How long the panic and signal paths wait for a lock before giving up.
@@ -47,7 +47,7 @@ pub(crate) struct Entry {
     pub(crate) state: FileState,
     pub(crate) hold: Option<Box<dyn DiskHold>>,
     /// Device and inode of a file outside the directory: only that file is ever removed.
-    pub(crate) ident: Option<(u64, u64)>,
+    pub(crate) ident: Option<Ident>,
     /// The small file in the directory that speaks for it: a journal's manifest, an outside
     /// file's record. Removed with it.
     pub(crate) companion: Option<PathBuf>,
@@ -71,7 +71,7 @@ impl Entry {
     /// whether the file was removed.
     pub(crate) fn remove(&self) -> io::Result<bool> {
         let removed = match self.ident {
-            Some(ident) if !same_file(&self.path, ident) => false,
+            Some(ident) if !ident.names(&self.path) => false,
             _ => remove_if_present(&self.path)?,
         };
         if let Some(companion) = &self.companion {
@@ -79,11 +79,6 @@ impl Entry {
         }
         Ok(removed)
     }
-}
-
-/// Whether `path` is the regular file `ident` names (no symbolic link followed).
-pub(crate) fn same_file(path: &Path, ident: (u64, u64)) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == ident)
 }
 
 /// Removes `path`; a missing file is not an error. Returns whether it was there.
