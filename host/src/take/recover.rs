@@ -22,89 +22,22 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::tempfiles::{
-    OutsideFile, ReapFailure, ResourceManager, TakePart, UnfinishedTake, claim_orphan_takes,
-    default_dir, ordinary_permissions,
+    ReapFailure, ResourceManager, TakePart, UnfinishedTake, claim_orphan_takes, default_dir,
 };
-use crate::wav::numbered_path;
 
+mod config;
 mod place;
 mod retention;
 
+pub use config::{KEEP_BYTES_ENV, KEEP_DAYS_ENV, RecoveryConfig, default_recovered_dir};
 pub use retention::retire;
 
-/// Days a recovered take is kept (`W4L_RECOVERED_KEEP_DAYS`, default 30).
-pub const KEEP_DAYS_ENV: &str = "W4L_RECOVERED_KEEP_DAYS";
-/// Bytes the recovered-takes directory may hold (`W4L_RECOVERED_KEEP_BYTES`, default 2 GiB).
-pub const KEEP_BYTES_ENV: &str = "W4L_RECOVERED_KEEP_BYTES";
-
-/// Where recovered takes go and how long they stay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryConfig {
-    /// The recovered-takes directory (`None`: no `$XDG_DATA_HOME` or `$HOME`; then a take
-    /// without a usable intended path stays where it is).
-    pub recovered_dir: Option<PathBuf>,
-    /// Recovered takes older than this are removed.
-    pub max_age: Duration,
-    /// The directory is trimmed (oldest first) to at most this many bytes.
-    pub max_bytes: u64,
-}
-
-impl Default for RecoveryConfig {
-    fn default() -> Self {
-        Self {
-            recovered_dir: default_recovered_dir(),
-            max_age: Duration::from_secs(30 * 24 * 3600),
-            max_bytes: 2 << 30,
-        }
-    }
-}
-
-impl RecoveryConfig {
-    /// The defaults, with [`KEEP_DAYS_ENV`] and [`KEEP_BYTES_ENV`] applied.
-    ///
-    /// # Errors
-    ///
-    /// One of them is set but is not a whole number.
-    pub fn from_env() -> Result<Self> {
-        let mut config = Self::default();
-        if let Some(days) = env_number(KEEP_DAYS_ENV)? {
-            config.max_age = Duration::from_secs(days.saturating_mul(24 * 3600));
-        }
-        if let Some(bytes) = env_number(KEEP_BYTES_ENV)? {
-            config.max_bytes = bytes;
-        }
-        Ok(config)
-    }
-}
-
-fn env_number(name: &str) -> Result<Option<u64>> {
-    let Some(value) = std::env::var_os(name) else {
-        return Ok(None);
-    };
-    let value = value.to_string_lossy();
-    value.trim().parse().map(Some).map_err(|_| {
-        Error::usage(
-            format!("{name}={value:?} is not a whole number"),
-            format!("set {name} to a number like 30, or unset it"),
-        )
-    })
-}
-
-/// `$XDG_DATA_HOME/w4l/recovered`, else `$HOME/.local/share/w4l/recovered`.
-pub fn default_recovered_dir() -> Option<PathBuf> {
-    let absolute = |name| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    absolute("XDG_DATA_HOME")
-        .or_else(|| absolute("HOME").map(|h| h.join(".local").join("share")))
-        .map(|d| d.join("w4l").join("recovered"))
-}
+/// The longest header of a journal (hound's `WAVE_FORMAT_EXTENSIBLE`, 68 bytes), with room.
+const MAX_HEADER: u64 = 128;
 
 /// Where a recovered take went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -345,19 +278,14 @@ pub(crate) fn finish(
     }))
 }
 
-/// Repairs a journal's header to its last whole frame; returns (frames, rate). A journal too
-/// short to hold a header holds no audio.
+/// Repairs a journal's header to its last whole frame; returns (frames, rate). A journal no
+/// longer than a WAV header (killed before its header was complete) holds no audio.
 fn repair(part: &TakePart) -> Result<(u64, u32)> {
     match crate::wav::repair::recover(&part.journal) {
         Ok(report) => Ok((report.repair.frames(), report.repair.format.sample_rate)),
-        Err(_) if part.bytes < 4096 && !has_audio(&part.journal) => Ok((0, 0)),
+        Err(_) if part.bytes <= MAX_HEADER => Ok((0, 0)),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether a file a repair refused holds anything past a header's worth of bytes.
-fn has_audio(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.len() > 128)
 }
 
 /// The file's modification time (Unix seconds; now if unknown).
@@ -411,32 +339,6 @@ fn io_error(op: &str, path: &Path, e: &io::Error) -> Error {
         ),
         "check the permissions and free space there",
     )
-}
-
-/// Whether none of the `n` numbered files of `path` exists.
-fn free(path: &Path, n: usize) -> bool {
-    (0..n).all(|i| fs::symlink_metadata(numbered_path(path, i)).is_err())
-}
-
-/// Sets ordinary permissions on the file at `path` (a take becoming the user's file).
-fn make_ordinary(path: &Path) -> io::Result<()> {
-    fs::set_permissions(path, ordinary_permissions())
-}
-
-/// A guard for a copy on its way (see [`OutsideFile`]).
-fn guard(manager: &ResourceManager, path: &Path) -> OutsideFile {
-    OutsideFile::register_in(manager, path)
-}
-
-/// Whether this process may create files in `dir` (and it is a directory).
-fn writable_dir(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a NUL-terminated string that outlives the call; access reads it only.
-    let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
-    ok && dir.is_dir()
 }
 
 #[cfg(test)]

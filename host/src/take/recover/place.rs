@@ -4,9 +4,9 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Placement, RecoveryConfig, free, guard, io_error, make_ordinary, writable_dir};
+use super::{Placement, RecoveryConfig, io_error};
 use crate::error::{Error, Result};
-use crate::tempfiles::{ResourceManager, ordinary_permissions};
+use crate::tempfiles::{OutsideFile, ResourceManager, ordinary_permissions};
 use crate::wav::numbered_path;
 
 /// Most `-N` suffixes tried for a free name.
@@ -121,7 +121,8 @@ fn copy_no_clobber(src: &Path, dst: &Path, manager: &ResourceManager) -> io::Res
         .suffix(".wav")
         .permissions(ordinary_permissions())
         .tempfile_in(parent_dir(dst))?;
-    let _guard = guard(manager, partial.path());
+    // A kill during the copy leaves a record the next start finds.
+    let _guard = OutsideFile::register_in(manager, partial.path());
     io::copy(&mut File::open(src)?, partial.as_file_mut())?;
     partial.as_file().sync_all()?;
     match fs::hard_link(partial.path(), dst) {
@@ -144,4 +145,25 @@ fn parent_dir(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
+}
+
+/// Whether none of the `n` numbered files of `path` exists.
+fn free(path: &Path, n: usize) -> bool {
+    (0..n).all(|i| fs::symlink_metadata(numbered_path(path, i)).is_err())
+}
+
+/// Sets ordinary permissions on the file at `path` (a take becoming the user's file).
+fn make_ordinary(path: &Path) -> io::Result<()> {
+    fs::set_permissions(path, ordinary_permissions())
+}
+
+/// Whether this process may create files in `dir` (and it is a directory).
+fn writable_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated string that outlives the call; access reads it only.
+    let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+    ok && dir.is_dir()
 }
