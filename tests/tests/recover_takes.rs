@@ -212,6 +212,20 @@ fn w4l_clean_recovers_a_killed_take_instead_of_removing_it() {
     s.assert_clean();
 }
 
+#[test]
+fn any_command_recovers_a_killed_take_even_monitor() {
+    let s = Setup::new(20, 79);
+    let on_disk = kill_mid_take(&s, "file", 1);
+    let args = ["monitor", "--count", "1", "--interval", "10ms"];
+    let run = w4l_with(args, &s.env(), LIMIT).ok();
+    let recovered = assert_one_recovered(&s, on_disk);
+    assert!(
+        run.stderr.contains(&format!("to {}", recovered.display())),
+        "{run:#?}"
+    );
+    s.assert_clean();
+}
+
 /// The output on a full file system (a 1 MiB tmpfs), the take on disk: the save fails, the
 /// error says where the take is, and it is all there.
 #[test]

@@ -169,8 +169,14 @@ fn init_logging(command: &Command) {
 const AUDIO_LOST: u8 = 3;
 
 fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
-    // Every start finishes the takes killed processes left (clean and recover do it themselves).
-    if !matches!(command, Command::Clean(_) | Command::Recover(_)) {
+    // Every start finishes the takes killed processes left (clean and recover without files
+    // do it themselves).
+    let itself = match &command {
+        Command::Clean(_) => true,
+        Command::Recover(args) => args.files.is_empty(),
+        _ => false,
+    };
+    if !itself {
         recover_at_start();
     }
     let done = match command {
