@@ -6,9 +6,9 @@
 //! lives, nobody touches the file; once it is dead, the next reap removes the file — if it is
 //! still the very file recorded, never a new one at the same path — and then the record.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,7 +36,15 @@ pub(crate) fn track(shared: &Shared, path: &Path, kind: Kind) -> Result<u64, Tem
         return Err(refuse("it belongs to another user"));
     }
     let target = std::path::absolute(path).map_err(|e| refuse(&e.to_string()))?;
-    let purpose = if kind == Kind::Adopted {
+    let mut entry = Entry::new(target, kind);
+    entry.bytes = meta.len();
+    entry.ident = Some(Ident::of(&meta));
+    record(shared, entry)
+}
+
+/// Writes the record of `entry` (a file outside the directory) and registers it.
+fn record(shared: &Shared, mut entry: Entry) -> Result<u64, TempError> {
+    let purpose = if entry.kind == Kind::Adopted {
         "adopted"
     } else {
         "outside"
@@ -59,21 +67,79 @@ pub(crate) fn track(shared: &Shared, path: &Path, kind: Kind) -> Result<u64, Tem
         .map_err(io_err)?
         .keep()
         .map_err(|e| io_err(e.error))?;
-    let ident = Ident::of(&meta);
     let rendered = Record {
-        target: target.clone(),
-        ident,
+        target: entry.path.clone(),
+        ident: entry.ident,
     }
     .render();
     if let Err(e) = file.write_all(&rendered).and_then(|()| file.sync_data()) {
         let _ = fs::remove_file(&record);
         return Err(io_err(e));
     }
-    let mut entry = Entry::new(target, kind);
-    entry.bytes = meta.len();
-    entry.ident = Some(ident);
     entry.companion = Some(record);
     Ok(registry.insert(entry))
+}
+
+/// Creates the new file `<dir>/<prefix><random><suffix>` (mode `mode`; never following a link,
+/// never replacing anything) for `shared`, its record written *before* it exists, so a kill
+/// at any moment leaves nothing the next start does not find. Returns the file, its absolute
+/// path and the entry's id.
+fn create_recorded(
+    shared: &Shared,
+    dir: &Path,
+    (prefix, suffix): (&str, &str),
+    mode: u32,
+) -> io::Result<(File, PathBuf, u64)> {
+    let dir = std::path::absolute(dir)?;
+    for _ in 0..CREATE_ATTEMPTS {
+        let path = dir.join(format!("{prefix}{}{suffix}", random_name()));
+        let id =
+            record(shared, Entry::new(path.clone(), Kind::Outside)).map_err(io::Error::other)?;
+        match new_file(&path, mode) {
+            Ok(file) => return Ok((file, path, id)),
+            Err(e) => {
+                untrack(shared, id, false);
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Err(io::Error::from(io::ErrorKind::AlreadyExists))
+}
+
+/// Names tried by [`create_recorded`] before it gives up.
+const CREATE_ATTEMPTS: u32 = 16;
+
+/// Creates `path` exclusively, without following a link.
+fn new_file(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// [`RAND_LEN`] random letters and digits (`O_EXCL` settles any collision).
+fn random_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let mut bits = hasher.finish();
+    (0..RAND_LEN)
+        .map(|_| {
+            let c = ALPHABET.get((bits % 62) as usize).copied().unwrap_or(b'x');
+            bits /= 62;
+            char::from(c)
+        })
+        .collect()
 }
 
 /// Takes entry `id` off `shared`'s list and removes its record; the file itself only if
@@ -127,17 +193,18 @@ impl Drop for Adopted {
     }
 }
 
-/// Keeps an unfinished file w4l writes outside its temporary directory (an output's hidden
-/// temporary beside `-o`, a copy on its way) on the lists of files to remove if the process
-/// ends before the file is done: by a signal or a panic (which run no destructors) through
-/// [`crate::tempfiles::cleanup_all`], or by a kill, through a record the next start finds.
-/// Dropping the guard forgets the file without removing it (its owner renamed or removed it).
+/// An unfinished file w4l writes outside its temporary directory (an output's hidden temporary
+/// beside `-o`, a copy on its way), created by [`OutsideFile::create`] and removed if the
+/// process ends before the file is done: by a signal or a panic (which run no destructors)
+/// through [`crate::tempfiles::cleanup_all`], or, after a kill, by the next start, through a
+/// record written before the file existed. Dropping the guard forgets the file without removing
+/// it (its owner renamed or removed it).
 ///
 /// ```
+/// use w4l::tempfiles::OutsideFile;
+///
 /// let dir = tempfile::tempdir()?;
-/// let path = dir.path().join(".out.wav.w4l-tmp");
-/// std::fs::write(&path, b"unfinished")?;
-/// let guard = w4l::tempfiles::OutsideFile::register(&path);
+/// let (_file, path, guard) = OutsideFile::create(dir.path(), (".out.wav.", ".w4l-tmp"), 0o600)?;
 /// w4l::tempfiles::cleanup_all();
 /// assert!(!path.exists());
 /// drop(guard);
@@ -152,50 +219,71 @@ pub struct OutsideFile {
 }
 
 impl OutsideFile {
-    /// Puts `path` on the lists, with its record in the directory of
-    /// [`ResourceManager::shared`]. Without a usable directory, only a signal or a panic
-    /// removes it.
-    pub fn register(path: &Path) -> Self {
+    /// Creates the new file `<dir>/<prefix><random><suffix>` (`name` is `(prefix, suffix)`)
+    /// with `mode`, recorded in the directory of [`ResourceManager::shared`]. Without a usable
+    /// directory, only a signal or a panic removes it. Returns the file, its absolute path
+    /// and the guard.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be created.
+    pub fn create(dir: &Path, name: (&str, &str), mode: u32) -> io::Result<(File, PathBuf, Self)> {
         match ResourceManager::shared() {
             Ok(manager) => {
-                let mut guard = Self::register_with(manager.inner(), path);
+                let (file, path, mut guard) = Self::create_with(manager.inner(), dir, name, mode)?;
                 guard._manager = Some(manager);
-                guard
+                Ok((file, path, guard))
             }
             Err(e) => {
-                tracing::debug!("{} is not recorded for after a crash: {e}", path.display());
-                Self::unmanaged(path)
+                tracing::debug!(
+                    "a file in {} is not recorded for after a crash: {e}",
+                    dir.display()
+                );
+                let path = std::path::absolute(dir)?.join(format!(
+                    "{}{}{}",
+                    name.0,
+                    random_name(),
+                    name.1
+                ));
+                let file = new_file(&path, mode)?;
+                enlist_unmanaged(&path);
+                let guard = Self {
+                    path: path.clone(),
+                    tracked: None,
+                    _manager: None,
+                };
+                Ok((file, path, guard))
             }
         }
     }
 
-    /// Puts `path` on the lists of `manager` (its record in `manager`'s directory).
-    pub fn register_in(manager: &ResourceManager, path: &Path) -> Self {
-        Self::register_with(manager.inner(), path)
+    /// Like [`create`](Self::create), recorded in `manager`'s directory.
+    ///
+    /// # Errors
+    ///
+    /// The file or its record cannot be created.
+    pub fn create_in(
+        manager: &ResourceManager,
+        dir: &Path,
+        name: (&str, &str),
+        mode: u32,
+    ) -> io::Result<(File, PathBuf, Self)> {
+        Self::create_with(manager.inner(), dir, name, mode)
     }
 
-    /// Puts `path` on the lists of the manager behind `shared`.
-    pub(crate) fn register_with(shared: &Arc<Shared>, path: &Path) -> Self {
-        match track(shared, path, Kind::Outside) {
-            Ok(id) => Self {
-                path: path.to_path_buf(),
-                tracked: Some((Arc::clone(shared), id)),
-                _manager: None,
-            },
-            Err(e) => {
-                tracing::debug!("{} is not recorded for after a crash: {e}", path.display());
-                Self::unmanaged(path)
-            }
-        }
-    }
-
-    fn unmanaged(path: &Path) -> Self {
-        enlist_unmanaged(path);
-        Self {
-            path: path.to_path_buf(),
-            tracked: None,
+    pub(crate) fn create_with(
+        shared: &Arc<Shared>,
+        dir: &Path,
+        name: (&str, &str),
+        mode: u32,
+    ) -> io::Result<(File, PathBuf, Self)> {
+        let (file, path, id) = create_recorded(shared, dir, name, mode)?;
+        let guard = Self {
+            path: path.clone(),
+            tracked: Some((Arc::clone(shared), id)),
             _manager: None,
-        }
+        };
+        Ok((file, path, guard))
     }
 }
 

@@ -179,56 +179,41 @@ impl TempFile {
                     .map_err(|source| failed(io_err("sync the directory of", source), None))
             }
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => self.persist_by_copy(to),
-            Err(source) => {
-                let _ = self.file.set_permissions(Permissions::from_mode(0o600));
-                Err(failed(io_err("move the recording to", source), Some(self)))
-            }
+            Err(source) => Err(self.not_persisted(io_err("move the recording to", source))),
         }
     }
 
     /// [`TempFile::persist`] across file systems: the copy is registered (and recorded in the
-    /// directory), so a signal, a panic or a kill during the copy leaves nothing behind.
+    /// directory before it exists), so a signal, a panic or a kill during the copy leaves
+    /// nothing behind.
     fn persist_by_copy(mut self, to: &Path) -> Result<(), PersistError> {
         let io_err = |op, source| TempError::Io {
             op,
             path: to.to_path_buf(),
             source,
         };
-        let partial = tempfile::Builder::new()
-            .prefix(".w4l-partial-")
-            .suffix(".wav")
-            .permissions(ordinary_permissions())
-            .tempfile_in(parent_dir(to));
-        let mut partial = match partial {
-            Ok(partial) => partial,
-            Err(source) => {
-                let _ = self.file.set_permissions(Permissions::from_mode(0o600));
-                return Err(PersistError {
-                    error: io_err("create a file beside", source),
-                    file: Some(self),
-                });
-            }
-        };
-        let guard = OutsideFile::register_with(&self.shared, partial.path());
+        let name = (".w4l-partial-", ".wav");
+        let mode = ordinary_permissions().mode();
+        let (mut partial, partial_path, guard) =
+            match OutsideFile::create_with(&self.shared, parent_dir(to), name, mode) {
+                Ok(created) => created,
+                Err(source) => {
+                    return Err(self.not_persisted(io_err("create a file beside", source)));
+                }
+            };
         let copied = self
             .file
             .seek(SeekFrom::Start(0))
-            .and_then(|_| io::copy(&mut self.file, partial.as_file_mut()))
-            .and_then(|_| partial.as_file().sync_all());
+            .and_then(|_| io::copy(&mut self.file, &mut partial))
+            .and_then(|_| partial.sync_all());
         let result = match copied {
-            Ok(()) => partial
-                .persist(to)
-                .map(drop)
-                .map_err(|e| io_err("move the recording to", e.error)),
+            Ok(()) => fs::rename(&partial_path, to).map_err(|e| io_err("move the recording to", e)),
             Err(source) => Err(io_err("copy the recording to", source)),
         };
         if let Err(error) = result {
+            let _ = fs::remove_file(&partial_path);
             drop(guard);
-            let _ = self.file.set_permissions(Permissions::from_mode(0o600));
-            return Err(PersistError {
-                error,
-                file: Some(self),
-            });
+            return Err(self.not_persisted(error));
         }
         // `to` holds the recording now: the manifest goes first (a kill from here on leaves no
         // take to recover twice), then the record of the copy, then the temporary file.
@@ -240,6 +225,15 @@ impl TempFile {
             error: io_err("sync the directory of", source),
             file: None,
         })
+    }
+
+    /// A persist that did not reach its destination: the file, private again, comes back.
+    fn not_persisted(self, error: TempError) -> PersistError {
+        let _ = self.file.set_permissions(Permissions::from_mode(0o600));
+        PersistError {
+            error,
+            file: Some(self),
+        }
     }
 }
 

@@ -223,7 +223,7 @@ fn reap_record(report: &mut ReapReport, record: &Path, uid: u32, dry_run: bool) 
         return;
     }
     if let Ok(Some(rec)) = Record::read(record)
-        && rec.ident.names(&rec.target)
+        && rec.names_target()
     {
         reap_one(report, rec.target, uid, dry_run);
     }

@@ -133,21 +133,33 @@ impl Ident {
     }
 }
 
-/// A file outside the directory, as a record names it.
+/// A file outside the directory, as a record names it. A file w4l creates is recorded before it
+/// exists, so without an [`Ident`]: its random name, and the checks of the reaper (a regular
+/// file of this user), are what make it w4l's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) target: PathBuf,
-    pub(crate) ident: Ident,
+    pub(crate) ident: Option<Ident>,
+}
+
+impl Record {
+    /// Whether `target` is (still) the file recorded.
+    pub(crate) fn names_target(&self) -> bool {
+        match &self.ident {
+            Some(ident) => ident.names(&self.target),
+            None => fs::symlink_metadata(&self.target).is_ok_and(|m| m.is_file()),
+        }
+    }
 }
 
 impl Record {
     pub(crate) fn render(&self) -> Vec<u8> {
-        let mut text = format!(
-            "{RECORD_HEADER}\ndev={}\nino={}\n",
-            self.ident.dev, self.ident.ino
-        );
-        if let Some(born) = self.ident.born {
-            text.push_str(&format!("born={born}\n"));
+        let mut text = format!("{RECORD_HEADER}\n");
+        if let Some(ident) = &self.ident {
+            text.push_str(&format!("dev={}\nino={}\n", ident.dev, ident.ino));
+            if let Some(born) = ident.born {
+                text.push_str(&format!("born={born}\n"));
+            }
         }
         text.push_str(&format!(
             "path={}\n",
@@ -171,13 +183,13 @@ impl Record {
                 _ => {}
             }
         }
+        let ident = match (dev, ino) {
+            (Some(dev), Some(ino)) => Some(Ident { dev, ino, born }),
+            _ => None,
+        };
         Some(Record {
             target: target?,
-            ident: Ident {
-                dev: dev?,
-                ino: ino?,
-                born,
-            },
+            ident,
         })
     }
 
@@ -281,14 +293,16 @@ mod tests {
 
         let mut r = Record {
             target: odd,
-            ident: Ident {
+            ident: Some(Ident {
                 dev: 1,
                 ino: u64::MAX,
                 born: Some(1_700_000_000_123_456_789),
-            },
+            }),
         };
         assert_eq!(Record::parse(&r.render()), Some(r.clone()));
-        r.ident.born = None;
+        r.ident = r.ident.map(|i| Ident { born: None, ..i });
+        assert_eq!(Record::parse(&r.render()), Some(r.clone()));
+        r.ident = None;
         assert_eq!(Record::parse(&r.render()), Some(r));
         assert_eq!(Record::parse(b"w4l-record 1\ndev=1\n"), None);
         assert_eq!(decode("%4"), None);

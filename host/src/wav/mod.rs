@@ -195,21 +195,21 @@ impl WavOutput {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "output".into());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".w4l-tmp")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                Error::runtime(
-                    format!("cannot create {} ({})", path.display(), io_reason(&e)),
-                    "pass -o with a path in a writable directory",
-                )
-            })?;
-        let (file, temp) = temp.into_parts();
+        let cannot_create = |e: std::io::Error| {
+            Error::runtime(
+                format!("cannot create {} ({})", path.display(), io_reason(&e)),
+                "pass -o with a path in a writable directory",
+            )
+        };
+        // Recorded before it exists: a kill leaves nothing the next start does not remove.
+        let hidden = (format!(".{name}."), ".w4l-tmp");
+        let (file, temp, _outside) =
+            crate::tempfiles::OutsideFile::create(dir, (&hidden.0, hidden.1), 0o600)
+                .map_err(cannot_create)?;
+        let temp = tempfile::TempPath::try_from_path(temp).map_err(cannot_create)?;
         let spec = format.spec(rate, channels);
         let writer =
             hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| write_error(path, &e))?;
-        let _outside = crate::tempfiles::OutsideFile::register(&temp);
         Ok(Self {
             writer,
             temp,

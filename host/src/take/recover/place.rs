@@ -2,6 +2,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Placement, RecoveryConfig, io_error};
@@ -113,30 +114,21 @@ fn rename_if_free(src: &Path, dst: &Path) -> io::Result<()> {
     fs::rename(src, dst)
 }
 
-/// Copies `src` to a hidden file beside `dst` (guarded: a kill leaves nothing the next start
-/// does not remove), syncs it, gives it the name `dst`, then removes `src`.
+/// Copies `src` to a hidden file beside `dst` (recorded before it exists: a kill leaves
+/// nothing the next start does not remove), syncs it, gives it the name `dst`, then removes
+/// `src`.
 fn copy_no_clobber(src: &Path, dst: &Path, manager: &ResourceManager) -> io::Result<()> {
-    let mut partial = tempfile::Builder::new()
-        .prefix(".w4l-partial-")
-        .suffix(".wav")
-        .permissions(ordinary_permissions())
-        .tempfile_in(parent_dir(dst))?;
-    // A kill during the copy leaves a record the next start finds.
-    let _guard = OutsideFile::register_in(manager, partial.path());
-    io::copy(&mut File::open(src)?, partial.as_file_mut())?;
-    partial.as_file().sync_all()?;
-    match fs::hard_link(partial.path(), dst) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
-        Err(_) => {
-            let (_, path) = partial.keep().map_err(|e| e.error)?;
-            return rename_if_free(&path, dst)
-                .or_else(|e| fs::remove_file(&path).and(Err(e)))
-                .and_then(|()| fs::remove_file(src));
-        }
-    }
-    drop(partial);
-    fs::remove_file(src)
+    let name = (".w4l-partial-", ".wav");
+    let mode = ordinary_permissions().mode();
+    let (mut partial, path, _guard) = OutsideFile::create_in(manager, parent_dir(dst), name, mode)?;
+    let placed = io::copy(&mut File::open(src)?, &mut partial)
+        .and_then(|_| partial.sync_all())
+        .and_then(|()| match fs::hard_link(&path, dst) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => rename_if_free(&path, dst),
+            linked => linked,
+        });
+    let _ = fs::remove_file(&path);
+    placed.and_then(|()| fs::remove_file(src))
 }
 
 /// The directory holding `path` (`.` for a bare file name).
