@@ -12,7 +12,7 @@
 //!
 //! # Where the files live
 //!
-//! On a disk ([`dirs`](default_dir)): `$W4L_TEMP_DIR` if set (honoured wherever it points, then
+//! On a disk ([`default_dir`]): `$W4L_TEMP_DIR` if set (honoured wherever it points, then
 //! [`ResourceManager::is_ram_backed`] says whether it is RAM), else `$XDG_CACHE_HOME/w4l`, else
 //! `~/.cache/w4l`, else `<tmp>/w4l-<uid>`, each only if it is not a tmpfs or ramfs. The
 //! directory is created with mode 0700; an existing one is used only if it is a real directory
