@@ -67,8 +67,7 @@ struct Dirs {
 impl Dirs {
     fn new() -> Dirs {
         let base = tempfile::tempdir().expect("test dir");
-        let manager =
-            Arc::new(ResourceManager::with_dir(base.path().join("w4l")).expect("manager"));
+        let manager = ResourceManager::open(base.path().join("w4l")).expect("manager");
         Dirs { base, manager }
     }
 
@@ -261,6 +260,7 @@ fn take_file(d: &Dirs, accountant: Arc<Accountant>, channels: u16) -> TakeFile {
             format: SampleFormat::I16,
             max_data_bytes: w4l::wav::WAV_DATA_LIMIT,
             purpose: "take",
+            output: None,
         },
     )
 }
@@ -340,6 +340,7 @@ fn dropping_an_unsaved_take_removes_its_files_and_gives_the_disk_back() {
             format: SampleFormat::I16,
             max_data_bytes: 1_000,
             purpose: "spill",
+            output: None,
         },
     );
     file.write(&signal(RATE as usize, 1, 6)).expect("write");
@@ -354,21 +355,15 @@ fn dropping_an_unsaved_take_removes_its_files_and_gives_the_disk_back() {
 fn a_file_with_its_own_ledger_is_charged_there_only() {
     use std::io::Write;
     let d = Dirs::new();
-    let managers = Arc::new(Accountant::new(1 << 20, 1 << 20));
+    let theirs = Arc::new(Accountant::new(1 << 20, 1 << 20));
     let mine = Arc::new(Accountant::new(1 << 20, 1 << 20));
-    d.manager.set_accountant(managers.clone()).expect("ledger");
-    let mut file = d
-        .manager
-        .create_charged("spill", &mine.clone())
-        .expect("create");
+    let mut other = d.manager.create_charged("spill", &theirs).expect("create");
+    other.write_all(&[0; 1000]).expect("write");
+    let mut file = d.manager.create_charged("spill", &mine).expect("create");
     file.write_all(&[0; 3000]).expect("write");
-    assert_eq!((mine.disk_used(), managers.disk_used()), (3000, 0));
-    // A new manager-wide ledger leaves the file where it is charged.
-    let other = Arc::new(Accountant::new(1 << 20, 1 << 20));
-    d.manager.set_accountant(other.clone()).expect("ledger");
-    assert_eq!((mine.disk_used(), other.disk_used()), (3000, 0));
+    assert_eq!((mine.disk_used(), theirs.disk_used()), (3000, 1000));
     drop(file);
-    assert_eq!(mine.disk_used(), 0);
+    assert_eq!((mine.disk_used(), theirs.disk_used()), (0, 1000));
 }
 
 #[test]

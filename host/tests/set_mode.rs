@@ -117,7 +117,7 @@ fn wait_for(rec: &Recorder, frames: u64) {
 #[test]
 fn switching_back_and_forth_loses_and_duplicates_nothing() {
     let base = tempfile::tempdir().expect("dir");
-    let manager = Arc::new(ResourceManager::with_dir(base.path().join("w4l")).expect("manager"));
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("manager");
     let samples = signal(14 * RATE as usize + 77, 1);
     let (gate, tx) = Gate::new();
     // 300 KiB: ring 32 KiB, window 31.25 KiB, the rest for 64 KiB blocks (about 2 s each):
@@ -211,7 +211,7 @@ fn switching_back_and_forth_loses_and_duplicates_nothing() {
 #[test]
 fn switching_while_a_real_time_replay_runs_keeps_the_take_whole() {
     let base = tempfile::tempdir().expect("dir");
-    let manager = Arc::new(ResourceManager::with_dir(base.path().join("w4l")).expect("manager"));
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("manager");
     let input = base.path().join("in.wav");
     let samples = signal(3 * 2 * RATE as usize, 2);
     {

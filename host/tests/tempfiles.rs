@@ -147,7 +147,7 @@ fn child_process() {
     match mode.as_str() {
         // Holds its lock with one take in progress and one finished spill file.
         "hold" => {
-            let manager = ResourceManager::with_dir(&dir).expect("open");
+            let manager = ResourceManager::open(&dir).expect("open");
             let mut take = manager.create("take").expect("create");
             take.write_all(&[1; 1000]).expect("write");
             let mut spill = manager.create("spill").expect("create");
@@ -162,7 +162,7 @@ fn child_process() {
                 w4l::tempfiles::signals::OnSignal::CleanupAndExit,
             )
             .expect("install");
-            let manager = ResourceManager::with_dir(&dir).expect("open");
+            let manager = ResourceManager::open(&dir).expect("open");
             let mut take = manager.create("take").expect("create");
             take.write_all(&[1; 100]).expect("write");
             ready(&[take.path().to_path_buf()]);
@@ -174,7 +174,7 @@ fn child_process() {
                 w4l::tempfiles::signals::OnSignal::NotifyFirst,
             )
             .expect("install");
-            let manager = ResourceManager::with_dir(&dir).expect("open");
+            let manager = ResourceManager::open(&dir).expect("open");
             let mut take = manager.create("take").expect("create");
             ready(&[take.path().to_path_buf()]);
             while signals.received().is_none() {
@@ -191,7 +191,7 @@ fn child_process() {
         // remove it.
         "panic" => {
             w4l::tempfiles::signals::install_panic_cleanup();
-            let manager = ResourceManager::with_dir(&dir).expect("open");
+            let manager = ResourceManager::open(&dir).expect("open");
             let take = manager.create("take").expect("create");
             let path = take.path().to_path_buf();
             std::mem::forget(take);
@@ -212,7 +212,7 @@ fn child_process() {
         }
         // After an emergency cleanup no new file can be created.
         "closed" => {
-            let manager = ResourceManager::with_dir(&dir).expect("open");
+            let manager = ResourceManager::open(&dir).expect("open");
             let take = manager.create("take").expect("create");
             let report = w4l::tempfiles::cleanup_all();
             assert_eq!(report.files, vec![take.path().to_path_buf()]);
@@ -232,7 +232,7 @@ fn child_process() {
 fn directory_is_0700_files_are_0600_and_named_for_the_process() {
     let base = base();
     let dir = base.path().join("w4l");
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     assert_eq!(mode(&dir), 0o700);
 
     let take = manager.create("take").expect("create");
@@ -259,7 +259,7 @@ fn directory_is_0700_files_are_0600_and_named_for_the_process() {
 #[test]
 fn invalid_purposes_are_refused() {
     let base = base();
-    let manager = ResourceManager::with_dir(base.path().join("w4l")).expect("open");
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("open");
     for purpose in [
         "",
         "Take",
@@ -283,7 +283,7 @@ fn unsafe_existing_directories_are_refused() {
     fs::set_permissions(&real, fs::Permissions::from_mode(0o700)).unwrap();
     let link = base.path().join("link");
     symlink(&real, &link).unwrap();
-    let err = ResourceManager::with_dir(&link).expect_err("symlink");
+    let err = ResourceManager::open(&link).expect_err("symlink");
     assert!(err.to_string().contains("symbolic link"), "{err}");
     assert!(!err.to_string().contains('\n'));
     assert!(
@@ -295,13 +295,13 @@ fn unsafe_existing_directories_are_refused() {
     let open = base.path().join("open");
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
-    let err = ResourceManager::with_dir(&open).expect_err("0755");
+    let err = ResourceManager::open(&open).expect_err("0755");
     assert!(err.to_string().contains("755"), "{err}");
 
     // Not a directory.
     let file = base.path().join("file");
     fs::write(&file, b"x").unwrap();
-    let err = ResourceManager::with_dir(&file).expect_err("file");
+    let err = ResourceManager::open(&file).expect_err("file");
     assert!(err.to_string().contains("not a directory"), "{err}");
 
     // Someone else's (only root can make one to test with).
@@ -310,24 +310,42 @@ fn unsafe_existing_directories_are_refused() {
         fs::create_dir(&theirs).unwrap();
         fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::chown(&theirs, Some(12345), Some(12345)).unwrap();
-        let err = ResourceManager::with_dir(&theirs).expect_err("foreign owner");
+        let err = ResourceManager::open(&theirs).expect_err("foreign owner");
         assert!(err.to_string().contains("owned by uid 12345"), "{err}");
     }
 
     // Missing parent.
-    let err = ResourceManager::with_dir(base.path().join("no/such")).expect_err("no parent");
+    let err = ResourceManager::open(base.path().join("no/such")).expect_err("no parent");
     assert!(matches!(err, TempError::Dir { .. }), "{err}");
 }
 
 #[test]
-fn a_second_manager_on_the_same_directory_is_refused() {
+fn a_second_open_of_the_same_directory_shares_the_manager() {
     let base = base();
     let dir = base.path().join("w4l");
-    let first = ResourceManager::with_dir(&dir).expect("open");
-    let err = ResourceManager::with_dir(&dir).expect_err("second");
-    assert!(matches!(err, TempError::AlreadyOpen { .. }), "{err}");
+    let first = ResourceManager::open(&dir).expect("open");
+    // Under another name for the same directory, too.
+    let alias = base.path().join("alias");
+    symlink(base.path(), &alias).unwrap();
+    let second = ResourceManager::open(alias.join("w4l")).expect("second open");
+    assert!(Arc::ptr_eq(&first, &second));
+    // Files created through either are one set: one lock file, two files.
+    let a = first.create("take").expect("create");
+    let b = second.create("scratch").expect("create");
+    assert_eq!(first.files().len(), 2);
+    assert_eq!(names(&dir).len(), 3, "{:?}", names(&dir));
+    drop((a, b));
+    // The last holder closes it; a new open makes a new one.
     drop(first);
-    ResourceManager::with_dir(&dir).expect("reopen after drop");
+    assert_eq!(
+        names(&dir).len(),
+        1,
+        "the lock stays while one holder is left"
+    );
+    drop(second);
+    assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+    let again = ResourceManager::open(&dir).expect("reopen after drop");
+    assert!(again.files().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,7 +356,7 @@ fn a_second_manager_on_the_same_directory_is_refused() {
 fn dropping_the_manager_removes_files_and_lock_even_with_handles_alive() {
     let base = base();
     let dir = base.path().join("w4l");
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     let mut a = manager.create("take").expect("create");
     a.write_all(&[0; 4096]).unwrap();
     let b = manager.create("spill").expect("create");
@@ -358,7 +376,7 @@ fn dropping_the_manager_removes_files_and_lock_even_with_handles_alive() {
 fn dropping_a_file_removes_it_and_cleanup_removes_the_rest() {
     let base = base();
     let dir = base.path().join("w4l");
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     let a = manager.create("take").expect("create");
     let a_path = a.path().to_path_buf();
     drop(a);
@@ -398,7 +416,7 @@ fn emergency_cleanup_closes_the_manager() {
 fn files_of_a_live_process_survive_and_a_killed_ones_are_reaped() {
     let base = base();
     let dir = base.path().join("w4l");
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     let mut spawned = spawn_child("hold", &dir);
     let files = spawned.files.clone();
     let child = &mut spawned.child;
@@ -471,7 +489,7 @@ fn a_new_manager_reaps_orphans_at_start() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap the zombie");
 
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     let mut reaped = manager.startup_report().files.clone();
     reaped.sort();
     let mut expected = files.clone();
@@ -490,7 +508,7 @@ fn files_left_by_an_earlier_process_with_our_pid_are_reaped() {
     let stale = dir.join(format!("w4l-{}-take-AbCdEf0123.wav", std::process::id()));
     fs::write(&stale, [0u8; 64]).unwrap();
     fs::write(dir.join(format!("w4l-{}.lock", std::process::id())), b"").unwrap();
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     assert_eq!(manager.startup_report().files, vec![stale.clone()]);
     assert!(!stale.exists());
     // Our own registered files are never reaped.
@@ -510,7 +528,7 @@ fn symlinks_foreign_names_and_other_entries_are_never_touched() {
     let lock_target = outside.join("lock-target");
     fs::write(&lock_target, b"lock").unwrap();
 
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
 
     // A symlink with a valid temporary-file name of a dead pid, pointing outside.
     let link = dir.join("w4l-99991-take-AAAAAAAAAA.wav");
@@ -578,7 +596,7 @@ fn symlinks_foreign_names_and_other_entries_are_never_touched() {
 
     // The same holds on drop and at the next start.
     drop(manager);
-    let again = ResourceManager::with_dir(&dir).expect("reopen");
+    let again = ResourceManager::open(&dir).expect("reopen");
     assert!(again.startup_report().files.is_empty());
     assert_eq!(fs::read(&target).unwrap(), b"precious");
     assert_eq!(fs::read(&guarded).unwrap(), b"guarded");
@@ -587,7 +605,7 @@ fn symlinks_foreign_names_and_other_entries_are_never_touched() {
 #[test]
 fn memory_pressure_reap_spares_the_take_in_progress() {
     let base = base();
-    let manager = ResourceManager::with_dir(base.path().join("w4l")).expect("open");
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("open");
     let mut take = manager.create("take").expect("create");
     take.write_all(&[1; 2048]).unwrap();
     let mut spill = manager.create("spill").expect("create");
@@ -613,18 +631,21 @@ fn memory_pressure_reap_spares_the_take_in_progress() {
 #[test]
 fn disk_bytes_are_charged_to_the_accountant() {
     let base = base();
-    let manager = ResourceManager::with_dir(base.path().join("w4l")).expect("open");
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("open");
     let accountant = Arc::new(Accountant::new(0, 10_000));
 
-    // A file open before the accountant is plugged in is charged too.
-    let mut early = manager.create("spill").expect("create");
+    // An uncharged file costs the accountant nothing.
+    let mut free = manager.create("scratch").expect("create");
+    free.write_all(&[0; 500]).unwrap();
+    assert_eq!(accountant.disk_used(), 0);
+
+    let mut early = manager
+        .create_charged("spill", &accountant)
+        .expect("create");
     early.write_all(&[0; 1000]).unwrap();
-    manager
-        .set_accountant(Arc::clone(&accountant))
-        .expect("plug in");
     assert_eq!(accountant.disk_used(), 1000);
 
-    let mut take = manager.create("take").expect("create");
+    let mut take = manager.create_charged("take", &accountant).expect("create");
     take.write_all(&[0; 4000]).unwrap();
     assert_eq!(accountant.disk_used(), 5000);
     assert_eq!(take.size(), 4000);
@@ -651,11 +672,9 @@ fn disk_bytes_are_charged_to_the_accountant() {
 #[test]
 fn a_wav_written_through_hound_persists_intact() {
     let base = base();
-    let manager = ResourceManager::with_dir(base.path().join("w4l")).expect("open");
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("open");
     let accountant = Arc::new(Accountant::new(0, 1 << 20));
-    manager.set_accountant(Arc::clone(&accountant)).unwrap();
-
-    let mut take = manager.create("take").expect("create");
+    let mut take = manager.create_charged("take", &accountant).expect("create");
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 16_000,
@@ -692,7 +711,7 @@ fn a_wav_written_through_hound_persists_intact() {
 #[test]
 fn persist_failure_returns_the_file() {
     let base = base();
-    let manager = ResourceManager::with_dir(base.path().join("w4l")).expect("open");
+    let manager = ResourceManager::open(base.path().join("w4l")).expect("open");
     let mut take = manager.create("take").expect("create");
     take.write_all(b"data").unwrap();
     let err = take
@@ -715,7 +734,7 @@ fn persist_across_filesystems_copies() {
         return;
     };
     let base = base();
-    let manager = ResourceManager::with_dir(shm_base.path().join("w4l")).expect("open");
+    let manager = ResourceManager::open(shm_base.path().join("w4l")).expect("open");
     let mut take = manager.create("take").expect("create");
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     take.write_all(&payload).unwrap();
@@ -808,7 +827,7 @@ fn reap_dir_cleans_without_a_manager_and_respects_live_ones() {
         "a dry run on a missing directory creates nothing"
     );
 
-    let manager = ResourceManager::with_dir(&dir).expect("open");
+    let manager = ResourceManager::open(&dir).expect("open");
     let mut take = manager.create("take").expect("create");
     take.write_all(&[0; 10]).unwrap();
     let orphan = dir.join("w4l-99994-take-FFFFFFFFFF.wav");

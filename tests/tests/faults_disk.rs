@@ -159,24 +159,35 @@ fn disk_full_in_file_mode_keeps_the_take_in_memory_and_loses_nothing() {
 }
 
 /// Stream mode, the output directory is the small one: writing the take fails part-way. One
-/// error line, and what fitted is a valid WAV file holding the take's start.
+/// error line saying where the take is kept instead (the recovered-takes directory), the whole
+/// take there, and nothing partial at the output.
 #[test]
-fn disk_full_in_stream_mode_finalizes_the_output_up_to_the_last_good_sample() {
+fn disk_full_in_stream_mode_keeps_the_whole_take_and_says_where() {
     let base = tempfile::tempdir().expect("temp dir");
     let temp = private_dir(base.path());
     let small = Small::new(&base.path().join("small"));
     let (input, samples) = input(base.path(), 10, 32);
     let output = small.dir.join("take.wav");
-    let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+    let data = base.path().join("data");
+    let env = [
+        ("W4L_TEMP_DIR", temp.to_str().expect("utf-8")),
+        ("XDG_DATA_HOME", data.to_str().expect("utf-8")),
+    ];
     let run = small.run(&record_args(&input, &output, &[]), &env);
     assert_disk_full_error(&run);
-
-    let (_, back) = read_wav_i16(&output);
-    let n = assert_prefix(&back, &samples);
+    let kept = fs::read_dir(data.join("w4l/recovered"))
+        .expect("the recovered-takes directory")
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .expect("the take was kept");
     assert!(
-        n as u64 * 2 >= SMALL * 3 / 4,
-        "only {n} samples of a {SMALL}-byte disk reached the output"
+        run.stderr
+            .contains(&format!("the take is safe in {}", kept.display())),
+        "{run:#?}"
     );
+    assert_eq!(read_wav_i16(&kept).1, samples);
+    assert!(!output.exists());
     assert_no_leftovers(&temp, &[]);
     assert_no_leftovers(&small.dir, &[]);
 }

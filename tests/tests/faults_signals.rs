@@ -7,7 +7,8 @@
 //! signal is in the output (a graceful stop) or in the killed take's temporary file (SIGKILL,
 //! readable as it lies thanks to the header checkpoints, and in full after `w4l recover`); and
 //! that no w4l file is left behind once the process is gone (graceful stop) or once the next
-//! `w4l` start or `w4l clean` has reaped the orphans (SIGKILL). Each test has its own temporary
+//! `w4l` start or `w4l clean` has recovered the killed take into a WAV file under
+//! `XDG_DATA_HOME` (SIGKILL). Each test has its own temporary
 //! directory (`W4L_TEMP_DIR`); symbolic links planted there are never followed or removed.
 
 use std::fs;
@@ -37,6 +38,8 @@ struct Take {
     input: PathBuf,
     output: PathBuf,
     samples: Vec<i16>,
+    /// `XDG_DATA_HOME` for w4l: killed takes are recovered under it.
+    data: String,
 }
 
 impl Take {
@@ -48,17 +51,32 @@ impl Take {
         write_wav_i16(&input, RATE, CHANNELS, &samples);
         let output = base.path().join("out").join("take.wav");
         fs::create_dir(output.parent().expect("parent")).expect("out dir");
+        let data = base.path().join("data").display().to_string();
         Take {
             base,
             temp,
             input,
             output,
             samples,
+            data,
         }
     }
 
     fn env(&self) -> Vec<(&str, &str)> {
-        vec![("W4L_TEMP_DIR", self.temp.to_str().expect("utf-8 path"))]
+        vec![
+            ("W4L_TEMP_DIR", self.temp.to_str().expect("utf-8 path")),
+            ("XDG_DATA_HOME", &self.data),
+        ]
+    }
+
+    /// The takes recovered after a SIGKILL, sorted.
+    fn recovered(&self) -> Vec<PathBuf> {
+        let dir = Path::new(&self.data).join("w4l/recovered");
+        let mut files: Vec<PathBuf> = fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
     }
 
     /// `record --input IN -o OUT --realtime --json` and `extra`.
@@ -239,7 +257,7 @@ fn kill_file_mode_take(t: &Take, seconds: usize) -> (PathBuf, usize) {
 }
 
 #[test]
-fn sigkill_in_file_mode_leaves_a_recoverable_take_that_the_next_start_reaps() {
+fn sigkill_in_file_mode_leaves_a_take_that_the_next_start_recovers() {
     let t = Take::new(20, 21);
     let (orphan, on_disk) = kill_file_mode_take(&t, 3);
 
@@ -276,8 +294,8 @@ fn sigkill_in_file_mode_leaves_a_recoverable_take_that_the_next_start_reaps() {
         "{run:#?}"
     );
 
-    // The next start (any w4l that opens the temporary directory) reaps the dead take and its
-    // lock, and records normally.
+    // The next start (any w4l) finishes the dead take into a WAV file, removes its lock, and
+    // records normally.
     let short = t.base.path().join("short.wav");
     let short_samples = test_signal(RATE as usize / 2, CHANNELS, 22);
     write_wav_i16(&short, RATE, CHANNELS, &short_samples);
@@ -298,25 +316,38 @@ fn sigkill_in_file_mode_leaves_a_recoverable_take_that_the_next_start_reaps() {
     .ok();
     assert!(
         !orphan.exists(),
-        "the next start did not reap {}",
+        "the next start did not recover {}",
         orphan.display()
     );
+    let recovered = t.recovered();
+    assert_eq!(recovered.len(), 1);
+    assert!(assert_prefix(&read_wav_i16(&recovered[0]).1, &t.samples) >= on_disk);
     assert_eq!(read_wav_i16(&next).1, short_samples);
     t.assert_clean(&[]);
 }
 
 #[test]
-fn sigkill_in_file_mode_then_w4l_clean_removes_the_orphan() {
+fn sigkill_in_file_mode_then_w4l_clean_recovers_the_orphan() {
     let t = Take::new(20, 23);
-    let (orphan, _) = kill_file_mode_take(&t, 2);
-    let size = fs::metadata(&orphan).expect("orphan").len();
+    let (orphan, on_disk) = kill_file_mode_take(&t, 2);
     let run = w4l_with(["clean", "--json"], &t.env(), LIMIT).ok();
+    assert!(!orphan.exists());
+    let recovered = t.recovered();
+    assert_eq!(recovered.len(), 1, "{run:#?}");
     assert!(
-        run.stdout.contains(orphan.to_str().expect("utf-8")),
+        run.stdout.contains(recovered[0].to_str().expect("utf-8")),
         "{run:#?}"
     );
-    assert_eq!(json_u64(&run.stdout, "bytes"), size, "{run:#?}");
-    assert!(!orphan.exists());
+    assert_eq!(
+        json_u64(&run.stdout, "bytes"),
+        0,
+        "a take is not scratch: {run:#?}"
+    );
+    let n = assert_prefix(&read_wav_i16(&recovered[0]).1, &t.samples);
+    assert!(
+        n >= on_disk,
+        "recovered {n} samples, {on_disk} were on disk"
+    );
     t.assert_clean(&[]);
 }
 
@@ -361,20 +392,23 @@ fn sigint_in_stream_mode_while_spilling_keeps_the_spilled_start() {
 }
 
 #[test]
-fn sigkill_in_stream_mode_while_spilling_then_w4l_clean_removes_the_spill_files() {
+fn sigkill_in_stream_mode_under_a_small_budget_then_w4l_clean_recovers_the_journal() {
     let t = Take::new(30, 26);
     let mut w = Spawned::start(&t.args(&["--budget", "1MiB", "--window", "1s"]), &t.env());
     let pid = w.pid();
-    w.until(LIMIT, "a spill file appears", |_| {
-        temp_wavs_of(&t.temp, pid)
-            .into_iter()
-            .find(|f| fs::metadata(f).is_ok_and(|m| m.len() > 0))
-    });
+    let (journal, on_disk) = take_file_with(&mut w, &t.temp, 2 * PER_SECOND as u64);
     let run = w.kill();
     assert_eq!(run.code, None, "not killed: {run:#?}");
+    assert!(journal.exists());
     assert!(!temp_wavs_of(&t.temp, pid).is_empty());
-    let clean = w4l_with(["clean", "--json"], &t.env(), LIMIT).ok();
-    assert!(json_u64(&clean.stdout, "bytes") > 0, "{clean:#?}");
+    w4l_with(["clean", "--json"], &t.env(), LIMIT).ok();
+    let recovered = t.recovered();
+    assert_eq!(recovered.len(), 1);
+    let n = assert_prefix(&read_wav_i16(&recovered[0]).1, &t.samples);
+    assert!(
+        n as u64 * 2 >= on_disk,
+        "recovered {n} samples, {on_disk} bytes were on disk"
+    );
     t.assert_clean(&[]);
 }
 

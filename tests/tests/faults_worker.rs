@@ -137,7 +137,7 @@ fn a_panic_on_the_worker_in_file_mode_keeps_the_audio_captured_before_it() {
     let samples = test_signal(20 * RATE as usize, 1, 43);
     write_wav_i16(&input, RATE, 1, &samples);
     let temp = w4l_tests::faults::private_dir(dir.path());
-    let manager = Arc::new(ResourceManager::with_dir(&temp).expect("manager"));
+    let manager = ResourceManager::open(&temp).expect("manager");
 
     // No blocks in memory in file mode: ring 32 KiB + window 32 KB are 63 % of 100 KiB (with
     // 4 KiB blocks, the budget holds one); the panic comes at the first request from 3 s on.

@@ -14,8 +14,12 @@
 //!
 //! The WAV header is checkpointed ([`hound::WavWriter::flush`]) after every second of audio, so
 //! a file left by SIGKILL or a power cut plays as it is up to its last checkpoint (it misses at
-//! most the last second), and `w4l recover FILE` makes every sample that reached the disk
-//! readable. Such files are orphans: the next `w4l` start or `w4l clean` removes them.
+//! most the last second). Each file has a manifest beside it
+//! ([`Manifest`]: the intended output, the format, the start, the owner), written when the file
+//! is created, so such a file is a take to finish, not scratch to reap: the next start finishes
+//! it into a playable WAV file with every sample that reached the disk ([`super::recover`]).
+//! A take that cannot be saved at its output stays recoverable the same way
+//! ([`TakeFile::persist`]).
 //!
 //! # Disk budget and write errors
 //!
@@ -38,11 +42,15 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use w4l_core::sample::convert;
 
 use crate::error::{Error, Result};
-use crate::tempfiles::{DiskLedger, ResourceManager, TempError, TempFile};
+use crate::tempfiles::{
+    DiskLedger, Manifest, ResourceManager, TakePart, TempError, TempFile, UnfinishedTake,
+    manifest_path,
+};
 use crate::wav::{SampleFormat, WAV_DATA_LIMIT, numbered_path, write_samples};
 
 /// Bytes of the output buffer in front of each file: it gathers the small writes of a live
@@ -122,8 +130,11 @@ pub struct TakeFileConfig {
     /// Most bytes of samples per file before the next numbered file starts (at most, and by
     /// default, [`WAV_DATA_LIMIT`]; tests lower it).
     pub max_data_bytes: u64,
-    /// The temporary files' purpose (`take` for file mode, `spill` for spilling).
+    /// The temporary files' purpose (`take`).
     pub purpose: &'static str,
+    /// Where the take is to be saved, if known: written to the manifest, so a take whose
+    /// process dies is recovered there.
+    pub output: Option<PathBuf>,
 }
 
 /// A file being written.
@@ -161,6 +172,10 @@ pub struct TakeFile {
     /// Whether the disk budget applies to writes (not any more while saving: those bytes
     /// are the output, not temporary files).
     metered: bool,
+    /// When the take started (Unix seconds), for the manifests.
+    started: u64,
+    /// Names the take in its files' manifests (the first file's random part).
+    take_id: String,
 }
 
 impl std::fmt::Debug for TakeFile {
@@ -198,6 +213,10 @@ impl TakeFile {
             scratch: Vec::new(),
             write_errors: 0,
             metered: true,
+            started: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            take_id: String::new(),
         }
     }
 
@@ -258,6 +277,8 @@ impl TakeFile {
             .manager
             .create_charged(self.config.purpose, self.ledger.as_ref())
             .map_err(Error::from)?;
+        temp.write_manifest(&self.manifest(&temp))
+            .map_err(Error::from)?;
         let header = self.header;
         if let Err(e) = temp.account(header)
             && (self.metered || !matches!(e, TempError::Budget(_)))
@@ -291,6 +312,29 @@ impl TakeFile {
             written_back: 0,
         });
         Ok(())
+    }
+
+    /// The manifest of the next file, `temp`.
+    fn manifest(&mut self, temp: &TempFile) -> Manifest {
+        if self.take_id.is_empty() {
+            self.take_id = temp
+                .path()
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit('-').next())
+                .unwrap_or_default()
+                .to_owned();
+        }
+        Manifest {
+            output: self.config.output.clone(),
+            format: self.config.format.as_str().to_owned(),
+            rate: self.config.rate,
+            channels: self.config.channels,
+            started: self.started,
+            pid: std::process::id(),
+            take: self.take_id.clone(),
+            part: u32::try_from(self.closed.len()).unwrap_or(u32::MAX),
+        }
     }
 
     fn refused(&self, e: TempError) -> Error {
@@ -526,27 +570,75 @@ impl TakeFile {
     /// # Errors
     ///
     /// Finishing or moving failed. Files already moved stay at their destination; the others
-    /// are removed (their temporary files go with this handle).
+    /// are *not* lost: they go to the recovered-takes directory at once if a rename can put them
+    /// there, else they stay in the temporary directory with their manifests, for the next
+    /// start to finish ([`super::recover`]). The error says where the take is.
     pub fn persist(mut self, output: &Path) -> Result<Vec<PathBuf>> {
         let closing = self.close_open();
         let mut written = Vec::new();
-        for (index, file) in std::mem::take(&mut self.closed).into_iter().enumerate() {
+        let mut files = std::mem::take(&mut self.closed).into_iter().enumerate();
+        while let Some((index, file)) = files.next() {
             let to = numbered_path(output, index);
-            if let Err(e) = file.temp.persist(&to) {
-                let moved = e.file.is_none();
-                let error = Error::from(e.error).context(format!(
-                    "saving the take's part {} to {}",
-                    index + 1,
-                    to.display()
-                ));
-                if moved {
-                    written.push(to);
-                }
+            let Err(e) = file.temp.persist(&to) else {
+                written.push(to);
+                continue;
+            };
+            let error = Error::from(e.error).context(format!(
+                "saving the take's part {} to {}",
+                index + 1,
+                to.display()
+            ));
+            let Some(failed) = e.file else {
+                // It reached `to`; only syncing the directory failed.
                 return Err(error);
-            }
-            written.push(to);
+            };
+            let rest = std::iter::once(failed).chain(files.map(|(_, f)| f.temp));
+            return Err(self.keep_for_recovery(rest.collect(), error));
         }
         closing.map(|()| written)
+    }
+
+    /// After a failed save: lets go of `files` without removing them and moves them to the
+    /// recovered-takes directory if it can; returns `error` saying where the take is.
+    fn keep_for_recovery(&self, files: Vec<TempFile>, error: Error) -> Error {
+        let parts: Vec<TakePart> = files
+            .into_iter()
+            .map(|temp| {
+                let bytes = temp.size();
+                let journal = temp.leave_for_recovery();
+                let manifest = Manifest::read(&manifest_path(&journal));
+                TakePart {
+                    journal,
+                    manifest,
+                    bytes,
+                }
+            })
+            .collect();
+        let Some(first) = parts.first().map(|p| p.journal.clone()) else {
+            return error;
+        };
+        let take = UnfinishedTake {
+            pid: std::process::id(),
+            owner_alive: true,
+            parts,
+        };
+        let config = super::recover::RecoveryConfig::from_env().unwrap_or_default();
+        let kept = match super::recover::finish(&take, &config, &self.manager, true) {
+            Ok(Some(recovered)) => recovered.files.first().cloned(),
+            _ => None,
+        };
+        take.forget_moved();
+        let (what, fix) = match kept {
+            Some(at) => (
+                format!("the take is safe in {}", at.display()),
+                "free space at the output or choose another, and move the take there",
+            ),
+            None => (
+                format!("the take is kept in {}", first.display()),
+                "free space and run w4l recover (any w4l start finishes it)",
+            ),
+        };
+        Error::runtime(format!("{} ({what})", error.what()), fix)
     }
 }
 

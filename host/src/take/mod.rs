@@ -28,6 +28,7 @@
 
 pub mod blocks;
 pub mod file;
+pub mod recover;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -190,21 +190,21 @@ impl WavOutput {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "output".into());
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".w4l-tmp")
-            .tempfile_in(dir)
-            .map_err(|e| {
-                Error::runtime(
-                    format!("cannot create {} ({})", path.display(), io_reason(&e)),
-                    "pass -o with a path in a writable directory",
-                )
-            })?;
-        let (file, temp) = temp.into_parts();
+        let cannot_create = |e: std::io::Error| {
+            Error::runtime(
+                format!("cannot create {} ({})", path.display(), io_reason(&e)),
+                "pass -o with a path in a writable directory",
+            )
+        };
+        // Recorded before it exists: a kill leaves nothing the next start does not remove.
+        let hidden = (format!(".{name}."), ".w4l-tmp");
+        let (file, temp, _outside) =
+            crate::tempfiles::OutsideFile::create(dir, (&hidden.0, hidden.1), 0o600)
+                .map_err(cannot_create)?;
+        let temp = tempfile::TempPath::try_from_path(temp).map_err(cannot_create)?;
         let spec = format.spec(rate, channels);
         let writer =
             hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| write_error(path, &e))?;
-        let _outside = crate::tempfiles::OutsideFile::register(&temp);
         Ok(Self {
             writer,
             temp,
@@ -244,6 +244,8 @@ impl WavOutput {
                 "free disk space and record again",
             )
         })?;
+        // An output, not a temporary file: the permissions any new file of the user gets.
+        let _ = std::fs::set_permissions(&temp, crate::tempfiles::ordinary_permissions());
         temp.persist(&path).map_err(|e| {
             Error::runtime(
                 format!(
@@ -274,12 +276,18 @@ impl WavOutput {
         } = self;
         writer.finalize().map_err(|e| write_error(&path, &e))?;
         // finalize() flushed the BufWriter; make the data durable before the rename.
-        File::open(&temp).and_then(|f| f.sync_all()).map_err(|e| {
-            Error::runtime(
-                format!("cannot write {} ({})", path.display(), io_reason(&e)),
-                "check the disk",
-            )
-        })?;
+        File::open(&temp)
+            .and_then(|f| {
+                // An output, not a temporary file: the permissions any new file gets.
+                f.set_permissions(crate::tempfiles::ordinary_permissions())?;
+                f.sync_all()
+            })
+            .map_err(|e| {
+                Error::runtime(
+                    format!("cannot write {} ({})", path.display(), io_reason(&e)),
+                    "check the disk",
+                )
+            })?;
         temp.persist(&path).map_err(|e| {
             Error::runtime(
                 format!(

@@ -48,7 +48,7 @@ pub enum Command {
     /// (or SIGTERM) ends it early, with the figures up to there.
     Demo(DemoArgs),
     /// Remove the temporary files that killed or crashed w4l processes left behind (never a
-    /// running w4l's files).
+    /// running w4l's files), and finish their unfinished takes into WAV files.
     Clean(CleanArgs),
     /// Repair WAV files whose header a crash left stale (cut to whole frames, sizes rewritten),
     /// in place, so every sample that reached the disk can be read. The original is kept as
@@ -58,6 +58,9 @@ pub enum Command {
     /// follows them (a LIST chunk, stray bytes) are kept as they are: only the RIFF size is
     /// fixed. Otherwise (a writer killed mid-take) the samples run to the end of the file, cut
     /// to whole frames.
+    ///
+    /// Without FILE: finish the takes killed w4l processes left unfinished (any w4l start does
+    /// this too); with --list, only list them.
     Recover(RecoverArgs),
 }
 
@@ -256,9 +259,16 @@ pub struct CleanArgs {
 /// `w4l recover`.
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
-    /// The WAV files to repair in place.
-    #[arg(required = true, value_name = "FILE.wav")]
+    /// The WAV files to repair in place. Without any: finish the takes that killed w4l
+    /// processes left unfinished (at their output path if free, else beside it or in
+    /// $XDG_DATA_HOME/w4l/recovered; any w4l start does this too).
+    #[arg(value_name = "FILE.wav")]
     pub files: Vec<PathBuf>,
+
+    /// List the unfinished takes in the temporary directory (being recorded, or left by a
+    /// killed process); change nothing.
+    #[arg(long, conflicts_with_all = ["files", "dry_run", "no_backup", "samples_to_end"])]
+    pub list: bool,
 
     /// Only show what would change; change nothing.
     #[arg(long)]

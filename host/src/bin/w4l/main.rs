@@ -198,6 +198,16 @@ fn init_logging(command: &Command) {
 const AUDIO_LOST: u8 = 3;
 
 fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
+    // Every start finishes the takes killed processes left (clean and recover without files
+    // do it themselves).
+    let itself = match &command {
+        Command::Clean(_) => true,
+        Command::Recover(args) => args.files.is_empty(),
+        _ => false,
+    };
+    if !itself {
+        recover_at_start();
+    }
     let done = match command {
         Command::Record(args) => return record(&args, interrupted),
         Command::Devices(args) => devices(&args),
@@ -209,26 +219,69 @@ fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-/// `w4l clean [--dry-run]`: the orphans of dead processes in the temporary directory.
+/// Finishes the takes killed processes left in the default temporary directory, and says so on
+/// stderr (see `w4l::take::recover`). Quiet when there is nothing to do or no directory yet.
+fn recover_at_start() {
+    let config = w4l::take::recover::RecoveryConfig::from_env().unwrap_or_default();
+    let report = w4l::take::recover::recover_at_start(&config);
+    for line in report.to_string().lines() {
+        eprintln!("note: {line}");
+    }
+}
+
+/// `w4l clean [--dry-run]`: the orphans of dead processes in the temporary directory; their
+/// takes are finished, not removed.
 fn clean(args: &crate::cli::CleanArgs) -> Result<()> {
-    let dir = w4l::tempfiles::default_dir();
+    use w4l::take::recover::{RecoveryConfig, RecoveryReport, recover_orphans};
+    let dir = w4l::tempfiles::default_dir()?;
     let report = w4l::tempfiles::reap_dir(&dir, args.dry_run)?;
+    let recovery = if args.dry_run {
+        RecoveryReport::default()
+    } else {
+        recover_orphans(&dir, &RecoveryConfig::from_env()?)?
+    };
+    let pending: Vec<_> = w4l::tempfiles::unfinished_takes(&dir)?
+        .into_iter()
+        .filter(|t| !t.owner_alive)
+        .collect();
     if args.json {
-        print_json(&report)?;
+        #[derive(serde::Serialize)]
+        struct Clean<'a> {
+            #[serde(flatten)]
+            reaped: &'a w4l::tempfiles::ReapReport,
+            recovered: &'a [w4l::take::recover::Recovered],
+            retired: &'a [std::path::PathBuf],
+            unfinished: usize,
+        }
+        print_json(&Clean {
+            reaped: &report,
+            recovered: &recovery.recovered,
+            retired: &recovery.retired,
+            unfinished: pending.len(),
+        })?;
     } else {
         let mut text = String::new();
         for file in &report.files {
             text.push_str(&format!("{}\n", file.display()));
         }
         text.push_str(&format!("{report} in {}\n", dir.display()));
+        text.push_str(&recovery.to_string());
+        for take in &pending {
+            let verb = if args.dry_run {
+                "would recover"
+            } else {
+                "could not recover"
+            };
+            text.push_str(&format!("{verb} {}\n", w4l::take::recover::describe(take)));
+        }
         emit(&text)?;
     }
-    match report.failures.first() {
+    match report.failures.first().or(recovery.failures.first()) {
         None => Ok(()),
         Some(first) => Err(Error::runtime(
             format!(
-                "could not remove {} file(s), first {}: {}",
-                report.failures.len(),
+                "could not remove or recover {} file(s), first {}: {}",
+                report.failures.len() + recovery.failures.len(),
                 first.path.display(),
                 first.reason
             ),
@@ -237,8 +290,49 @@ fn clean(args: &crate::cli::CleanArgs) -> Result<()> {
     }
 }
 
+/// `w4l recover` without files: finishes (or, with `--list`, lists) the unfinished takes.
+fn recover_takes(args: &crate::cli::RecoverArgs) -> Result<()> {
+    use w4l::take::recover::{RecoveryConfig, describe, recover_orphans};
+    let dir = w4l::tempfiles::default_dir()?;
+    if args.list {
+        let takes = w4l::tempfiles::unfinished_takes(&dir)?;
+        let mut text: String = takes.iter().map(|t| format!("{}\n", describe(t))).collect();
+        if takes.is_empty() {
+            text = format!("no unfinished takes in {}\n", dir.display());
+        }
+        emit(&text)?;
+        return Ok(());
+    }
+    let report = recover_orphans(&dir, &RecoveryConfig::from_env()?)?;
+    if args.json {
+        print_json(&report)?;
+    } else if report.is_empty() {
+        emit(&format!(
+            "no unfinished takes to recover in {}\n",
+            dir.display()
+        ))?;
+    } else {
+        emit(&report.to_string())?;
+    }
+    match report.failures.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::runtime(
+            format!(
+                "could not recover {} take(s), first {}: {}",
+                report.failures.len(),
+                first.path.display(),
+                first.reason
+            ),
+            "free space, check the permissions there, and run w4l recover again",
+        )),
+    }
+}
+
 /// `w4l recover FILE...`: repairs each file; the first failure is the exit status.
 fn recover(args: &crate::cli::RecoverArgs) -> Result<()> {
+    if args.files.is_empty() {
+        return recover_takes(args);
+    }
     let options = w4l::wav::repair::RecoverOptions {
         backup: !args.no_backup,
         dry_run: args.dry_run,
