@@ -17,7 +17,7 @@ const RATE: u32 = 16_000;
 
 /// A temp dir of the test's own for the take's journal (an app's manager).
 fn manager(dir: &Path) -> Arc<ResourceManager> {
-    Arc::new(ResourceManager::with_dir(dir.join("w4l")).expect("temp manager"))
+    ResourceManager::open(dir.join("w4l")).expect("temp manager")
 }
 
 #[test]

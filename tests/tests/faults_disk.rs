@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use w4l_tests::faults::{
-    Spawned, Tmpfs, assert_no_leftovers, assert_prefix, current_uid, private_dir,
-};
+use w4l_tests::faults::{Spawned, Tmpfs, assert_no_leftovers, current_uid, private_dir};
 use w4l_tests::{Run, read_wav_i16, test_signal, w4l_bin, write_wav_i16};
 
 const RATE: u32 = 48_000;

@@ -98,7 +98,6 @@ const CHANNELS: u16 = 2;
 /// Bytes per generated chunk: whole frames, deliberately not a multiple of the 64 KiB blocks.
 const CHUNK: usize = 1_048_572;
 
-
 /// Writes `seconds` of 48 kHz stereo 16-bit noise: one pseudo-random megabyte, repeated, each
 /// repetition starting with its own index, so a lost, repeated or reordered block shows.
 fn write_noise(path: &Path, seconds: u64) -> u64 {
