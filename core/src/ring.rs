@@ -126,6 +126,11 @@ use core::ptr;
 
 use crate::sync::{AtomicBool, AtomicUsize, Ordering, SlotTracker};
 
+#[cfg(feature = "alloc")]
+mod heap;
+#[cfg(feature = "alloc")]
+pub use heap::{HeapRing, HeapStorage};
+
 /// The top bit of `head`: set by the consumer while it copies out of the ring
 /// (`OverwriteOldest` only).
 const BUSY: usize = 1 << (usize::BITS - 1);
@@ -300,6 +305,12 @@ pub enum RingError {
     },
     /// The ring was already split; there is only one producer and one consumer.
     AlreadySplit,
+    /// The allocator refused the memory for a heap ring of this many samples (feature
+    /// `alloc`).
+    AllocFailed {
+        /// The capacity asked for.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for RingError {
@@ -310,6 +321,10 @@ impl fmt::Display for RingError {
                 write!(f, "ring capacity {capacity} exceeds the maximum {max}")
             }
             RingError::AlreadySplit => f.write_str("ring already split into producer and consumer"),
+            RingError::AllocFailed { capacity } => write!(
+                f,
+                "cannot allocate a ring of {capacity} samples; ask for a smaller ring"
+            ),
         }
     }
 }
@@ -472,15 +487,7 @@ impl<S: Storage> Ring<S> {
     /// ```
     pub fn new(storage: S, overflow: Overflow) -> Result<Self, RingError> {
         let cap = storage.len();
-        if cap == 0 {
-            return Err(RingError::ZeroCapacity);
-        }
-        if cap > Self::MAX_CAPACITY {
-            return Err(RingError::CapacityTooLarge {
-                capacity: cap,
-                max: Self::MAX_CAPACITY,
-            });
-        }
+        Self::check_capacity(cap)?;
         let mut storage = MaybeUninit::new(storage);
         // SAFETY: initialised on the line above.
         let buf = unsafe { storage.assume_init_mut() }.as_mut_ptr();
@@ -504,6 +511,20 @@ impl<S: Storage> Ring<S> {
             tracker: SlotTracker::new(cap),
             storage,
         })
+    }
+
+    /// Whether the ring supports `capacity` samples (see [`new`](Self::new)'s errors).
+    fn check_capacity(capacity: usize) -> Result<(), RingError> {
+        if capacity == 0 {
+            Err(RingError::ZeroCapacity)
+        } else if capacity > Self::MAX_CAPACITY {
+            Err(RingError::CapacityTooLarge {
+                capacity,
+                max: Self::MAX_CAPACITY,
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// Splits a borrowed ring into its two halves. Shorthand for [`split`]`(&ring)`.
@@ -923,6 +944,12 @@ impl<R: RingRef> Producer<R> {
     pub fn ring(&self) -> &Ring<R::Storage> {
         &self.ring
     }
+
+    /// A handle to the shared ring that outlives this half, for whoever watches the ring's
+    /// fill level and counters (a `&Ring` can neither push, pop nor split).
+    pub fn handle(&self) -> R {
+        self.ring.clone()
+    }
 }
 
 /// The reading half (the worker's side). `Send`; not `Clone`.
@@ -1067,6 +1094,12 @@ impl<R: RingRef> Consumer<R> {
     /// The shared ring.
     pub fn ring(&self) -> &Ring<R::Storage> {
         &self.ring
+    }
+
+    /// A handle to the shared ring that outlives this half, for whoever watches the ring's
+    /// fill level and counters (a `&Ring` can neither push, pop nor split).
+    pub fn handle(&self) -> R {
+        self.ring.clone()
     }
 }
 
