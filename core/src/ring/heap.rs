@@ -16,7 +16,7 @@ use loom::sync::Arc;
 #[cfg(not(loom))]
 use alloc::sync::Arc;
 
-use super::{Consumer, Overflow, Producer, Ring, RingError, RingRef, Storage};
+use super::{Consumer, Overflow, Producer, Ring, RingError, RingRef, Storage, sealed};
 
 /// The heap memory of a [`HeapRing`]: `capacity` slots, zeroed by the allocator. Only
 /// [`HeapRing::new`] makes one.
@@ -44,6 +44,8 @@ impl<T> HeapStorage<T> {
         Some(Self(unsafe { Box::from_raw(slots) }))
     }
 }
+
+impl<T> sealed::Sealed for HeapStorage<T> {}
 
 // SAFETY: the boxed slice owns `len` slots on the heap, aligned for `T`; its data pointer does
 // not change when the box (or this newtype) moves and stays valid until the box is dropped,
@@ -97,7 +99,8 @@ impl<T: Copy> HeapRing<T> {
         Ring::<HeapStorage<T>>::check_capacity(capacity)?;
         let storage = HeapStorage::try_new(capacity).ok_or(RingError::AllocFailed { capacity })?;
         let ring = Self(Arc::new(Ring::new(storage, overflow)?));
-        super::split(ring)
+        // The ring exists only here, so these are its only halves.
+        Ok(super::halves(ring))
     }
 }
 
@@ -115,6 +118,8 @@ impl<T: Copy> Deref for HeapRing<T> {
         &self.0
     }
 }
+
+impl<T: Copy> sealed::Sealed for HeapRing<T> {}
 
 // SAFETY: every clone of the `Arc` dereferences to the same heap allocation, which is freed
 // only with the last clone and never moves, so the ring stays alive and in place while any

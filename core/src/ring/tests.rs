@@ -21,22 +21,35 @@ fn zero_capacity_is_an_error() {
 }
 
 #[test]
-fn split_only_once() {
+fn split_again_after_the_halves_are_gone() {
     let mut storage = [0u32; 4];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
     {
-        let _halves = ring.split().unwrap();
-        assert_eq!(ring.split().unwrap_err(), RingError::AlreadySplit);
+        let (mut p, _c) = ring.split();
+        assert_eq!(p.push_slice(&[1, 2, 3, 4, 5]), 4);
     }
-    // Still refused after the halves are gone: there is only ever one pair.
-    assert_eq!(split(&ring).unwrap_err(), RingError::AlreadySplit);
+    // The new halves carry on: same contents and counters; only the report of missed
+    // samples starts afresh.
+    let (mut p, mut c) = ring.split();
+    assert_eq!((c.pop(), c.pop()), (Some(1), Some(2)));
+    assert_eq!(c.take_missed(), 0);
+    assert_eq!(p.push_slice(&[6, 7]), 2);
+    let mut out = [0; 8];
+    assert_eq!(c.pop_slice(&mut out), 4);
+    assert_eq!(out[..4], [3, 4, 6, 7]);
+    let s = c.stats();
+    assert_eq!((s.pushed, s.popped, s.dropped), (6, 6, 1));
+    assert_eq!(p.push_slice(&[8]), 1);
+    assert_eq!(c.pop(), Some(8));
+    check_invariant(c.handle());
 }
 
 #[test]
 fn single_push_pop_and_full() {
     let mut storage = [0u32; 3];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    let (mut p, mut c) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = c.handle();
     assert_eq!(c.pop(), None);
     for v in 1..=3 {
         p.push(v).unwrap();
@@ -61,8 +74,9 @@ fn single_push_pop_and_full() {
 fn wrap_around_reject_newest() {
     // A capacity that is not a power of two, many laps of the position counter.
     let mut storage = [0u32; 5];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    let (mut p, mut c) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = c.handle();
     let mut next_in = 0u32;
     let mut next_out = 0u32;
     let mut dropped = 0;
@@ -79,7 +93,7 @@ fn wrap_around_reject_newest() {
             assert_eq!(v, next_out);
             next_out += 1;
         }
-        check_invariant(&ring);
+        check_invariant(ring);
     }
     let mut out = [0u32; 8];
     let got = c.pop_slice(&mut out);
@@ -98,8 +112,9 @@ fn wrap_around_reject_newest() {
 #[test]
 fn partial_push_does_not_count_drops() {
     let mut storage = [0u32; 4];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    let (mut p, mut c) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = c.handle();
     assert_eq!(p.push_slice_partial(&[1, 2, 3, 4, 5, 6]), 4);
     assert_eq!(p.push_slice_partial(&[5, 6]), 0);
     assert_eq!(ring.stats().dropped, 0);
@@ -116,8 +131,9 @@ fn partial_push_does_not_count_drops() {
 #[test]
 fn overwrite_oldest_keeps_newest() {
     let mut storage = [0u32; 4];
-    let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
-    let (mut p, mut c) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = c.handle();
     assert_eq!(p.push_slice(&[1, 2, 3]), 3);
     assert_eq!(p.push_slice(&[4, 5, 6]), 3);
     let mut out = [0; 4];
@@ -136,14 +152,15 @@ fn overwrite_oldest_keeps_newest() {
         (s.pushed, s.popped, s.dropped, s.overwritten),
         (14, 8, 0, 6)
     );
-    check_invariant(&ring);
+    check_invariant(ring);
 }
 
 #[test]
 fn overwrite_wrap_around_many_laps() {
     let mut storage = [0u32; 3];
-    let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
-    let (mut p, mut c) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = c.handle();
     let mut next_in = 0u32;
     let mut last_out: Option<u32> = None;
     for round in 0..80usize {
@@ -161,7 +178,7 @@ fn overwrite_wrap_around_many_laps() {
             assert_eq!(&out[..got], &[expected, expected + 1][..got]);
             last_out = Some(expected + got as u32 - 1);
         }
-        check_invariant(&ring);
+        check_invariant(ring);
     }
     let s = ring.stats();
     assert_eq!(s.pushed, next_in as usize);
@@ -172,8 +189,9 @@ fn overwrite_wrap_around_many_laps() {
 fn overwrite_discards_newest_while_consumer_busy() {
     // Simulate the race deterministically: the consumer has claimed (busy flag set).
     let mut storage = [0u32; 4];
-    let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
-    let (mut p, mut c) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = c.handle();
     p.push_slice(&[1, 2, 3]);
     ring.consumer.0.head.fetch_or(BUSY, Ordering::AcqRel);
     // One slot free: 4 is kept, 5 and 6 (the newest) are discarded.
@@ -188,7 +206,7 @@ fn overwrite_discards_newest_while_consumer_busy() {
     assert_eq!(c.pop_slice(&mut out), 4);
     assert_eq!(out, [1, 2, 3, 4]);
     assert_eq!(c.take_missed(), 3);
-    check_invariant(&ring);
+    check_invariant(ring);
 }
 
 #[test]
@@ -198,8 +216,8 @@ fn ring_can_move_after_construction() {
     let mut storage = [0u32; 4];
     let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
     let ring = Box::new(ring);
-    let moved = *ring;
-    let (mut p, mut c) = moved.split().unwrap();
+    let mut moved = *ring;
+    let (mut p, mut c) = moved.split();
     p.push_slice(&[1, 2, 3, 4, 5]);
     assert_eq!(c.pop(), Some(2));
 }
@@ -208,8 +226,9 @@ fn ring_can_move_after_construction() {
 fn two_threads_borrowed_ring_single_items() {
     for overflow in [Overflow::RejectNewest, Overflow::OverwriteOldest] {
         let mut storage = [0u32; 3];
-        let ring = Ring::new(&mut storage[..], overflow).unwrap();
-        let (mut p, mut c) = ring.split().unwrap();
+        let mut ring = Ring::new(&mut storage[..], overflow).unwrap();
+        let (mut p, mut c) = ring.split();
+        let ring = c.handle();
         let total = if cfg!(miri) { 300 } else { 2000 };
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
@@ -240,16 +259,17 @@ fn two_threads_borrowed_ring_single_items() {
                 assert_eq!(count, total);
             }
         });
-        check_invariant(&ring);
+        check_invariant(ring);
     }
 }
 
 #[test]
 fn the_halves_and_the_ring_report_the_same_figures() {
     let mut storage = [0u8; 4];
-    let ring = Ring::new(&mut storage[..], Overflow::default()).unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::default()).unwrap();
     assert_eq!(ring.overflow(), Overflow::RejectNewest);
-    let (mut p, mut c) = ring.split().unwrap();
+    let (mut p, mut c) = ring.split();
+    let ring = p.handle();
     assert!(p.is_empty() && c.is_empty() && ring.is_empty());
     assert_eq!(p.push_slice(&[1, 2, 3]), 3);
     assert_eq!((p.len(), p.free()), (3, 1));
@@ -272,10 +292,6 @@ fn names_and_messages() {
     assert_eq!(
         RingError::ZeroCapacity.to_string(),
         "ring storage has zero capacity"
-    );
-    assert_eq!(
-        RingError::AlreadySplit.to_string(),
-        "ring already split into producer and consumer"
     );
 }
 
