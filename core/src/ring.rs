@@ -285,10 +285,13 @@ pub enum RingError {
 impl fmt::Display for RingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RingError::ZeroCapacity => f.write_str("ring storage has zero capacity"),
-            RingError::CapacityTooLarge { capacity, max } => {
-                write!(f, "ring capacity {capacity} exceeds the maximum {max}")
+            RingError::ZeroCapacity => {
+                f.write_str("ring storage has zero capacity; give the ring at least one slot")
             }
+            RingError::CapacityTooLarge { capacity, max } => write!(
+                f,
+                "ring capacity {capacity} exceeds the maximum {max}; ask for a smaller ring"
+            ),
             RingError::AllocFailed { capacity } => write!(
                 f,
                 "cannot allocate a ring of {capacity} samples; ask for a smaller ring"
@@ -405,9 +408,8 @@ unsafe impl<S: Storage + Send> Send for Ring<S> where S::Item: Send {}
 // SAFETY: through `&Ring` the samples are only reached by the single producer and single
 // consumer (one pair by construction: `Ring::split` holds the exclusive borrow of the ring
 // while its halves live, and a `HeapRing` exists only as its halves), which touch disjoint
-// slots ordered by the
-// acquire/release protocol described in the module docs; items move between threads, so
-// they must be `Send`. `&Ring` never exposes `&S`, and the storage is only dropped via
+// slots ordered by the acquire/release protocol described in the module docs; items move
+// between threads, so they must be `Send`. `&Ring` never exposes `&S`, and the storage is only dropped via
 // `&mut Ring`, so `S: Send` is enough.
 unsafe impl<S: Storage + Send> Sync for Ring<S> where S::Item: Send {}
 
@@ -524,7 +526,9 @@ impl<S: Storage> Ring<S> {
     /// producer.push_slice(&[1]);
     /// ```
     pub fn split(&mut self) -> (Producer<&Self>, Consumer<&Self>) {
-        halves(&*self)
+        // SAFETY: the halves hold the exclusive borrow of the ring, so no other halves of it
+        // exist while they live.
+        unsafe { halves(&*self) }
     }
 
     /// Number of samples the ring can hold.
@@ -639,10 +643,13 @@ impl<S: Storage> Ring<S> {
     }
 }
 
-/// The two halves of `ring`, starting from its current state. The caller guarantees that no
-/// other halves of this ring exist ([`Ring::split`] by its exclusive borrow, `HeapRing::new`
-/// by creating the ring here).
-fn halves<R: RingRef>(ring: R) -> (Producer<R>, Consumer<R>) {
+/// The two halves of `ring`, starting from its current state.
+///
+/// # Safety
+///
+/// No other halves of this ring may exist while these live: the ring protocol has one
+/// producer and one consumer.
+unsafe fn halves<R: RingRef>(ring: R) -> (Producer<R>, Consumer<R>) {
     let head = ring.consumer.0.head.load(Ordering::Acquire) & !BUSY;
     let tail = ring.producer.0.tail.load(Ordering::Acquire);
     let stats = ring.stats();

@@ -99,8 +99,9 @@ impl<T: Copy> HeapRing<T> {
         Ring::<HeapStorage<T>>::check_capacity(capacity)?;
         let storage = HeapStorage::try_new(capacity).ok_or(RingError::AllocFailed { capacity })?;
         let ring = Self(Arc::new(Ring::new(storage, overflow)?));
-        // The ring exists only here, so these are its only halves.
-        Ok(super::halves(ring))
+        // SAFETY: the ring was created on the line above and is never handed out but as
+        // these halves, so no other halves of it can exist.
+        Ok(unsafe { super::halves(ring) })
     }
 }
 

@@ -291,7 +291,7 @@ fn names_and_messages() {
     assert_eq!(PushError::Full(1u8).to_string(), "ring full");
     assert_eq!(
         RingError::ZeroCapacity.to_string(),
-        "ring storage has zero capacity"
+        "ring storage has zero capacity; give the ring at least one slot"
     );
 }
 
