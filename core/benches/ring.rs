@@ -1,7 +1,8 @@
 //! SPSC throughput: f32 samples in 1024-sample chunks from a producer thread to a consumer
 //! thread through
 //!
-//! * `w4l`: this crate's ring (`push_slice_partial` / `pop_slice`, `RejectNewest`),
+//! * `w4l`: this crate's heap ring (`HeapRing`, `push_slice_partial` / `pop_slice`,
+//!   `RejectNewest`),
 //! * `rtrb`: `write_chunk_uninit` + copy / `read_chunk` + copy (rtrb's fastest bulk path),
 //! * `ringbuf`: `push_slice` / `pop_slice`,
 //! * `memcpy`: a same-thread reference (copy into a ring-sized buffer and out again, no
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
 use rtrb::CopyToUninit;
-use w4l_core::ring::{Overflow, Ring};
+use w4l_core::ring::{HeapRing, Overflow};
 
 /// Samples per push / pop.
 const CHUNK: usize = 1024;
@@ -77,9 +78,7 @@ fn timed<P: FnOnce() + Send, C: FnOnce()>(produce: P, consume: C) -> Duration {
 }
 
 fn run_w4l(total: usize) -> Duration {
-    let mut storage = vec![0.0f32; CAP];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).expect("ring");
-    let (mut p, mut c) = ring.split().expect("split");
+    let (mut p, mut c) = HeapRing::<f32>::new(CAP, Overflow::RejectNewest).expect("ring");
     let src = source();
     timed(
         move || {

@@ -440,15 +440,15 @@ where
     /// let mut adc = Mcp3202::new(Mock::new(&expected), NoopDelay::new(), config);
     ///
     /// let mut storage = [0i16; 3];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    /// let (mut producer, mut consumer) = ring.split().unwrap();
+    /// let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    /// let (mut producer, mut consumer) = ring.split();
     /// assert_eq!(adc.fill_ring(&mut producer, 2), Ok(2));
     /// // Two more: one fits, the next finds the ring full.
     /// assert_eq!(adc.fill_ring(&mut producer, 2), Err(AdcError::Overrun { pushed: 1 }));
     /// let mut out = [0i16; 4];
     /// assert_eq!(consumer.pop_slice(&mut out), 3);
     /// assert_eq!(out[..3], [16384; 3]);
-    /// assert_eq!(ring.stats().dropped, 1);
+    /// assert_eq!(consumer.stats().dropped, 1);
     /// adc.release().0.done();
     /// ```
     pub fn fill_ring<R>(

@@ -7,7 +7,7 @@
 //!
 //! | module | what it is | may touch |
 //! |---|---|---|
-//! | [`ring`] | lock-free SPSC ring from the audio callback to a worker | caller-supplied storage, atomics |
+//! | [`ring`] | lock-free SPSC ring from the audio callback to a worker | caller-supplied storage (or, feature `alloc`, one heap allocation), atomics |
 //! | [`window`] | rolling "latest N frames" buffer | caller-supplied storage |
 //! | [`sample`] | saturating conversion between sample formats | nothing |
 //! | [`level`] | peak / RMS level meter | nothing |
@@ -19,8 +19,9 @@
 //! | `adc` (feature `embedded-hal`) | SPI ADC sample source for firmware | an `embedded-hal` 1.0 `SpiDevice` |
 //! | [`scenario`] | the scripted memory scenario shared by host tests and firmware | nothing |
 //!
-//! The core never allocates, never blocks, never panics on any input: fallible operations
-//! return errors.
+//! The core never blocks and never panics on any input: fallible operations return errors.
+//! It never allocates, except for the one feature that exists to: `alloc` adds the
+//! heap-backed ring `ring::HeapRing` (one fallible allocation per ring) for hosts and tests.
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -38,6 +39,8 @@
     )
 )]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 

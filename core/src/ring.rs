@@ -1,12 +1,13 @@
 //! Lock-free single-producer single-consumer (SPSC) ring that hands samples from the
 //! real-time audio callback to a worker thread.
 //!
-//! * **Caller-supplied storage.** The ring never allocates. It works on anything that
-//!   implements [`Storage`]: `&'static mut [T]` (or a stack array) on firmware, an owned
-//!   heap slice behind a newtype on the host.
-//! * **Split halves.** [`Ring::split`] (or [`split`] for shared owners such as an `Arc`)
-//!   hands out exactly one [`Producer`] and one [`Consumer`]; both are `Send`. A second split
-//!   fails with [`RingError::AlreadySplit`].
+//! * **Caller-supplied storage, or one allocation.** [`Ring::new`] works on a borrowed slice:
+//!   `&'static mut [T]` (or a stack array) on firmware. With the `alloc` feature,
+//!   `HeapRing::new` allocates the ring once, on the heap, for hosts and tests.
+//! * **One producer, one consumer, by construction.** [`Ring::split`] borrows the ring
+//!   exclusively for as long as its [`Producer`] and [`Consumer`] live; `HeapRing::new`
+//!   returns the two halves and never the ring itself (like rtrb's `RingBuffer::new`). So there
+//!   is no "already split" state to check at run time. Both halves are `Send`.
 //! * **Bulk copies.** [`Producer::push_slice`] and [`Consumer::pop_slice`] move a whole slice
 //!   with at most two `copy_nonoverlapping` calls and a handful of atomic operations per
 //!   call, never per sample. Each half keeps a cached copy of the opposite index and only
@@ -94,37 +95,42 @@
 //!
 //! // RejectNewest: what does not fit is refused, and counted.
 //! let mut storage = [0.0f32; 4];
-//! let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-//! let (mut producer, mut consumer) = ring.split()?; // each half may go to its own thread
+//! let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
+//! let (mut producer, mut consumer) = ring.split(); // each half may go to its own thread
 //! assert_eq!(producer.push_slice(&[0.1, 0.2, 0.3, 0.4, 0.5]), 4);
 //! let mut out = [0.0f32; 8];
 //! assert_eq!(consumer.pop_slice(&mut out), 4);
 //! assert_eq!(&out[..4], &[0.1, 0.2, 0.3, 0.4]);
 //! assert_eq!(consumer.take_missed(), 1); // the 0.5
-//! let stats = ring.stats();
+//! let stats = consumer.stats();
 //! assert_eq!((stats.pushed, stats.popped, stats.dropped), (4, 4, 1));
 //!
 //! // OverwriteOldest: the producer never fails; the consumer learns what it missed.
 //! let mut storage = [0i16; 4];
-//! let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
-//! let (mut producer, mut consumer) = ring.split()?;
+//! let mut ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest)?;
+//! let (mut producer, mut consumer) = ring.split();
 //! assert_eq!(producer.push_slice(&[1, 2, 3, 4, 5, 6]), 6);
 //! let mut out = [0i16; 4];
 //! assert_eq!(consumer.pop_slice(&mut out), 4);
 //! assert_eq!(out, [3, 4, 5, 6]);
 //! assert_eq!(consumer.take_missed(), 2); // 1 and 2
-//! assert_eq!(ring.stats().overwritten, 2);
+//! assert_eq!(producer.stats().overwritten, 2);
 //! # Ok::<(), w4l_core::ring::RingError>(())
 //! ```
 //!
-//! See [`RingRef`] for the host's `Arc` + boxed-slice version.
+//! See `HeapRing` for the heap version, whose halves are `'static`.
 
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::ops::Deref;
 use core::ptr;
 
-use crate::sync::{AtomicBool, AtomicUsize, Ordering, SlotTracker};
+use crate::sync::{AtomicUsize, Ordering, SlotTracker};
+
+#[cfg(feature = "alloc")]
+mod heap;
+#[cfg(feature = "alloc")]
+pub use heap::{HeapRing, HeapStorage};
 
 /// The top bit of `head`: set by the consumer while it copies out of the ring
 /// (`OverwriteOldest` only).
@@ -135,24 +141,41 @@ const BUSY: usize = 1 << (usize::BITS - 1);
 /// made progress, so this only bounds the producer's work.
 const MAX_CAS_TRIES: usize = 4;
 
-/// Memory a [`Ring`] keeps its samples in, supplied by the caller.
+/// Memory a [`Ring`] keeps its samples in: a borrowed slice (`&mut [T]`) or, with the `alloc`
+/// feature, a `HeapRing`'s allocation. Sealed: the ring's soundness rests on these two
+/// implementations, so no other can be written (name it in bounds freely).
 ///
 /// # Safety
 ///
 /// Implementors promise that:
 ///
 /// * [`len`](Storage::len) always returns the same value, and
-///   [`as_mut_ptr`](Storage::as_mut_ptr) returns a pointer to `len()` initialised,
-///   properly aligned `Item`s that is valid for reads and writes;
+///   [`as_mut_ptr`](Storage::as_mut_ptr) returns a pointer to `len()` properly aligned
+///   `Item`s that is valid for reads and writes (the items need not be initialised: the
+///   ring writes a slot before it ever reads it);
 /// * the pointer is the same on every call and stays valid for as long as the storage
 ///   value lives, **even when the storage value itself is moved** (it points to memory the
 ///   value refers to, such as a borrowed or heap-allocated slice, never into the value);
 /// * nothing else reads or writes those items while the storage value is alive, except
 ///   through the pointer (the [`Ring`] owns the storage and is the only user).
 ///
-/// `&'a mut [T]` implements it. On the host, implement it for a newtype around an owned
-/// heap slice (see [`RingRef`] for a complete example).
-pub unsafe trait Storage {
+/// Outside this crate, an implementation does not compile:
+///
+/// ```compile_fail,E0277
+/// struct Mine(*mut f32);
+///
+/// // SAFETY: (none could be argued: the trait is sealed)
+/// unsafe impl w4l_core::ring::Storage for Mine {
+///     type Item = f32;
+///     fn as_mut_ptr(&mut self) -> *mut f32 {
+///         self.0
+///     }
+///     fn len(&self) -> usize {
+///         4
+///     }
+/// }
+/// ```
+pub unsafe trait Storage: sealed::Sealed {
     /// The sample type.
     type Item: Copy;
 
@@ -185,73 +208,17 @@ unsafe impl<T: Copy> Storage for &mut [T] {
     }
 }
 
-/// A handle to a [`Ring`] that the [`Producer`] and [`Consumer`] keep: `&'a Ring` on
-/// firmware (implemented here), a newtype around `Arc<Ring>` on the host.
+/// A handle to a [`Ring`] that the [`Producer`] and [`Consumer`] keep: `&'a Ring` for a
+/// borrowed ring ([`Ring::split`]), `HeapRing` (an `Arc`) for the heap ring. Sealed, like
+/// [`Storage`].
 ///
 /// # Safety
 ///
 /// Every clone of a value must dereference to the **same** [`Ring`] (the same address),
 /// on every call, and that ring must stay alive and must not move while any clone exists.
-///
-/// # Example: the host's `Arc` and boxed slice
-///
-/// ```
-/// use std::ops::Deref;
-/// use std::sync::Arc;
-/// use w4l_core::ring::{Overflow, Ring, RingRef, Storage};
-///
-/// /// An owned heap slice.
-/// pub struct HeapStorage(Box<[f32]>);
-///
-/// // SAFETY: the boxed slice's heap pointer is stable when the box is moved, its items
-/// // are initialised, and the box is only reached through this pointer once it is inside
-/// // the ring.
-/// unsafe impl Storage for HeapStorage {
-///     type Item = f32;
-///     fn as_mut_ptr(&mut self) -> *mut f32 {
-///         self.0.as_mut_ptr()
-///     }
-///     fn len(&self) -> usize {
-///         self.0.len()
-///     }
-/// }
-///
-/// /// A shared, `'static` handle (what a cpal callback needs).
-/// #[derive(Clone)]
-/// pub struct SharedRing(Arc<Ring<HeapStorage>>);
-///
-/// impl Deref for SharedRing {
-///     type Target = Ring<HeapStorage>;
-///     fn deref(&self) -> &Ring<HeapStorage> {
-///         &self.0
-///     }
-/// }
-///
-/// // SAFETY: every clone of an `Arc` points to the same heap allocation, which neither
-/// // moves nor dies while a clone exists.
-/// unsafe impl RingRef for SharedRing {
-///     type Storage = HeapStorage;
-/// }
-///
-/// let storage = HeapStorage(vec![0.0; 16384].into_boxed_slice());
-/// let ring = SharedRing(Arc::new(Ring::new(storage, Overflow::OverwriteOldest)?));
-/// let (mut producer, mut consumer) = w4l_core::ring::split(ring.clone())?;
-///
-/// let worker = std::thread::spawn(move || {
-///     let mut out = [0.0f32; 3];
-///     let mut got = 0;
-///     while got < 3 {
-///         got += consumer.pop_slice(&mut out[got..]);
-///         std::thread::yield_now();
-///     }
-///     out
-/// });
-/// producer.push_slice(&[0.25, 0.5, 0.75]);
-/// assert_eq!(worker.join().unwrap(), [0.25, 0.5, 0.75]);
-/// assert_eq!(ring.stats().popped, 3);
-/// # Ok::<(), w4l_core::ring::RingError>(())
-/// ```
-pub unsafe trait RingRef: Clone + Deref<Target = Ring<<Self as RingRef>::Storage>> {
+pub unsafe trait RingRef:
+    sealed::Sealed + Clone + Deref<Target = Ring<<Self as RingRef>::Storage>>
+{
     /// The ring's storage type.
     type Storage: Storage;
 }
@@ -260,6 +227,15 @@ pub unsafe trait RingRef: Clone + Deref<Target = Ring<<Self as RingRef>::Storage
 // alive and in place.
 unsafe impl<S: Storage> RingRef for &Ring<S> {
     type Storage = S;
+}
+
+impl<T: Copy> sealed::Sealed for &mut [T] {}
+impl<S: Storage> sealed::Sealed for &Ring<S> {}
+
+/// The seal of [`Storage`] and [`RingRef`]: public, so that they can name it as a supertrait,
+/// in a private module, so that no other crate can implement it.
+mod sealed {
+    pub trait Sealed {}
 }
 
 /// What the ring does when the producer offers more than fits.
@@ -284,7 +260,7 @@ impl fmt::Display for Overflow {
     }
 }
 
-/// Why a ring could not be built or split.
+/// Why a ring could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RingError {
@@ -298,18 +274,28 @@ pub enum RingError {
         /// The largest supported capacity.
         max: usize,
     },
-    /// The ring was already split; there is only one producer and one consumer.
-    AlreadySplit,
+    /// The allocator refused the memory for a heap ring of this many samples (feature
+    /// `alloc`).
+    AllocFailed {
+        /// The capacity asked for.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for RingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RingError::ZeroCapacity => f.write_str("ring storage has zero capacity"),
-            RingError::CapacityTooLarge { capacity, max } => {
-                write!(f, "ring capacity {capacity} exceeds the maximum {max}")
+            RingError::ZeroCapacity => {
+                f.write_str("ring storage has zero capacity; give the ring at least one slot")
             }
-            RingError::AlreadySplit => f.write_str("ring already split into producer and consumer"),
+            RingError::CapacityTooLarge { capacity, max } => write!(
+                f,
+                "ring capacity {capacity} exceeds the maximum {max}; ask for a smaller ring"
+            ),
+            RingError::AllocFailed { capacity } => write!(
+                f,
+                "cannot allocate a ring of {capacity} samples; ask for a smaller ring"
+            ),
         }
     }
 }
@@ -397,8 +383,8 @@ struct ConsumerShared {
     popped: AtomicUsize,
 }
 
-/// The lock-free SPSC ring. Build it with [`Ring::new`], then [`Ring::split`] it (or
-/// [`split`] a shared handle) into a [`Producer`] and a [`Consumer`].
+/// The lock-free SPSC ring. Build it with [`Ring::new`], then [`Ring::split`] it into a
+/// [`Producer`] and a [`Consumer`] (or build a `HeapRing`, which comes split).
 pub struct Ring<S: Storage> {
     producer: CachePadded<ProducerShared>,
     consumer: CachePadded<ConsumerShared>,
@@ -407,7 +393,6 @@ pub struct Ring<S: Storage> {
     /// `2 * cap`: positions live in `0..wrap`.
     wrap: usize,
     overflow: Overflow,
-    split: AtomicBool,
     tracker: SlotTracker,
     /// Owned so that it lives (and is dropped) with the ring. Behind `MaybeUninit` so that
     /// moving the ring never re-asserts uniqueness of a `&mut`/`Box` inside the storage
@@ -421,9 +406,10 @@ pub struct Ring<S: Storage> {
 unsafe impl<S: Storage + Send> Send for Ring<S> where S::Item: Send {}
 
 // SAFETY: through `&Ring` the samples are only reached by the single producer and single
-// consumer (enforced by the one-time split), which touch disjoint slots ordered by the
-// acquire/release protocol described in the module docs; items move between threads, so
-// they must be `Send`. `&Ring` never exposes `&S`, and the storage is only dropped via
+// consumer (one pair by construction: `Ring::split` holds the exclusive borrow of the ring
+// while its halves live, and a `HeapRing` exists only as its halves), which touch disjoint
+// slots ordered by the acquire/release protocol described in the module docs; items move
+// between threads, so they must be `Send`. `&Ring` never exposes `&S`, and the storage is only dropped via
 // `&mut Ring`, so `S: Send` is enough.
 unsafe impl<S: Storage + Send> Sync for Ring<S> where S::Item: Send {}
 
@@ -472,15 +458,7 @@ impl<S: Storage> Ring<S> {
     /// ```
     pub fn new(storage: S, overflow: Overflow) -> Result<Self, RingError> {
         let cap = storage.len();
-        if cap == 0 {
-            return Err(RingError::ZeroCapacity);
-        }
-        if cap > Self::MAX_CAPACITY {
-            return Err(RingError::CapacityTooLarge {
-                capacity: cap,
-                max: Self::MAX_CAPACITY,
-            });
-        }
+        Self::check_capacity(cap)?;
         let mut storage = MaybeUninit::new(storage);
         // SAFETY: initialised on the line above.
         let buf = unsafe { storage.assume_init_mut() }.as_mut_ptr();
@@ -500,30 +478,57 @@ impl<S: Storage> Ring<S> {
             // Cannot overflow: cap <= 2^(BITS-2).
             wrap: cap.wrapping_mul(2),
             overflow,
-            split: AtomicBool::new(false),
             tracker: SlotTracker::new(cap),
             storage,
         })
     }
 
-    /// Splits a borrowed ring into its two halves. Shorthand for [`split`]`(&ring)`.
-    ///
-    /// # Errors
-    ///
-    /// [`RingError::AlreadySplit`] if the ring was split before (by any handle).
+    /// Whether the ring supports `capacity` samples (see [`new`](Self::new)'s errors).
+    fn check_capacity(capacity: usize) -> Result<(), RingError> {
+        if capacity == 0 {
+            Err(RingError::ZeroCapacity)
+        } else if capacity > Self::MAX_CAPACITY {
+            Err(RingError::CapacityTooLarge {
+                capacity,
+                max: Self::MAX_CAPACITY,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Splits the ring into its two halves. They borrow the ring exclusively, so there is
+    /// one producer and one consumer at a time; once both are gone, the ring may be split
+    /// again, and the new halves carry on where the old ones stopped (only `take_missed`
+    /// starts afresh). A half's [`handle`](Consumer::handle) reads the ring's counters
+    /// meanwhile.
     ///
     /// ```
-    /// use w4l_core::ring::{Overflow, Ring, RingError};
+    /// use w4l_core::ring::{Overflow, Ring};
     ///
     /// let mut storage = [0u16; 4];
-    /// let ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
-    /// let (_producer, _consumer) = ring.split()?;
-    /// assert_eq!(ring.split().unwrap_err(), RingError::AlreadySplit);
-    /// # Ok::<(), RingError>(())
+    /// let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest)?;
+    /// let (mut producer, consumer) = ring.split();
+    /// producer.push_slice(&[1, 2, 3]);
+    /// let watcher = consumer.handle(); // a `&Ring`: counters and fill level only
+    /// assert_eq!((watcher.len(), watcher.stats().pushed), (3, 3));
+    /// # Ok::<(), w4l_core::ring::RingError>(())
     /// ```
-    #[allow(clippy::type_complexity)]
-    pub fn split(&self) -> Result<(Producer<&Self>, Consumer<&Self>), RingError> {
-        split(self)
+    ///
+    /// A second pair while the first lives does not compile:
+    ///
+    /// ```compile_fail,E0499
+    /// # use w4l_core::ring::{Overflow, Ring};
+    /// let mut storage = [0u16; 4];
+    /// let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    /// let (mut producer, _consumer) = ring.split();
+    /// let (mut second, _) = ring.split();
+    /// producer.push_slice(&[1]);
+    /// ```
+    pub fn split(&mut self) -> (Producer<&Self>, Consumer<&Self>) {
+        // SAFETY: the halves hold the exclusive borrow of the ring, so no other halves of it
+        // exist while they live.
+        unsafe { halves(&*self) }
     }
 
     /// Number of samples the ring can hold.
@@ -638,16 +643,13 @@ impl<S: Storage> Ring<S> {
     }
 }
 
-/// Splits a ring handle into its two halves (use this with a shared owner such as the
-/// host's `Arc` newtype; see [`RingRef`]). Borrowed rings can use [`Ring::split`].
+/// The two halves of `ring`, starting from its current state.
 ///
-/// # Errors
+/// # Safety
 ///
-/// [`RingError::AlreadySplit`] if the ring was split before, through any handle.
-pub fn split<R: RingRef>(ring: R) -> Result<(Producer<R>, Consumer<R>), RingError> {
-    if ring.split.swap(true, Ordering::AcqRel) {
-        return Err(RingError::AlreadySplit);
-    }
+/// No other halves of this ring may exist while these live: the ring protocol has one
+/// producer and one consumer.
+unsafe fn halves<R: RingRef>(ring: R) -> (Producer<R>, Consumer<R>) {
     let head = ring.consumer.0.head.load(Ordering::Acquire) & !BUSY;
     let tail = ring.producer.0.tail.load(Ordering::Acquire);
     let stats = ring.stats();
@@ -666,7 +668,7 @@ pub fn split<R: RingRef>(ring: R) -> Result<(Producer<R>, Consumer<R>), RingErro
         popped: stats.popped,
         missed_seen: stats.dropped.wrapping_add(stats.overwritten),
     };
-    Ok((producer, consumer))
+    (producer, consumer)
 }
 
 /// The writing half (the audio callback's side). `Send`; not `Clone`.
@@ -923,6 +925,12 @@ impl<R: RingRef> Producer<R> {
     pub fn ring(&self) -> &Ring<R::Storage> {
         &self.ring
     }
+
+    /// A handle to the shared ring that outlives this half, for whoever watches the ring's
+    /// fill level and counters (a `&Ring` can neither push, pop nor split).
+    pub fn handle(&self) -> R {
+        self.ring.clone()
+    }
 }
 
 /// The reading half (the worker's side). `Send`; not `Clone`.
@@ -1067,6 +1075,12 @@ impl<R: RingRef> Consumer<R> {
     /// The shared ring.
     pub fn ring(&self) -> &Ring<R::Storage> {
         &self.ring
+    }
+
+    /// A handle to the shared ring that outlives this half, for whoever watches the ring's
+    /// fill level and counters (a `&Ring` can neither push, pop nor split).
+    pub fn handle(&self) -> R {
+        self.ring.clone()
     }
 }
 

@@ -10,9 +10,9 @@
 //! no-op that compiles away.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use portable_atomic::{AtomicBool, AtomicUsize, Ordering};
+pub(crate) use portable_atomic::{AtomicUsize, Ordering};
 
 #[cfg(loom)]
 extern crate std;

@@ -211,8 +211,8 @@ fn fill_ring_pushes_each_conversion() {
     let mut adc = Mcp3202::new(spi, delay, config);
 
     let mut storage = [0f32; 8];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    let (mut producer, mut consumer) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    let (mut producer, mut consumer) = ring.split();
     assert_eq!(adc.fill_ring(&mut producer, 4), Ok(4));
     let mut out = [0f32; 8];
     assert_eq!(consumer.pop_slice(&mut out), 4);
@@ -220,7 +220,7 @@ fn fill_ring_pushes_each_conversion() {
     assert_eq!(consumer.pop_slice(&mut out[4..]), 2);
     let expected: Vec<f32> = codes.iter().map(|&c| code_to_sample(c)).collect();
     assert_eq!(out[..6], expected[..]);
-    assert_eq!(ring.stats().pushed, 6);
+    assert_eq!(consumer.stats().pushed, 6);
     let (mut spi, mut delay) = adc.release();
     spi.done();
     delay.done();
@@ -232,14 +232,14 @@ fn fill_ring_reports_overrun_when_full() {
     let config = Config::new(Channel::Single1, 8_000).unwrap();
     let mut adc = Mcp3202::new(spi, NoopDelay::new(), config);
     let mut storage = [0i16; 3];
-    let ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
-    let (mut producer, mut consumer) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::RejectNewest).unwrap();
+    let (mut producer, mut consumer) = ring.split();
     // The fourth conversion is read from the bus, then refused by the full ring.
     assert_eq!(
         adc.fill_ring(&mut producer, 10),
         Err(AdcError::Overrun { pushed: 3 })
     );
-    assert_eq!(ring.stats().dropped, 1);
+    assert_eq!(consumer.stats().dropped, 1);
     let mut out = [0i16; 4];
     assert_eq!(consumer.pop_slice(&mut out), 3);
     assert_eq!(out[..3], [-32752, -32736, -32720]);
@@ -253,8 +253,8 @@ fn fill_ring_overwrite_oldest_never_overruns() {
     let config = Config::new(Channel::Single0, 8_000).unwrap();
     let mut adc = Mcp3202::new(spi, NoopDelay::new(), config);
     let mut storage = [0i16; 2];
-    let ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
-    let (mut producer, mut consumer) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], Overflow::OverwriteOldest).unwrap();
+    let (mut producer, mut consumer) = ring.split();
     assert_eq!(adc.fill_ring(&mut producer, 5), Ok(5));
     let mut out = [0i16; 2];
     assert_eq!(consumer.pop_slice(&mut out), 2);

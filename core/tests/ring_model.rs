@@ -78,8 +78,9 @@ impl Model {
 
 fn run(cap: usize, overflow: Overflow, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut storage = vec![0u32; cap];
-    let ring = Ring::new(&mut storage[..], overflow).unwrap();
-    let (mut producer, mut consumer) = ring.split().unwrap();
+    let mut ring = Ring::new(&mut storage[..], overflow).unwrap();
+    let (mut producer, mut consumer) = ring.split();
+    let ring = consumer.handle();
     let mut model = Model {
         cap,
         overflow,

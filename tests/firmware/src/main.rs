@@ -222,10 +222,9 @@ fn main() -> ! {
     let Some(ring) = cortex_m::singleton!(: AudioRing = ring) else {
         fatal("ring singleton")
     };
-    let ring: &'static AudioRing = ring;
-    let Ok((producer, mut consumer)) = ring.split() else {
-        fatal("ring split")
-    };
+    let (producer, mut consumer) = ring.split();
+    // Read-only from here on: the ring's counters.
+    let ring: &'static AudioRing = consumer.handle();
     let Ok(mut window) = Window::new(window_storage, 1) else {
         fatal("window")
     };
