@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use w4l_core::accountant::{Accountant, Category, Reservation, ReserveError};
 use w4l_core::policy::Level;
-use w4l_core::ring::Overflow;
+use w4l_core::ring::{Overflow, RingError};
 use w4l_core::sample::convert;
 use w4l_core::tracker::Priority;
 use w4l_core::window::Window;
@@ -44,7 +44,7 @@ use w4l_core::window::Window;
 use crate::error::{Error, Result};
 use crate::memory::buffers::{BufferHandle, Buffers};
 use crate::memory::monitor::MemoryMonitor;
-use crate::ring::{AudioRing, HeapStorage};
+use crate::ring::AudioRing;
 use crate::source::{Source, SourceStats, SourceStatus};
 use crate::take::file::{TakeFile, TakeFileConfig};
 use crate::take::{Mode, Saved, TakeSpec, TakeStore};
@@ -329,17 +329,17 @@ impl Recorder {
             self.sizes.ring * size_of::<f32>(),
             Priority::High,
         )?);
-        let storage = HeapStorage::try_new(self.sizes.ring)
-            .ok_or_else(|| out_of_memory("the ring", self.sizes.ring.saturating_mul(4)))?;
-        let ring = AudioRing::from_storage(storage, Overflow::RejectNewest).map_err(|e| {
-            Error::runtime(
-                format!("cannot build the ring ({e})"),
-                "use a lower rate or fewer channels",
-            )
-        })?;
-        let (producer, consumer) = ring.split().map_err(|e| {
-            Error::runtime(format!("cannot split the ring ({e})"), "report this bug")
-        })?;
+        let (producer, consumer) = AudioRing::new(self.sizes.ring, Overflow::RejectNewest)
+            .map_err(|e| match e {
+                RingError::AllocFailed { .. } => {
+                    out_of_memory("the ring", self.sizes.ring.saturating_mul(4))
+                }
+                other => Error::runtime(
+                    format!("cannot build the ring ({other})"),
+                    "use a lower rate or fewer channels",
+                ),
+            })?;
+        let ring = consumer.handle();
         Ok((ring, producer, consumer))
     }
 

@@ -88,16 +88,13 @@ fn main() {
     let channels = usize::from(format.channels);
     let wanted = (args.seconds * f64::from(format.rate)).round() as usize * channels;
     // Two seconds of room: the consumer below drains every 100 ms.
-    let ring =
-        AudioRing::with_capacity(format.rate as usize * channels * 2, Overflow::RejectNewest)
-            .unwrap_or_else(|e| {
+    let (producer, mut consumer) =
+        AudioRing::new(format.rate as usize * channels * 2, Overflow::RejectNewest).unwrap_or_else(
+            |e| {
                 eprintln!("error: cannot make the ring ({e}); ask for fewer channels");
                 std::process::exit(1)
-            });
-    let (producer, mut consumer) = ring.split().unwrap_or_else(|e| {
-        eprintln!("error: cannot split the ring ({e}); this is a bug");
-        std::process::exit(1)
-    });
+            },
+        );
     let mut take: Vec<f32> = Vec::with_capacity(wanted);
     let mut buf = vec![0.0f32; 8192];
     let open_s = opening.elapsed().as_secs_f64();
