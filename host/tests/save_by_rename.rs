@@ -57,6 +57,9 @@ fn saving_next_to_the_journal_is_a_rename_and_elsewhere_a_copy() {
     };
     let other = shm.path().join("out.wav");
     let copied = bytes_written_by_save(&input, &dir.path().join("w4l-2"), &other);
-    assert!(copied >= size - 100, "a copy of {size} bytes wrote only {copied}");
+    assert!(
+        copied >= size - 100,
+        "a copy of {size} bytes wrote only {copied}"
+    );
     assert_eq!(common::read_i16(&other), samples);
 }

@@ -75,7 +75,19 @@ impl Source for Gate {
         let rx = self.rx.lock().expect("rx").take().expect("started once");
         let stop = self.stop.clone();
         self.thread = Some(std::thread::spawn(move || {
-            while let Ok(chunk) = rx.recv() {
+            // Wakes now and then to see `stop` (a test that failed drops the recorder while the
+            // sending half is still alive).
+            loop {
+                let chunk = match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(chunk) => chunk,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                };
                 let mut rest = &chunk[..];
                 while !rest.is_empty() {
                     if stop.load(Ordering::Acquire) {
@@ -162,8 +174,8 @@ fn switching_back_and_forth_loses_and_duplicates_nothing() {
             let after = rec.info();
             assert_eq!(after.mode, mode.as_str());
             if mode == Mode::File {
-                // Every block went to disk with the switch.
-                assert_eq!(after.blocks_held, 0, "{after:?}");
+                // The cache shrank to file mode's newest blocks: everything is on disk.
+                assert!(after.blocks_held <= 2, "{after:?}");
                 assert_eq!(after.frames_on_disk, fed as u64);
             }
             // Blocks spilled by the policy during the stream phase, not moved by a switch.

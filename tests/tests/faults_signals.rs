@@ -548,8 +548,9 @@ fn write_big_wav(path: &Path, frames: usize) {
 
 /// A second signal while the take is being saved exits at once (`128 + signo`): it must not
 /// leave the output's half-written temporary file (`.NAME.*.w4l-tmp` or `.w4l-partial-*`,
-/// beside the output) behind, nor a partial output; or, if the save won the race, the output
-/// is complete.
+/// beside the output) behind, nor a partial output; the take's journal stays (with its
+/// manifest) and the next start (`w4l clean` here) recovers it to the output, whole. Or, if the
+/// save won the race, the output is complete.
 fn second_signal_while_saving(mode: &str) {
     let base = tempfile::tempdir().expect("temp dir");
     // File mode moves the take's file to the output: a rename on one file system, a copy
@@ -596,14 +597,18 @@ fn second_signal_while_saving(mode: &str) {
     let run = w.wait(LIMIT);
     match run.code {
         // Whichever of the two the watcher thread saw second decides the status.
-        Some(130 | 143) => assert!(!output.exists(), "a partial output after the second signal"),
-        Some(0) => {
-            let (_, back) = read_wav_i16(&output);
-            assert_eq!(back.len(), frames * usize::from(CHANNELS), "{run:#?}");
+        Some(130 | 143) => {
+            assert!(!output.exists(), "a partial output after the second signal");
+            let clean = Spawned::start(&["clean"], &env).wait(LIMIT);
+            assert_eq!(clean.code, Some(0), "{clean:#?}");
+            assert!(clean.stderr.contains("recovered"), "{clean:#?}");
         }
+        Some(0) => {}
         _ => panic!("SIGINT + SIGTERM while saving: {run:#?}"),
     }
-    assert_no_leftovers(&out_dir, &[]);
+    let (_, back) = read_wav_i16(&output);
+    assert_eq!(back.len(), frames * usize::from(CHANNELS), "{run:#?}");
+    assert_no_leftovers(&out_dir, &[&output]);
     assert_no_leftovers(&temp, &[]);
     assert!(seen || run.code == Some(0), "{run:#?}");
 }

@@ -36,6 +36,9 @@ pub struct RecorderConfig {
     pub limit_frames: Option<u64>,
     /// Captured audio between two policy steps. Default 1 s (see [`crate::memory::monitor`]).
     pub step: Duration,
+    /// Where the take is meant to be saved: written into the journal's manifest, so that a take
+    /// killed before it was saved is recovered there by the next start.
+    pub output: Option<std::path::PathBuf>,
     /// Where the recorder registers its buffers (ring, window, the take's cache): an app's
     /// registry, to see them beside its own, or `None` for one of the recorder's own.
     pub buffers: Option<Arc<Buffers>>,
@@ -54,6 +57,7 @@ impl Default for RecorderConfig {
             limit_frames: None,
             step: Duration::from_secs(1),
             buffers: None,
+            output: None,
         }
     }
 }

@@ -221,7 +221,7 @@ impl Recorder {
                 format: self.config.format,
                 max_data_bytes: self.config.max_file_bytes,
                 purpose: "take",
-                output: None,
+                output: self.config.output.clone(),
             };
             let ledger = Arc::new(self.accountant.clone());
             Some(TakeFile::create(manager, ledger, config)?)

@@ -70,7 +70,7 @@ impl TempFile {
 
     /// Makes the file a take's journal: writes `manifest` beside it (`<file>.manifest`, 0600,
     /// synced). From now on, if this process dies, the next start finishes the file into a WAV
-    /// file instead of reaping it ([`crate::take::recover`]); the manifest goes with the file.
+    /// file instead of reaping it (`w4l::take::recover`); the manifest goes with the file.
     ///
     /// # Errors
     ///

@@ -276,10 +276,10 @@ impl ResourceManager {
     /// [`TempError::Removed`] on their next growth.
     pub fn cleanup(&self) -> ReapReport {
         let mut registry = lock(&self.shared.registry);
-        self.shared.remove_all(&mut registry, false)
+        self.shared.remove_all(&mut registry, false, false)
     }
 
-    /// Removes what dead processes left (their takes excepted: see [`crate::take::recover`]).
+    /// Removes what dead processes left (their takes excepted: see `w4l::take::recover`).
     /// With `dry_run`, removes nothing and reports what it would remove. Never touches a live
     /// process's files, this process's registered files, or anything it did not create.
     pub fn reap(&self, dry_run: bool) -> ReapReport {
@@ -338,6 +338,6 @@ fn find_open(open: &[Weak<ResourceManager>], dir_id: (u64, u64)) -> Option<Arc<R
 impl Drop for ResourceManager {
     fn drop(&mut self) {
         let mut registry = lock(&self.shared.registry);
-        self.shared.remove_all(&mut registry, true);
+        self.shared.remove_all(&mut registry, true, false);
     }
 }

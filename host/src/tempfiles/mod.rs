@@ -2,7 +2,7 @@
 //! hands it, is removed — on [`ResourceManager::cleanup`], on drop, on a signal ([`signals`]),
 //! after a panic ([`cleanup_after_panic`]), and, for what a killed process (SIGKILL, power loss)
 //! left behind, by the next start or `w4l clean`. Except a take: a killed take is *recovered*
-//! into a WAV file, never reaped ([`crate::take::recover`]).
+//! into a WAV file, never reaped (`w4l::take::recover`).
 //!
 //! # One manager per directory per process
 //!

@@ -4,7 +4,7 @@
 //! A take is a journal with a manifest beside it ([`super::Manifest`]); a take past 4 GiB is
 //! several journals whose manifests share a `take` name. Claiming holds the dead owner's lock
 //! until the claim is dropped, so two processes starting at once never finish the same take
-//! twice. Finishing the take into a WAV file is [`crate::take::recover`]'s work: this layer
+//! twice. Finishing the take into a WAV file is `w4l::take::recover`'s work: this layer
 //! knows files and owners, not audio.
 
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 //! Of a dead owner's files:
 //!
 //! * a journal with a manifest beside it is a **take**: never reaped, left for
-//!   [`crate::take::recover`] to finish into a WAV file;
+//!   `w4l::take::recover` to finish into a WAV file;
 //! * a manifest whose journal is gone (the take was saved or recovered) is removed;
 //! * a record's file outside the directory (an adopted file, an unfinished output) is removed
 //!   if it is still the very file recorded (same device and inode, a regular file of ours),
@@ -131,7 +131,7 @@ pub(crate) fn scan(dir: &Path) -> io::Result<BTreeMap<u32, Group>> {
 }
 
 /// `w4l clean [--dry-run]`: removes (or only reports) what dead processes left in `dir`,
-/// without opening a manager; their takes stay for [`crate::take::recover`]. A missing `dir`
+/// without opening a manager; their takes stay for `w4l::take::recover`. A missing `dir`
 /// has nothing to clean (and is not created); an unsafe one is refused like
 /// [`crate::tempfiles::ResourceManager::open`] does.
 pub fn reap_dir(dir: &Path, dry_run: bool) -> Result<ReapReport, TempError> {

@@ -54,6 +54,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// Whether the entry is a take's journal (its own file with a manifest beside it).
+    pub(crate) fn is_take(&self) -> bool {
+        self.kind == Kind::Own
+            && self
+                .companion
+                .as_ref()
+                .is_some_and(|c| c.extension().is_some_and(|e| e == "manifest"))
+    }
+
     /// A new entry of `kind` for `path`, empty and in progress.
     pub(crate) fn new(path: PathBuf, kind: Kind) -> Self {
         Self {
@@ -139,10 +148,20 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     /// Removes every registered file and, if `close`, shuts the registry: unlinks the lock
-    /// file and refuses new files.
-    pub(crate) fn remove_all(&self, registry: &mut Registry, close: bool) -> ReapReport {
+    /// file and refuses new files. With `keep_takes`, a take's journal (a file with a manifest)
+    /// stays with its manifest: the process is about to end abruptly, and the next start
+    /// recovers the take instead of losing it.
+    pub(crate) fn remove_all(
+        &self,
+        registry: &mut Registry,
+        close: bool,
+        keep_takes: bool,
+    ) -> ReapReport {
         let mut report = ReapReport::default();
         for (_, entry) in std::mem::take(&mut registry.entries) {
+            if keep_takes && entry.is_take() {
+                continue;
+            }
             match entry.remove() {
                 Ok(true) if entry.kind != Kind::Outside => report.removed(entry.path, entry.bytes),
                 Ok(_) => {}
@@ -212,7 +231,8 @@ fn lock_patiently<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     None
 }
 
-/// Removes every file of every manager of this process and shuts them down (no new files; lock
+/// Removes every file of every manager of this process but the takes' journals (left with
+/// their manifests for the next start to recover) and shuts them down (no new files; lock
 /// files unlinked). For the signal path ([`crate::tempfiles::signals`]) and anything about to
 /// call [`std::process::exit`]. Never blocks for more than a few seconds, never panics.
 pub fn cleanup_all() -> ReapReport {
@@ -223,7 +243,7 @@ pub fn cleanup_all() -> ReapReport {
     let mut report = ReapReport::default();
     for shared in managers {
         if let Some(mut registry) = lock_patiently(&shared.registry) {
-            report.merge(shared.remove_all(&mut registry, true));
+            report.merge(shared.remove_all(&mut registry, true, true));
         }
     }
     if let Some(mut unmanaged) = lock_patiently(&UNMANAGED) {

@@ -532,6 +532,8 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
         limit_frames: args
             .seconds
             .map(|d| (d.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64),
+        // A take killed before it is saved is recovered there by the next start.
+        output: std::path::absolute(&args.output).ok(),
         ..RecorderConfig::default()
     };
     let ceiling = w4l::memory::monitor::memory_ceiling();
