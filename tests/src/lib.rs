@@ -285,6 +285,26 @@ pub mod faults {
         pub started: Instant,
     }
 
+    /// A directory of this test process's own, under the target directory (`<target>/w4l-test-
+    /// homes/<pid>`), emptied when a later run reuses the pid.
+    fn private_home() -> &'static Path {
+        static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        HOME.get_or_init(|| {
+            let exe = std::env::current_exe().expect("the test executable's path");
+            // <target>/<profile>/deps/<test>-<hash>
+            let target = exe
+                .ancestors()
+                .nth(3)
+                .map_or_else(std::env::temp_dir, Path::to_path_buf);
+            let home = target
+                .join("w4l-test-homes")
+                .join(std::process::id().to_string());
+            let _ = fs::remove_dir_all(&home);
+            fs::create_dir_all(&home).expect("a home for w4l");
+            home
+        })
+    }
+
     impl Spawned {
         /// Starts `w4l args…` with `env` added (and no `RUST_LOG`/`RUST_BACKTRACE`).
         pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Spawned {
@@ -293,10 +313,16 @@ pub mod faults {
             Self::start_command(cmd, env)
         }
 
-        /// Starts a prepared `w4l` command (e.g. with a `pre_exec`) the same way.
+        /// Starts a prepared `w4l` command (e.g. with a `pre_exec`) the same way. Unless `env`
+        /// says otherwise, w4l's cache and data directories (where its takes' journals and the
+        /// takes it recovers live) are this test process's own, never the user's: a test that
+        /// kills a take leaves its journal for the next start, and that must be a start of
+        /// this test binary, not the next test run's or the developer's.
         pub fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Spawned {
             cmd.env_remove("RUST_LOG")
                 .env_remove("RUST_BACKTRACE")
+                .env("XDG_CACHE_HOME", private_home().join("cache"))
+                .env("XDG_DATA_HOME", private_home().join("data"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

@@ -44,6 +44,8 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 fn record(dir: &Path, input: &Path, extra: &[&str]) -> Run {
     let temp = dir.join("w4l");
     std::fs::create_dir_all(&temp).expect("temp dir");
+    std::fs::set_permissions(&temp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod 700");
     let mut args = vec![
         "record".to_owned(),
         "--input".to_owned(),

@@ -228,15 +228,21 @@ impl OutsideFile {
     ///
     /// The file cannot be created.
     pub fn create(dir: &Path, name: (&str, &str), mode: u32) -> io::Result<(File, PathBuf, Self)> {
-        match ResourceManager::shared() {
-            Ok(manager) => {
-                let (file, path, mut guard) = Self::create_with(manager.inner(), dir, name, mode)?;
+        let recorded = ResourceManager::shared()
+            .map_err(|e| e.to_string())
+            .and_then(|manager| {
+                let (file, path, mut guard) = Self::create_with(manager.inner(), dir, name, mode)
+                    .map_err(|e| e.to_string())?;
                 guard._manager = Some(manager);
                 Ok((file, path, guard))
-            }
-            Err(e) => {
+            });
+        match recorded {
+            Ok(created) => Ok(created),
+            // No record (no manager, or its directory is full): the file is still removed by
+            // this process's cleanup, just not found again after a crash.
+            Err(why) => {
                 tracing::debug!(
-                    "a file in {} is not recorded for after a crash: {e}",
+                    "a file in {} is not recorded for after a crash: {why}",
                     dir.display()
                 );
                 let path = std::path::absolute(dir)?.join(format!(
