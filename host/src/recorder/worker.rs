@@ -1,5 +1,10 @@
 //! The worker thread: drains the ring into the rolling window and the take, and steps the
 //! memory policy at every second of captured audio, acting on the take itself.
+//!
+//! A kernel pressure event (see [`crate::memory::monitor`]) wakes the worker, which steps the
+//! policy at once, forced, at the audio time it has reached: one clock, one thread acting on
+//! the take. In stream mode it then evicts every cached block but the newest: they are on disk
+//! already, so memory is given back at no cost to the take.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,7 +15,8 @@ use w4l_core::policy::Action;
 use w4l_core::sample::convert;
 
 use super::Shared;
-use crate::memory::monitor::{CleanupRequest, MemoryMonitor};
+use crate::memory::monitor::{CallbackId, CleanupRequest, MemoryMonitor};
+use crate::memory::timeline::{Mark, MarkKind};
 use crate::ring::AudioConsumer;
 use crate::source::SourceStatus;
 use crate::take::Mode;
@@ -50,6 +56,28 @@ pub(super) struct Worker {
 /// Marks the take complete when the worker ends, even by a panic (so nobody waits forever).
 struct DoneGuard(Arc<Shared>);
 
+/// Wakes the worker at every pressure event while it runs.
+struct PressureWake {
+    monitor: Arc<MemoryMonitor>,
+    id: CallbackId,
+}
+
+impl PressureWake {
+    fn register(monitor: &Arc<MemoryMonitor>) -> Self {
+        let worker = std::thread::current();
+        Self {
+            monitor: monitor.clone(),
+            id: monitor.add_pressure_listener(move || worker.unpark()),
+        }
+    }
+}
+
+impl Drop for PressureWake {
+    fn drop(&mut self) {
+        self.monitor.remove_pressure_listener(self.id);
+    }
+}
+
 impl Drop for DoneGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -86,6 +114,8 @@ impl Meter {
 impl Worker {
     pub(super) fn run(mut self) {
         let _done = DoneGuard(self.shared.clone());
+        let _wake = PressureWake::register(&self.monitor);
+        let mut pressure_seen = self.monitor.pressure_events();
         let mut buf = vec![0.0f32; DRAIN_CHUNK];
         let mut i16s = vec![0i16; DRAIN_CHUNK];
         let channels = u64::from(self.channels);
@@ -102,6 +132,7 @@ impl Worker {
             // Read the stop flag *before* popping: if it was set, everything the source pushed
             // is already visible, so an empty pop after it means the ring is drained.
             let stopping = self.shared.stop.load(Ordering::Acquire);
+            self.step_on_pressure(self.ms_at(taken), &mut pressure_seen);
             let n = self.consumer.pop_slice(&mut buf);
             if n == 0 {
                 if stopping {
@@ -190,21 +221,35 @@ impl Worker {
     fn step(&self, now_ms: u64, force: bool) {
         let report = self
             .monitor
-            .step_with(now_ms, force, &mut |request| self.act(request));
+            .step_with(now_ms, force, &mut |request| self.act(request, false));
         self.shared
             .pressure_permille
             .store(u32::from(report.pressure.permille), Ordering::Relaxed);
     }
 
-    /// The take's part of a cleanup: evict the oldest cached blocks (free: they are on disk;
-    /// in memory mode a counted loss), always keeping the newest one. Returns the bytes freed.
-    fn act(&self, request: &CleanupRequest) -> u64 {
-        if !(request.wants(Action::SpillOldestAudio) || request.wants(Action::DropOldestAudio)) {
-            return 0;
+    /// The forced step of a pressure event the worker has not acted on yet, if any.
+    fn step_on_pressure(&self, now_ms: u64, seen: &mut u64) {
+        let report = self
+            .monitor
+            .step_on_pressure(now_ms, seen, &mut |request| self.act(request, true));
+        if let Some(report) = report {
+            self.shared
+                .pressure_permille
+                .store(u32::from(report.pressure.permille), Ordering::Relaxed);
         }
+    }
+
+    /// The take's part of a cleanup: evict the oldest cached blocks (free: they are on disk;
+    /// in memory mode a counted loss), always keeping the newest one. Under kernel pressure a
+    /// stream take evicts its whole cache that way, whatever the level. Returns the bytes
+    /// freed.
+    fn act(&self, request: &CleanupRequest, kernel: bool) -> u64 {
+        let asked =
+            request.wants(Action::SpillOldestAudio) || request.wants(Action::DropOldestAudio);
         let freed = match lock(&self.shared.take).as_mut() {
-            Some(take) => take.free(request.wanted, 1),
-            None => return 0,
+            Some(take) if kernel && take.mode() == Mode::Stream => take.free(u64::MAX, 1),
+            Some(take) if asked => take.free(request.wanted, 1),
+            _ => return 0,
         };
         if freed.bytes == 0 {
             return 0;
@@ -222,7 +267,17 @@ impl Worker {
             ));
             tracing::warn!("memory pressure {}: {text}", request.level);
         }
-        self.monitor.note(request.at_ms, text);
+        // On the chart: audio that now lives on disk only is a spill; audio given up, a drop.
+        let mark = Mark {
+            t_ms: request.at_ms,
+            kind: if freed.lost_samples > 0 {
+                MarkKind::Drop
+            } else {
+                MarkKind::Spill
+            },
+            bytes: freed.bytes,
+        };
+        self.monitor.note_mark(mark, text);
         freed.bytes
     }
 }

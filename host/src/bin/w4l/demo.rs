@@ -273,7 +273,7 @@ fn summarize(events: &[Event]) -> Vec<String> {
     let mut pending_notes: Vec<(u64, String)> = Vec::new();
     for e in events {
         match e {
-            Event::Note { at_ms, text } => pending_notes.push((*at_ms, text.clone())),
+            Event::Note { at_ms, text, .. } => pending_notes.push((*at_ms, text.clone())),
             Event::Cleanup {
                 at_ms,
                 level,
