@@ -98,6 +98,41 @@ impl History {
     }
 }
 
+impl super::MemoryMonitor {
+    /// Adds a line to the timeline at `mark.t_ms` that stands for `mark` on the chart (an
+    /// eviction, a drop, a model unload).
+    pub fn note_mark(&self, mark: Mark, text: impl Into<String>) {
+        let mut state = super::lock(&self.shared.state);
+        if let Some(history) = state.history.as_mut() {
+            history.mark(mark);
+        }
+        self.shared.push(
+            &mut state,
+            super::Event::Note {
+                at_ms: mark.t_ms,
+                text: text.into(),
+                mark: Some(mark),
+            },
+        );
+    }
+
+    /// The session so far as a chart's data: the kept samples and marks (empty without
+    /// [`MonitorConfig::history`](super::MonitorConfig::history)) and the policy's thresholds.
+    pub fn chart(&self, title: impl Into<String>) -> crate::memory::timeline::Timeline {
+        let mut timeline =
+            crate::memory::timeline::Timeline::new(title, &self.shared.config.policy);
+        let state = super::lock(&self.shared.state);
+        if let Some(history) = state.history.as_ref() {
+            timeline.samples = history.samples().to_vec();
+            timeline.marks = history.marks().to_vec();
+            if history.marks_dropped() > 0 {
+                tracing::debug!("{} marks did not fit the chart", history.marks_dropped());
+            }
+        }
+        timeline
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,40 +180,5 @@ mod tests {
         assert_eq!(h.marks().len(), 2);
         assert_eq!(h.marks().iter().map(|m| m.bytes).sum::<u64>(), 30);
         assert_eq!(h.marks_dropped(), 0);
-    }
-}
-
-impl super::MemoryMonitor {
-    /// Adds a line to the timeline at `mark.t_ms` that stands for `mark` on the chart (an
-    /// eviction, a drop, a model unload).
-    pub fn note_mark(&self, mark: Mark, text: impl Into<String>) {
-        let mut state = super::lock(&self.shared.state);
-        if let Some(history) = state.history.as_mut() {
-            history.mark(mark);
-        }
-        self.shared.push(
-            &mut state,
-            super::Event::Note {
-                at_ms: mark.t_ms,
-                text: text.into(),
-                mark: Some(mark),
-            },
-        );
-    }
-
-    /// The session so far as a chart's data: the kept samples and marks (empty without
-    /// [`MonitorConfig::history`](super::MonitorConfig::history)) and the policy's thresholds.
-    pub fn chart(&self, title: impl Into<String>) -> crate::memory::timeline::Timeline {
-        let mut timeline =
-            crate::memory::timeline::Timeline::new(title, &self.shared.config.policy);
-        let state = super::lock(&self.shared.state);
-        if let Some(history) = state.history.as_ref() {
-            timeline.samples = history.samples().to_vec();
-            timeline.marks = history.marks().to_vec();
-            if history.marks_dropped() > 0 {
-                tracing::debug!("{} marks did not fit the chart", history.marks_dropped());
-            }
-        }
-        timeline
     }
 }

@@ -28,11 +28,11 @@ pub enum CeilingSource {
 }
 
 impl std::fmt::Display for MemoryCeiling {
-    /// `1.2 GiB of memory available now` / `… under the cgroup's limit`.
+    /// `1.2 GiB free now` / `300.0 MiB of headroom under the cgroup's limit`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let bytes = crate::units::format_bytes(self.bytes);
         match self.source {
-            CeilingSource::Available => write!(f, "{bytes} of memory available now"),
+            CeilingSource::Available => write!(f, "{bytes} free now"),
             CeilingSource::Cgroup => write!(f, "{bytes} of headroom under the cgroup's limit"),
         }
     }
