@@ -526,31 +526,8 @@ fn finish_recording(
     let saved = recorder.save_with(&args.output, &|| test_panic("write"));
     stopped?;
     let summary = saved?;
-    let wall = started.elapsed().as_secs_f64();
     if args.json {
-        #[derive(serde::Serialize)]
-        struct Report<'a> {
-            output: &'a Path,
-            files: &'a [std::path::PathBuf],
-            frames_written: u64,
-            frames_dropped: u64,
-            interrupted: bool,
-            wall_seconds: f64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            timeline: Option<&'a Path>,
-            #[serde(flatten)]
-            info: &'a w4l::recorder::RecorderInfo,
-        }
-        print_json(&Report {
-            output: &args.output,
-            files: &summary.files,
-            frames_written: summary.frames,
-            frames_dropped: summary.frames_lost,
-            interrupted: interrupted(),
-            wall_seconds: wall,
-            timeline: args.timeline.as_deref(),
-            info: &info,
-        })?;
+        print_record_json(args, &info, &summary, started, interrupted())?;
     } else {
         print_summary(args, &info, &summary)?;
     }
@@ -569,6 +546,39 @@ fn finish_recording(
         return Ok(ExitCode::SUCCESS);
     }
     Ok(ExitCode::from(AUDIO_LOST))
+}
+
+/// The JSON summary of `record`: the saved files, the recorder's figures, the timeline's path.
+fn print_record_json(
+    args: &RecordArgs,
+    info: &w4l::recorder::RecorderInfo,
+    summary: &w4l::take::Saved,
+    started: Instant,
+    interrupted: bool,
+) -> Result<bool> {
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        output: &'a Path,
+        files: &'a [std::path::PathBuf],
+        frames_written: u64,
+        frames_dropped: u64,
+        interrupted: bool,
+        wall_seconds: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeline: Option<&'a Path>,
+        #[serde(flatten)]
+        info: &'a w4l::recorder::RecorderInfo,
+    }
+    print_json(&Report {
+        output: &args.output,
+        files: &summary.files,
+        frames_written: summary.frames,
+        frames_dropped: summary.frames_lost,
+        interrupted,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        timeline: args.timeline.as_deref(),
+        info,
+    })
 }
 
 /// The text summary of `record`: what was recorded, the memory figures, what was lost (if
