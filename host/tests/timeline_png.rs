@@ -4,9 +4,9 @@
 //! `scripts/setup --test`) and the PNG is decoded and checked: its size, and that it is a
 //! chart (mostly white paper, with the series' colours on it), not a blank page.
 //!
-//! `W4L_TIMELINE_PNG=docs/memory-timeline.png cargo test -p w4l --test timeline_png` also
-//! writes the PNG there (a relative path is from the workspace root): that is how the
-//! README's example is made.
+//! `W4L_TIMELINE_PNG=out.png cargo test -p w4l --test timeline_png` also writes the PNG there
+//! (a relative path is from the workspace root). The README's example is a real `w4l demo`
+//! run instead (`host/tests/demo_timeline.rs`).
 //!
 //! What is simulated: time (a `ManualClock`), the audio (2 MiB blocks, one a second: a fast multichannel stream, so that it shows), the
 //! inference state (`Category::Other` bursts) and the RSS (the accounted memory plus a 46 MiB

@@ -9,7 +9,7 @@
 //! | module | what it gives | where from |
 //! |---|---|---|
 //! | [`buffers`] | the buffers held, tracked with the core's tracker: counts, bytes, victims under pressure | the recorder, the app |
-//! | [`monitor`] | readings → the policy → cleanups, on a recorder's steps or a thread of its own | `/proc/self/statm`, `sysinfo` |
+//! | [`monitor`] | readings → the policy → cleanups, on a recorder's steps or a thread of its own; wires the readers below in (the cgroup's limit, pressure events, tmpfs bytes) and keeps the chart's history | `/proc/self/statm`, `sysinfo`, the readers |
 //! | [`cgroup`] | the own cgroup's memory limit, usage, headroom and `high`/`max`/`oom` events | `/proc/self/cgroup`, `/sys/fs/cgroup` (v1, v2, hybrid) |
 //! | [`psi`] | the choice and registration of a pressure trigger | `$MEMORY_PRESSURE_WATCH`, the own cgroup's `memory.pressure`, `/proc/pressure/memory` |
 //! | [`psi_stats`] | stall figures (`avg10`, `avg60`, `avg300`, `total`) | the same pressure files |

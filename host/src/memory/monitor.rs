@@ -26,142 +26,63 @@
 //! audio and are deterministic on replay. [`MemoryMonitor::start`] runs the same steps on a
 //! background thread at the wall-clock interval, for a GUI; [`MemoryMonitor::stop`] wakes and
 //! joins it at once (a condition variable, not a sleep).
+//!
+//! # The machine's limits and signals
+//!
+//! A monitor that observes the system also reads, once at start (each optional; every path
+//! injectable through [`MonitorConfig`]):
+//!
+//! - **the cgroup's limit** ([`MonitorConfig::cgroup`]): when it is tighter than
+//!   [`MonitorConfig::rss_limit`] (or that is 0), it becomes the RSS limit, so the policy acts
+//!   before the kernel reclaims or kills. Budgets are capped by [`memory_ceiling`]: the
+//!   smaller of `MemAvailable` and the cgroup's headroom.
+//! - **kernel pressure events** ([`MonitorConfig::pressure`], PSI; see
+//!   [`psi`](crate::memory::psi)): an event makes the policy step at once, forced, between two
+//!   periodic readings, on the stepping thread's own clock ([`MemoryMonitor::step_on_pressure`];
+//!   why in the `pressure` module). Any [`PressureWatch`](crate::memory::watch::PressureWatch) can be attached instead
+//!   ([`MemoryMonitor::set_pressure_watch`]: a test's pipe, an app's own source). The 1 s
+//!   readings carry on either way: they are the fallback when the kernel refuses a trigger.
+//! - **files in RAM**: a take's journal on tmpfs is memory, not disk;
+//!   [`MemoryMonitor::count_disk_as_memory`] adds the accountant's disk bytes to the RSS of
+//!   every reading (the RSS limit then bounds both, as the cgroup and `MemAvailable` do).
+//!
+//! [`MemoryMonitor::detected`] says what was found, for `w4l monitor`.
+//!
+//! # History
+//!
+//! With [`MonitorConfig::history`], every periodic step keeps a [`Sample`] of the figures and
+//! [`MemoryMonitor::note_mark`] keeps marks (evictions, drops, unloads); [`MemoryMonitor::chart`]
+//! gives them as a [`Timeline`](crate::memory::timeline::Timeline) for [`timeline_svg`](crate::memory::timeline_svg).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod history;
+mod machine;
+mod pressure;
+mod probe;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use w4l_core::accountant::Accountant;
 use w4l_core::policy::{
     Action, Actions, Level, Policy, PolicyConfig, Pressure, Reading, Transition,
 };
 
 use crate::error::{Error, Result};
-
-/// One reading of the process's and the system's memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SystemReading {
-    /// Resident set size of this process, bytes.
-    pub rss: u64,
-    /// Memory the system can still give out without swapping, bytes.
-    pub available: u64,
-    /// Total physical memory, bytes.
-    pub total: u64,
-    /// When the reading was taken.
-    pub at: Instant,
-}
-
-/// Reads this process's RSS and the system's available memory, refreshing only those: the
-/// system's RAM through `sysinfo` (no swap, no CPU, no other processes), and this process's
-/// resident set from `/proc/self/statm`, kept open and read again in one `pread` (Linux; through
-/// `sysinfo` elsewhere, or if it cannot be opened). `sysinfo`'s refresh of one process opens
-/// seven `/proc` files (its directory, `task`, `stat`, `statm`, `status`, `/proc/uptime`...)
-/// for the one figure the policy uses.
-#[derive(Debug)]
-pub struct Probe {
-    system: System,
-    pid: Pid,
-    /// `/proc/self/statm` and the page size, when available.
-    statm: Option<(std::fs::File, u64)>,
-}
-
-impl Probe {
-    /// A probe for the current process.
-    pub fn new() -> Result<Self> {
-        let system = System::new().map_err(|e| {
-            Error::runtime(
-                format!("cannot read memory figures ({e})"),
-                "w4l needs /proc (Linux) or the platform's equivalent",
-            )
-        })?;
-        let pid = sysinfo::get_current_pid().map_err(|e| {
-            Error::runtime(
-                format!("cannot find this process's id ({e})"),
-                "w4l needs /proc (Linux) or the platform's equivalent",
-            )
-        })?;
-        Ok(Self {
-            system,
-            pid,
-            statm: open_statm(),
-        })
-    }
-
-    /// A fresh reading.
-    pub fn read(&mut self) -> Result<SystemReading> {
-        self.system
-            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
-        let rss = match self
-            .statm
-            .as_ref()
-            .and_then(|(f, page)| statm_rss(f, *page))
-        {
-            Some(rss) => rss,
-            None => self.sysinfo_rss()?,
-        };
-        Ok(SystemReading {
-            rss,
-            available: self.system.available_memory(),
-            total: self.system.total_memory(),
-            at: Instant::now(),
-        })
-    }
-
-    fn sysinfo_rss(&mut self) -> Result<u64> {
-        self.system.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[self.pid]),
-            false,
-            ProcessRefreshKind::nothing().with_memory(),
-        );
-        self.system
-            .process(self.pid)
-            .map(sysinfo::Process::memory)
-            .ok_or_else(|| {
-                Error::runtime(
-                    "cannot read this process's memory use",
-                    "w4l needs /proc (Linux) or the platform's equivalent",
-                )
-            })
-    }
-}
-
-/// The most memory a budget may promise now: what the system can give without swapping
-/// (`MemAvailable` of `/proc/meminfo`, read through `sysinfo`). `None` when it cannot be read;
-/// budgets then stand as given.
-///
-/// `w4l record` and `w4l monitor` cap their budget by it, and refuse a take whose ring and
-/// window alone need more. A container's cgroup limit (`memory.max` less `memory.current`)
-/// belongs here too, as a second minimum: it is not read yet.
-pub fn memory_ceiling() -> Option<u64> {
-    let available = Probe::new().ok()?.read().ok()?.available;
-    (available > 0).then_some(available)
-}
-
-/// `/proc/self/statm` and the page size, if this is Linux and both can be had.
-fn open_statm() -> Option<(std::fs::File, u64)> {
-    if !cfg!(target_os = "linux") {
-        return None;
-    }
-    // SAFETY: `sysconf` only reads a configuration value.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = u64::try_from(page).ok().filter(|&p| p > 0)?;
-    let file = std::fs::File::open("/proc/self/statm").ok()?;
-    // A first read proves the format; otherwise `sysinfo` it is.
-    statm_rss(&file, page)?;
-    Some((file, page))
-}
-
-/// The resident set in bytes from `statm` (`size resident shared ...`, in pages), read afresh.
-fn statm_rss(file: &std::fs::File, page: u64) -> Option<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; 128];
-    let n = file.read_at(&mut buf, 0).ok()?;
-    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
-    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    pages.checked_mul(page)
-}
+use crate::memory::cgroup::CgroupMemory;
+use crate::memory::psi::PsiConfig;
+use crate::memory::timeline::{Mark, Sample};
+use history::History;
+pub use machine::{
+    CeilingSource, CgroupInfo, Detected, MemoryCeiling, ceiling, machine_ceiling, memory_ceiling,
+};
+pub use pressure::PressureStatus;
+use pressure::Watcher;
+pub use probe::{Probe, SystemReading};
 
 /// How a [`MemoryMonitor`] reads and decides.
 #[derive(Debug, Clone)]
@@ -174,8 +95,20 @@ pub struct MonitorConfig {
     /// Process RSS the host must stay under, bytes; 0: RSS is not part of the pressure.
     pub rss_limit: u64,
     /// Read RSS and available memory from the system. `false` leaves only the accountant's
-    /// figures in the readings, which makes every decision deterministic (`w4l demo`, tests).
+    /// figures in the readings, which makes every decision deterministic (`w4l demo`, tests):
+    /// then neither the cgroup nor kernel pressure events are read either.
     pub observe_system: bool,
+    /// The cgroup whose limit becomes the RSS limit when tighter (see the module docs).
+    /// Default: this process's ([`CgroupMemory::of_this_process`]); `None`: none.
+    pub cgroup: Option<CgroupMemory>,
+    /// Where kernel pressure events come from. Default: [`PsiConfig::from_env`] (systemd's
+    /// `$MEMORY_PRESSURE_WATCH`, the cgroup's `memory.pressure`, `/proc/pressure/memory`);
+    /// `None`: none, the periodic readings alone.
+    pub pressure: Option<PsiConfig>,
+    /// Samples kept for [`MemoryMonitor::chart`]: one per `interval` of the stepping clock,
+    /// the resolution halved when full (so any session fits). 0 (the default): none kept.
+    /// 3600 samples are 230 KB.
+    pub history: usize,
 }
 
 impl Default for MonitorConfig {
@@ -185,6 +118,9 @@ impl Default for MonitorConfig {
             policy: PolicyConfig::default(),
             rss_limit: 0,
             observe_system: true,
+            cgroup: CgroupMemory::of_this_process(),
+            pressure: Some(PsiConfig::from_env()),
+            history: 0,
         }
     }
 }
@@ -192,9 +128,12 @@ impl Default for MonitorConfig {
 /// A snapshot of memory figures and the policy's view of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct MemoryUsage {
-    /// This process's resident set, bytes (0 when the system is not observed).
+    /// This process's resident set, bytes (0 when the system is not observed), and the bytes
+    /// of its files in RAM ([`MemoryMonitor::count_disk_as_memory`]).
     pub rss: u64,
-    /// Process RSS limit, bytes (0: not observed).
+    /// Of `rss`, the bytes of files in RAM (a take's journal on tmpfs).
+    pub files_in_memory: u64,
+    /// Process RSS limit, bytes (0: not observed): the configured one or the cgroup's.
     pub rss_limit: u64,
     /// System available memory, bytes (0 when not observed).
     pub available: u64,
@@ -270,6 +209,8 @@ pub enum Event {
         at_ms: u64,
         /// What happened, one line.
         text: String,
+        /// The chart's mark for it, if it freed or lost memory ([`MemoryMonitor::note_mark`]).
+        mark: Option<Mark>,
     },
 }
 
@@ -302,7 +243,7 @@ impl std::fmt::Display for Event {
                     names.join(", ")
                 )
             }
-            Event::Note { at_ms, text } => write!(f, "t={at_ms}ms {text}"),
+            Event::Note { at_ms, text, .. } => write!(f, "t={at_ms}ms {text}"),
         }
     }
 }
@@ -337,17 +278,26 @@ struct State {
     last_at: Option<Instant>,
     timeline: std::collections::VecDeque<Event>,
     timeline_dropped: u64,
+    history: Option<History>,
 }
 
 struct Shared {
     accountant: Arc<Accountant>,
     config: MonitorConfig,
+    /// The RSS limit in use: the configured one or the cgroup's (see the module docs).
+    rss_limit: u64,
+    /// The cgroup read at start (observing monitors only).
+    cgroup: Option<CgroupMemory>,
     origin: Instant,
     state: Mutex<State>,
     callbacks: Mutex<Vec<(CallbackId, Arc<CleanupCallback>)>>,
     next_id: AtomicU64,
     stop: Mutex<bool>,
+    /// Wakes the background thread (stop, or a pressure event) and `wait_for_pressure`.
     wake: Condvar,
+    pressure: pressure::Link,
+    /// The accountant's disk bytes are in RAM (tmpfs): they count in the RSS.
+    disk_in_memory: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -361,6 +311,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct MemoryMonitor {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    watcher: Mutex<Watcher>,
 }
 
 impl std::fmt::Debug for MemoryMonitor {
@@ -373,17 +324,20 @@ impl std::fmt::Debug for MemoryMonitor {
 }
 
 impl MemoryMonitor {
-    /// A monitor over `accountant`'s figures (and the system's, if configured).
+    /// A monitor over `accountant`'s figures (and the system's, if configured: then the
+    /// cgroup is read and kernel pressure events are set up here, see the module docs).
     ///
     /// # Errors
     ///
     /// A runtime error when the system's memory figures cannot be read.
     pub fn new(accountant: Arc<Accountant>, config: MonitorConfig) -> Result<Self> {
-        let probe = if config.observe_system {
-            Some(Probe::new()?)
-        } else {
-            None
-        };
+        let observe = config.observe_system;
+        let probe = if observe { Some(Probe::new()?) } else { None };
+        let cgroup = config.cgroup.clone().filter(|_| observe);
+        let rss_limit = machine::rss_limit(
+            config.rss_limit,
+            cgroup.as_ref().and_then(CgroupMemory::limit),
+        );
         let state = State {
             policy: Policy::new(config.policy),
             probe,
@@ -391,20 +345,38 @@ impl MemoryMonitor {
             last_at: None,
             timeline: std::collections::VecDeque::new(),
             timeline_dropped: 0,
+            history: History::new(
+                config.history,
+                u64::try_from(config.interval.as_millis()).unwrap_or(u64::MAX),
+            ),
         };
-        Ok(Self {
+        let psi = config.pressure.clone().filter(|_| observe);
+        let monitor = Self {
             shared: Arc::new(Shared {
                 accountant,
                 config,
+                rss_limit,
+                cgroup,
                 origin: Instant::now(),
                 state: Mutex::new(state),
                 callbacks: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
                 stop: Mutex::new(false),
                 wake: Condvar::new(),
+                pressure: pressure::Link::default(),
+                disk_in_memory: AtomicBool::new(false),
             }),
             thread: Mutex::new(None),
-        })
+            watcher: Mutex::new(Watcher::off(if observe {
+                "no memory pressure events: none were asked for (MonitorConfig::pressure)"
+            } else {
+                "no memory pressure events: the monitor does not observe the system"
+            })),
+        };
+        if let Some(psi) = psi {
+            monitor.open_pressure(&psi);
+        }
+        Ok(monitor)
     }
 
     /// The configuration.
@@ -480,6 +452,9 @@ impl MemoryMonitor {
             if let Some(t) = step.transition {
                 self.shared.push(&mut state, Event::Transition(t));
             }
+            if !force {
+                self.shared.sample(&mut state, &reading, step.level);
+            }
             let request = (!step.actions.is_empty()).then(|| CleanupRequest {
                 at_ms: reading.now_ms,
                 level: step
@@ -554,8 +529,30 @@ impl MemoryMonitor {
             Event::Note {
                 at_ms,
                 text: text.into(),
+                mark: None,
             },
         );
+    }
+
+    /// Counts the accountant's disk bytes as memory from now on if `dir` (where a take's
+    /// journal lives) is on tmpfs or ramfs: they are added to the RSS of every reading, so
+    /// the RSS limit (the model's, the cgroup's) bounds both. Returns whether they are.
+    pub fn count_disk_as_memory(&self, dir: &Path) -> bool {
+        let in_ram = crate::memory::tmpfs::is_tmpfs(dir).unwrap_or(false);
+        if in_ram {
+            self.shared.disk_in_memory.store(true, Ordering::Relaxed);
+        }
+        in_ram
+    }
+
+    /// What was found on the machine (the cgroup, with its figures read now; the pressure
+    /// source or why there is none; the RSS limit in use).
+    pub fn detected(&self) -> Detected {
+        Detected {
+            cgroup: self.shared.cgroup.as_ref().map(CgroupInfo::of),
+            pressure: self.pressure_status(),
+            rss_limit: self.shared.rss_limit,
+        }
     }
 
     /// The timeline so far (transitions, cleanups, notes), oldest first, and how many older
@@ -580,13 +577,16 @@ impl MemoryMonitor {
             return Ok(());
         }
         *lock(&self.shared.stop) = false;
+        // Counted here, not on the thread: an event right after `start` returns is news.
+        let seen = self.pressure_events();
         let monitor = MemoryMonitor {
             shared: self.shared.clone(),
             thread: Mutex::new(None),
+            watcher: Mutex::new(Watcher::off("the background thread's handle")),
         };
         let handle = std::thread::Builder::new()
             .name("w4l-monitor".into())
-            .spawn(move || monitor.run())
+            .spawn(move || monitor.run(seen))
             .map_err(|e| {
                 Error::runtime(
                     format!("cannot start the memory monitor thread ({e})"),
@@ -597,27 +597,20 @@ impl MemoryMonitor {
         Ok(())
     }
 
-    fn run(&self) {
+    fn run(&self, mut seen: u64) {
         let interval = self.shared.config.interval.max(Duration::from_millis(1));
         let mut next = Instant::now();
         loop {
             self.step_at(self.now_ms());
             next += interval;
-            let mut stop = lock(&self.shared.stop);
             loop {
-                if *stop {
-                    return;
+                match self.shared.wait(next, seen, true) {
+                    Wake::Stop => return,
+                    Wake::Due => break,
+                    Wake::Pressure => {
+                        self.step_on_pressure(self.now_ms(), &mut seen, &mut |_| 0);
+                    }
                 }
-                let now = Instant::now();
-                if now >= next {
-                    break;
-                }
-                stop = self
-                    .shared
-                    .wake
-                    .wait_timeout(stop, next - now)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
             }
         }
     }
@@ -646,7 +639,38 @@ impl Drop for MemoryMonitor {
     }
 }
 
+/// Why [`Shared::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    Stop,
+    Due,
+    Pressure,
+}
+
 impl Shared {
+    /// Waits until `deadline`, a pressure event past `seen`, or (with `stoppable`) a stop.
+    fn wait(&self, deadline: Instant, seen: u64, stoppable: bool) -> Wake {
+        // Checked under the lock the watcher takes to notify: no event is missed.
+        let mut stop = lock(&self.stop);
+        loop {
+            if stoppable && *stop {
+                return Wake::Stop;
+            }
+            if self.pressure.events() != seen {
+                return Wake::Pressure;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Wake::Due;
+            }
+            stop = self
+                .wake
+                .wait_timeout(stop, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
     fn read(&self, state: &mut State, now_ms: u64, force: bool) -> Reading {
         // The accountant's figures are atomics, fresh at every step; the process's and the
         // system's come from /proc (tens of µs) and are read again only when the last reading
@@ -672,17 +696,44 @@ impl Shared {
             ..Reading::new(now_ms)
         };
         if let Some(last) = state.last {
-            reading.rss = last.rss;
-            reading.rss_limit = self.config.rss_limit;
+            reading.rss = last.rss.saturating_add(self.files_in_memory());
+            reading.rss_limit = self.rss_limit;
             reading.available = last.available;
         }
         reading
+    }
+
+    /// The accountant's disk bytes, when they are in RAM.
+    fn files_in_memory(&self) -> u64 {
+        if self.disk_in_memory.load(Ordering::Relaxed) {
+            self.accountant.disk_used() as u64
+        } else {
+            0
+        }
+    }
+
+    /// Keeps a sample of a periodic step, if a history is kept and one is due.
+    fn sample(&self, state: &mut State, reading: &Reading, level: Level) {
+        if let Some(history) = state.history.as_mut().filter(|h| h.due(reading.now_ms)) {
+            let figures = self.accountant.figures();
+            history.push(Sample::from_figures(
+                reading.now_ms,
+                &figures,
+                reading.rss,
+                level,
+            ));
+        }
     }
 
     fn usage(&self, state: &State, reading: &Reading, pressure: Pressure) -> MemoryUsage {
         let last = state.last;
         MemoryUsage {
             rss: reading.rss,
+            files_in_memory: if last.is_some() {
+                self.files_in_memory()
+            } else {
+                0
+            },
             rss_limit: reading.rss_limit,
             available: last.map_or(0, |l| l.available),
             total: last.map_or(0, |l| l.total),
@@ -722,150 +773,4 @@ fn wanted(policy: &Policy, r: &Reading, level: Level) -> u64 {
             wanted.max(u64::try_from(u128::from(r.rss).saturating_sub(target)).unwrap_or(u64::MAX));
     }
     wanted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use w4l_core::accountant::Category;
-
-    fn deterministic() -> MonitorConfig {
-        MonitorConfig {
-            observe_system: false,
-            ..MonitorConfig::default()
-        }
-    }
-
-    #[test]
-    fn callbacks_run_on_actions_and_feed_back() {
-        let acc = Arc::new(Accountant::new(1000, 0));
-        let m = MemoryMonitor::new(acc.clone(), deterministic()).expect("monitor");
-        let held = Arc::new(Mutex::new(Some(
-            Accountant::try_reserve_in(acc.clone(), Category::Model, 700).expect("reserve"),
-        )));
-        let h = held.clone();
-        let id = m.add_cleanup_callback(move |req| {
-            if req.wants(Action::ReleaseIdleBuffers) {
-                lock(&h).take().map_or(0, |r| r.bytes() as u64)
-            } else {
-                0
-            }
-        });
-        assert_eq!(m.usage().pressure_permille, 700);
-        let report = m.step_at(0);
-        assert_eq!(report.level, Level::Elevated);
-        assert_eq!(report.freed, 700);
-        assert_eq!(acc.memory_used(), 0);
-        assert!(m.remove_cleanup_callback(id));
-        assert!(!m.remove_cleanup_callback(id));
-        let (timeline, dropped) = m.timeline();
-        assert_eq!(dropped, 0);
-        assert_eq!(timeline.len(), 2, "{timeline:?}");
-        assert!(
-            timeline[0]
-                .to_string()
-                .starts_with("t=0ms Normal->Elevated")
-        );
-        assert!(timeline[1].to_string().contains("freed 700B"));
-    }
-
-    #[test]
-    fn forced_cleanup_runs_cheap_actions_without_pressure() {
-        let acc = Arc::new(Accountant::new(1000, 0));
-        let m = MemoryMonitor::new(acc, deterministic()).expect("monitor");
-        let calls = Arc::new(AtomicU64::new(0));
-        let c = calls.clone();
-        m.add_cleanup_callback(move |req| {
-            assert!(req.forced);
-            c.fetch_add(1, Ordering::Relaxed);
-            0
-        });
-        assert!(m.step_at(0).actions.is_empty());
-        assert_eq!(calls.load(Ordering::Relaxed), 0);
-        let r = m.cleanup(true);
-        assert_eq!(r.actions.len(), 2);
-        assert_eq!(calls.load(Ordering::Relaxed), 1);
-        assert!(!m.is_high());
-    }
-
-    #[test]
-    fn background_thread_steps_and_stops_promptly() {
-        let acc = Arc::new(Accountant::new(1000, 0));
-        let _r = acc.try_reserve(Category::Audio, 950).expect("reserve");
-        let m = MemoryMonitor::new(
-            acc.clone(),
-            MonitorConfig {
-                interval: Duration::from_secs(30),
-                ..deterministic()
-            },
-        )
-        .expect("monitor");
-        m.start().expect("start");
-        assert!(m.is_running());
-        // The first step happens at once.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while m.level() == Level::Normal && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(m.level(), Level::Elevated);
-        let t = Instant::now();
-        m.stop();
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "stop took {:?}",
-            t.elapsed()
-        );
-        assert!(!m.is_running());
-        assert!(m.is_high());
-    }
-
-    #[test]
-    fn system_readings_appear_in_usage() {
-        let acc = Arc::new(Accountant::new(1 << 30, 0));
-        let m = MemoryMonitor::new(
-            acc,
-            MonitorConfig {
-                rss_limit: 1 << 40,
-                ..MonitorConfig::default()
-            },
-        )
-        .expect("monitor");
-        let u = m.usage();
-        assert!(
-            u.rss > 0 && u.available > 0 && u.total >= u.available,
-            "{u:?}"
-        );
-        assert_eq!(u.level, Level::Normal);
-    }
-
-    #[test]
-    fn probe_reads_plausible_figures() {
-        let mut p = Probe::new().expect("probe");
-        let r = p.read().expect("reading");
-        assert!(r.rss > 100_000, "rss {}", r.rss);
-        assert!(r.total >= r.available && r.available > 0, "{r:?}");
-        // Grows with a big allocation that is touched.
-        let big = vec![1u8; 64 << 20];
-        let r2 = p.read().expect("reading");
-        assert!(r2.rss >= r.rss + (32 << 20), "{} -> {}", r.rss, r2.rss);
-        drop(big);
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn statm_rss_agrees_with_sysinfo() {
-        let mut p = Probe::new().expect("probe");
-        let (file, page) = p.statm.take().expect("/proc/self/statm opens on Linux");
-        let big = vec![1u8; 16 << 20];
-        let before = statm_rss(&file, page).expect("statm");
-        let theirs = p.sysinfo_rss().expect("sysinfo");
-        let after = statm_rss(&file, page).expect("statm");
-        // Other tests of this process allocate meanwhile: sysinfo's reading lies between the two
-        // of statm, give or take a megabyte.
-        assert!(
-            theirs + (1 << 20) >= before.min(after) && theirs <= before.max(after) + (1 << 20),
-            "statm {before} and {after}, sysinfo {theirs}"
-        );
-        drop(big);
-    }
 }

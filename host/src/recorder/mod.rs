@@ -215,6 +215,8 @@ impl Recorder {
                 Some(m) => m.clone(),
                 None => ResourceManager::shared().map_err(Error::from)?,
             };
+            // A journal on tmpfs is memory: the monitor counts it so.
+            self.monitor.count_disk_as_memory(manager.dir());
             let config = TakeFileConfig {
                 rate: self.rate,
                 channels: self.channels,
@@ -602,16 +604,24 @@ impl Recorder {
                 "record a new take",
             ));
         };
-        take.save_with(path, before_move)
+        let saved = take.save_with(path, before_move);
+        // The take's blocks are freed: give the memory the allocator keeps back to the system.
+        crate::memory::trim::release_freed();
+        saved
     }
 
     /// Stops (if recording) and releases every buffer: the take (its journal is removed), the
     /// window, the ring. The figures of [`info`](Self::info) stay.
     pub fn discard(&self) {
         let _ = self.stop();
-        lock(&self.shared.take).take();
+        let take = lock(&self.shared.take).take();
         lock(&self.shared.window).clear();
         lock(&self.life).fixed.clear();
+        if take.is_some() {
+            drop(take);
+            // As after `save`: the freed blocks go back to the system.
+            crate::memory::trim::release_freed();
+        }
     }
 }
 

@@ -1,5 +1,10 @@
 //! The worker thread: drains the ring into the rolling window and the take, and steps the
 //! memory policy at every second of captured audio, acting on the take itself.
+//!
+//! A kernel pressure event (see [`crate::memory::monitor`]) wakes the worker, which steps the
+//! policy at once, forced, at the audio time it has reached: one clock, one thread acting on
+//! the take. In stream mode it then evicts every cached block but the newest: they are on disk
+//! already, so memory is given back at no cost to the take.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +16,8 @@ use w4l_core::sample::convert;
 
 use super::Shared;
 use crate::memory::buffers::Buffers;
-use crate::memory::monitor::{CleanupRequest, MemoryMonitor};
+use crate::memory::monitor::{CallbackId, CleanupRequest, MemoryMonitor};
+use crate::memory::timeline::{Mark, MarkKind};
 use crate::ring::AudioConsumer;
 use crate::source::SourceStatus;
 use crate::take::Mode;
@@ -52,6 +58,28 @@ pub(super) struct Worker {
 /// Marks the take complete when the worker ends, even by a panic (so nobody waits forever).
 struct DoneGuard(Arc<Shared>);
 
+/// Wakes the worker at every pressure event while it runs.
+struct PressureWake {
+    monitor: Arc<MemoryMonitor>,
+    id: CallbackId,
+}
+
+impl PressureWake {
+    fn register(monitor: &Arc<MemoryMonitor>) -> Self {
+        let worker = std::thread::current();
+        Self {
+            monitor: monitor.clone(),
+            id: monitor.add_pressure_listener(move || worker.unpark()),
+        }
+    }
+}
+
+impl Drop for PressureWake {
+    fn drop(&mut self) {
+        self.monitor.remove_pressure_listener(self.id);
+    }
+}
+
 impl Drop for DoneGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -88,6 +116,8 @@ impl Meter {
 impl Worker {
     pub(super) fn run(mut self) {
         let _done = DoneGuard(self.shared.clone());
+        let _wake = PressureWake::register(&self.monitor);
+        let mut pressure_seen = self.monitor.pressure_events();
         let mut buf = vec![0.0f32; DRAIN_CHUNK];
         let mut i16s = vec![0i16; DRAIN_CHUNK];
         let channels = u64::from(self.channels);
@@ -104,6 +134,7 @@ impl Worker {
             // Read the stop flag *before* popping: if it was set, everything the source pushed
             // is already visible, so an empty pop after it means the ring is drained.
             let stopping = self.shared.stop.load(Ordering::Acquire);
+            self.step_on_pressure(self.ms_at(taken), &mut pressure_seen);
             let n = self.consumer.pop_slice(&mut buf);
             if n == 0 {
                 if stopping {
@@ -193,38 +224,44 @@ impl Worker {
     fn step(&self, now_ms: u64, force: bool) {
         let report = self
             .monitor
-            .step_with(now_ms, force, &mut |request| self.act(request));
+            .step_with(now_ms, force, &mut |request| self.act(request, false));
         self.shared
             .pressure_permille
             .store(u32::from(report.pressure.permille), Ordering::Relaxed);
     }
 
+    /// The forced step of a pressure event the worker has not acted on yet, if any.
+    fn step_on_pressure(&self, now_ms: u64, seen: &mut u64) {
+        let report = self
+            .monitor
+            .step_on_pressure(now_ms, seen, &mut |request| self.act(request, true));
+        if let Some(report) = report {
+            self.shared
+                .pressure_permille
+                .store(u32::from(report.pressure.permille), Ordering::Relaxed);
+        }
+    }
+
     /// The recorder's part of a cleanup. The buffer registry chooses what to act on (lowest
     /// priority, then oldest, among what the recorder can free): the take's cache, whose
     /// oldest blocks are evicted (free: they are on disk; in memory mode a counted loss),
-    /// always keeping the newest one. Returns the bytes freed.
-    fn act(&self, request: &CleanupRequest) -> u64 {
-        if !(request.wants(Action::SpillOldestAudio) || request.wants(Action::DropOldestAudio)) {
-            return 0;
-        }
-        let cache = self.shared.cache_buffer.id();
-        let wanted = usize::try_from(request.wanted).unwrap_or(usize::MAX);
-        if !self
-            .buffers
-            .victims(wanted, |id| id == cache)
-            .iter()
-            .any(|(id, _)| *id == cache)
-        {
-            return 0;
-        }
-        let freed = match lock(&self.shared.take).as_mut() {
-            Some(take) => {
-                let freed = take.free(request.wanted, 1);
-                self.shared.note_cache(take);
-                freed
+    /// always keeping the newest one. Under kernel pressure a stream take evicts its whole
+    /// cache that way, whatever the level. Returns the bytes freed.
+    fn act(&self, request: &CleanupRequest, kernel: bool) -> u64 {
+        let asked =
+            request.wants(Action::SpillOldestAudio) || request.wants(Action::DropOldestAudio);
+        let mut guard = lock(&self.shared.take);
+        let freed = match guard.as_mut() {
+            Some(take) if kernel && take.mode() == Mode::Stream => take.free(u64::MAX, 1),
+            Some(take) if asked && self.cache_is_victim(request.wanted) => {
+                take.free(request.wanted, 1)
             }
-            None => return 0,
+            _ => return 0,
         };
+        if let Some(take) = guard.as_ref() {
+            self.shared.note_cache(take);
+        }
+        drop(guard);
         if freed.bytes == 0 {
             return 0;
         }
@@ -241,7 +278,27 @@ impl Worker {
             ));
             tracing::warn!("memory pressure {}: {text}", request.level);
         }
-        self.monitor.note(request.at_ms, text);
+        // On the chart: audio that now lives on disk only is a spill; audio given up, a drop.
+        let mark = Mark {
+            t_ms: request.at_ms,
+            kind: if freed.lost_samples > 0 {
+                MarkKind::Drop
+            } else {
+                MarkKind::Spill
+            },
+            bytes: freed.bytes,
+        };
+        self.monitor.note_mark(mark, text);
         freed.bytes
+    }
+
+    /// Whether the buffer registry picks the take's cache to free `wanted` bytes.
+    fn cache_is_victim(&self, wanted: u64) -> bool {
+        let cache = self.shared.cache_buffer.id();
+        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+        self.buffers
+            .victims(wanted, |id| id == cache)
+            .iter()
+            .any(|(id, _)| *id == cache)
     }
 }

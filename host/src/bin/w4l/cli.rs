@@ -40,12 +40,28 @@ pub enum Command {
     ///
     /// Exit status 3: the take was saved, but audio was dropped to stay within the budget (the
     /// summary's `lost:` line says how much).
+    ///
+    /// The budget is capped by the machine: the smaller of the memory available now and the
+    /// headroom under this process's cgroup limit (systemd scope, Flatpak, container); the
+    /// cgroup's limit also becomes the RSS limit when tighter. Kernel memory pressure events
+    /// (PSI) make the policy act at once: the cached audio, already on disk, is let go.
     Record(RecordArgs),
-    /// Print this process's memory readings and the policy level at an interval.
+    /// Print this process's memory readings and the policy level at an interval, and what was
+    /// detected: the cgroup (version, limit or "none") and where kernel memory pressure events
+    /// come from (the PSI file and trigger), or exactly why none come.
+    ///
+    /// On a terminal: the detection on top, then a live view (sparklines of the RSS and the
+    /// accounted memory, redrawn in place). Otherwise one plain line per reading (the first
+    /// one ends with the detection). A pressure event triggers a reading at once, between the
+    /// periodic ones (its line ends with `pressure event N`).
     Monitor(MonitorArgs),
     /// Run the whole pipeline on a built-in synthetic voice with a deliberately small budget,
     /// and print how the cleanup policy escalates and recovers. No microphone needed. Ctrl-C
     /// (or SIGTERM) ends it early, with the figures up to there.
+    ///
+    /// A stand-in speech model (an eighth of the budget, really allocated) loads in the
+    /// background as the take starts, is unloaded under High pressure, reloaded on demand for
+    /// the transcription after the take and unloaded again when idle for 10 s.
     Demo(DemoArgs),
     /// Remove the temporary files that killed or crashed w4l processes left behind (never a
     /// running w4l's files), and finish their unfinished takes into WAV files.
@@ -165,11 +181,18 @@ pub struct RecordArgs {
     #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
     pub budget: Option<u64>,
 
-    /// The Whisper model the take is for. Its memory budget (footprint + 512 MiB: tiny 662 MiB,
-    /// base 762 MiB, small 1012 MiB, medium 2012 MiB, large 3012 MiB; audio at most 100 MiB) is
-    /// the default --budget, and the process's RSS limit.
+    /// The Whisper model the take is for: a budget, nothing is loaded. Its memory budget
+    /// (footprint + 512 MiB: tiny 662 MiB, base 762 MiB, small 1012 MiB, medium 2012 MiB,
+    /// large 3012 MiB; audio at most 100 MiB) is the default --budget, and the process's RSS
+    /// limit. Without --budget, a warning says when the machine cannot hold the model beside
+    /// the take now, and which smaller one it could.
     #[arg(long, value_name = "MODEL", default_value = "base", value_parser = parse_model)]
     pub model: Model,
+
+    /// Draw the take's memory timeline to this SVG file when recording ends: accounted memory
+    /// by category, RSS, budget and thresholds, the policy's levels, evictions and drops.
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline: Option<PathBuf>,
 
     /// The input device: its exact name or id, or a unique part of its name (see `w4l devices`).
     /// Default: the backend's default input.
@@ -242,6 +265,11 @@ pub struct DemoArgs {
     /// Print the timeline and the final figures as one JSON object.
     #[arg(long)]
     pub json: bool,
+
+    /// Draw the demo's memory timeline to this SVG file: accounted memory by category, the
+    /// budget and thresholds, the policy's levels, evictions and the model's unloads.
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline: Option<PathBuf>,
 }
 
 /// `w4l clean`.

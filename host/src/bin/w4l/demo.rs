@@ -3,24 +3,32 @@
 //!
 //! Everything the demo prints is deterministic: the voice is a seeded generator, the policy is
 //! stepped on the audio's clock (one step per second of audio), and system memory (RSS,
-//! available) is left out of the readings, so the only pressure is the accountant's — the
-//! same on every machine and every run.
+//! available, kernel pressure) is left out of the readings, so the only pressure is the
+//! accountant's — the same on every machine and every run.
 //!
-//! The story: a dictation app has a speech model loaded (here a small stand-in reservation in
-//! the model category) and records a long monologue into a small budget. As the take grows the
-//! policy escalates; at `High` it unloads the model (a cleanup callback frees the stand-in)
-//! and spills the oldest audio blocks to a temporary file (the take stays whole: file + memory);
-//! when the take ends its memory and its file are released and the policy steps back down to
-//! `Normal`.
+//! The story: a dictation app loads its speech model (a stand-in of an eighth of the budget,
+//! really allocated, managed by [`w4l::memory::models::ModelManager`]) in the background as
+//! the take starts, and records a long monologue into a small budget. As the take grows the
+//! policy escalates; at `High` the model is unloaded and the oldest cached audio evicted (it
+//! is on disk: the take stays whole). When the take is handed over, its memory and file are
+//! released, the transcription reloads the model on demand, the policy steps back down to
+//! `Normal`, and the model, unused for 10 s, is unloaded again.
+//!
+//! Capture starts once the model's load function runs: its bytes are reserved by then, so the
+//! budget's figures are the same on every run, while the allocation itself overlaps capture.
 
-use std::sync::{Arc, Mutex, PoisonError};
+mod model;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use w4l_core::accountant::{Accountant, Category};
-use w4l_core::policy::{Action, Level};
+use w4l_core::accountant::Accountant;
+use w4l_core::policy::Level;
 
 use crate::cli::format_bytes;
+use model::{AudioClock, MODEL, Weights};
 use w4l::error::{Error, Result};
+use w4l::memory::models::ModelManager;
 use w4l::memory::monitor::{Event, MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig, RecorderInfo, minimum_budget};
 use w4l::source::Synthetic;
@@ -36,6 +44,8 @@ pub struct DemoConfig {
     pub rate: u32,
     /// Seed of the synthetic voice.
     pub seed: u64,
+    /// Keep the samples and marks of a memory timeline chart.
+    pub timeline: bool,
 }
 
 impl Default for DemoConfig {
@@ -45,6 +55,7 @@ impl Default for DemoConfig {
             budget: 1 << 20,
             rate: 16_000,
             seed: 0x00C0_FFEE,
+            timeline: false,
         }
     }
 }
@@ -54,7 +65,7 @@ impl Default for DemoConfig {
 pub struct DemoReport {
     /// The budget, bytes.
     pub budget: u64,
-    /// The stand-in model reservation, bytes.
+    /// The stand-in model's size, bytes.
     pub model_bytes: u64,
     /// Ring, window and block sizes, bytes.
     pub ring_bytes: u64,
@@ -80,6 +91,12 @@ pub struct DemoReport {
     pub final_accounted: u64,
     /// Highest accounted bytes (audio and model together) during the run.
     pub peak_accounted: u64,
+    /// Loads of the model (in the background as the take started, on demand after it).
+    pub model_loads: u64,
+    /// Unloads of the model under pressure (`High`).
+    pub model_unloads_pressure: u64,
+    /// Unloads of the model after it was unused for 10 s.
+    pub model_unloads_idle: u64,
     /// Whether a signal (Ctrl-C, SIGTERM, SIGHUP) ended the take before its `duration`.
     pub interrupted: bool,
 }
@@ -97,20 +114,9 @@ fn recorder_config(duration: Duration, rate: u32) -> RecorderConfig {
     }
 }
 
-/// Runs the demo, ending the take early once `interrupted` returns true (it is
-/// asked ten times a second): the report then covers the audio up to there, as `w4l record`
-/// keeps a take stopped by Ctrl-C.
-///
-/// # Errors
-///
-/// A usage error if the budget cannot hold the recorder's buffers; runtime errors of thread
-/// creation.
-pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<DemoReport> {
-    let rate = config.rate;
-    let rec_config = recorder_config(config.duration, rate);
-    let fixed = minimum_budget(&rec_config, rate, 1);
-    // The model stand-in: an eighth of the budget, so unloading it is worth something.
-    let model_bytes = config.budget / 8;
+/// The budget must hold the recorder's fixed buffers and the stand-in model, which is really
+/// allocated: the machine must have it too.
+fn check_budget(config: &DemoConfig, fixed: u64, model_bytes: u64) -> Result<()> {
     if config.budget < fixed + model_bytes {
         return Err(Error::usage(
             format!(
@@ -125,94 +131,164 @@ pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<
             ),
         ));
     }
+    match w4l::memory::monitor::machine_ceiling() {
+        Some(ceiling) if model_bytes > ceiling.bytes => Err(Error::usage(
+            format!(
+                "the demo's stand-in model (an eighth of --budget, {}) is more than the memory \
+                 available ({ceiling})",
+                format_bytes(model_bytes)
+            ),
+            "lower --budget",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the demo, ending the take early once `interrupted` returns true (it is
+/// asked ten times a second): the report then covers the audio up to there, as `w4l record`
+/// keeps a take stopped by Ctrl-C. Returns the report and the monitor (its timeline, and its
+/// chart with [`DemoConfig::timeline`]).
+///
+/// # Errors
+///
+/// A usage error if the budget cannot hold the recorder's buffers and the model; runtime
+/// errors of thread creation and of the model's allocation.
+pub fn run_until(
+    config: &DemoConfig,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<(DemoReport, Arc<MemoryMonitor>)> {
+    let rate = config.rate;
+    let rec_config = recorder_config(config.duration, rate);
+    let fixed = minimum_budget(&rec_config, rate, 1);
+    let model_bytes = config.budget / 8;
+    check_budget(config, fixed, model_bytes)?;
     let budget = usize::try_from(config.budget).unwrap_or(usize::MAX);
-    // The spill file's disk budget: far more than any demo take needs.
     let accountant = Arc::new(Accountant::new(budget, DEMO_DISK_BUDGET));
     let monitor = Arc::new(MemoryMonitor::new(
         accountant.clone(),
         MonitorConfig {
             observe_system: false,
+            history: if config.timeline {
+                crate::chart::HISTORY
+            } else {
+                0
+            },
             ..MonitorConfig::default()
         },
     )?);
-
-    // The "speech model" of the story, and the callback that unloads it.
-    let model = Arc::new(Mutex::new(Some(
-        Accountant::try_reserve_in(
-            accountant.clone(),
-            Category::Model,
-            usize::try_from(model_bytes).unwrap_or(usize::MAX),
-        )
-        .map_err(|e| Error::usage(format!("demo budget too small ({e})"), "raise --budget"))?,
-    )));
-    let weak_monitor = Arc::downgrade(&monitor);
-    let slot = model.clone();
-    let unload = monitor.add_cleanup_callback(move |req| {
-        if !req.wants(Action::UnloadModel) {
-            return 0;
-        }
-        let freed = slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .map_or(0, |r| r.bytes() as u64);
-        if freed > 0
-            && let Some(m) = weak_monitor.upgrade()
-        {
-            m.note(
-                req.at_ms,
-                format!("unloaded the speech model ({})", format_bytes(freed)),
-            );
-        }
-        freed
-    });
-
-    let frames = rec_config.limit_frames.unwrap_or(0);
-    let source = Synthetic::new(rate, 1, config.seed, frames, false);
+    let clock = Arc::new(AudioClock::default());
+    let bytes = usize::try_from(model_bytes).unwrap_or(usize::MAX);
+    let (models, starts) = model::manager(&accountant, &clock, bytes)?;
+    let unload = monitor.add_cleanup_callback(model::unload_at_high(
+        &models,
+        &clock,
+        Arc::downgrade(&monitor),
+    ));
     monitor.note(
         0,
         format!(
-            "recording {:.0} s of synthetic speech; model loaded ({})",
+            "recording {:.0} s of synthetic speech; the speech model ({}) loads in the background",
             config.duration.as_secs_f64(),
             format_bytes(model_bytes)
         ),
     );
+    let loading = models.load_in_background(MODEL);
+    model::wait_for_start(&starts, || loading.is_finished());
+    let frames = rec_config.limit_frames.unwrap_or(0);
+    let source = Synthetic::new(rate, 1, config.seed, frames, false);
     let recorder = Recorder::new(Box::new(source), monitor.clone(), rec_config.clone())?;
+    // A first reading as the take starts (the worker's come at every second of audio): the
+    // chart begins at 0.
+    monitor.step_at(0);
     recorder.start()?;
-    let mut stopped_early = false;
-    while !recorder.wait(Duration::from_millis(100)) {
-        if interrupted() {
-            stopped_early = true;
-            break;
-        }
-    }
+    let stopped_early = capture(&recorder, interrupted);
+    loading.wait()?;
     recorder.stop()?;
     let at_stop = recorder.info();
-    let end_ms = at_stop.frames_captured * 1000 / u64::from(rate);
+    hand_over(&recorder, &monitor, &models, &clock, stopped_early)?;
+    monitor.remove_cleanup_callback(unload);
+    drop(recorder);
+    let report = report(
+        &rec_config,
+        config,
+        &monitor,
+        &models,
+        at_stop,
+        stopped_early,
+    );
+    Ok((report, monitor))
+}
+
+/// Waits for the take to end; `true` if a signal ended it early.
+fn capture(recorder: &Recorder, interrupted: &dyn Fn() -> bool) -> bool {
+    while !recorder.wait(Duration::from_millis(100)) {
+        if interrupted() {
+            return true;
+        }
+    }
+    false
+}
+
+/// After the take: hands it over (its memory and file released), transcribes (the model is
+/// reloaded on demand), then reads once a second of (virtual) time until the policy is back
+/// to `Normal` and the idle model is unloaded.
+fn hand_over(
+    recorder: &Recorder,
+    monitor: &MemoryMonitor,
+    models: &ModelManager<Weights>,
+    clock: &AudioClock,
+    stopped_early: bool,
+) -> Result<()> {
+    let info = recorder.info();
+    let end_ms = info.frames_captured * 1000 / u64::from(info.rate);
     if stopped_early {
         monitor.note(end_ms, "interrupted by a signal: the take ends here");
     }
-    let held = at_stop.memory_used;
     recorder.discard();
     monitor.note(
         end_ms,
         format!(
             "take handed over for transcription: released {}",
-            format_bytes(held)
+            format_bytes(info.memory_used)
         ),
     );
-    // Keep reading once a second of (virtual) time until the policy is back to Normal.
+    clock.set(end_ms);
+    // Unloads not noted yet; the background load's events go too: their times depend on the
+    // machine, not on the story.
+    model::note_unloads(models, monitor);
+    let reloaded = model::transcribe(models)?;
+    let _ = models.drain_events();
+    monitor.note(
+        end_ms,
+        if reloaded {
+            "the transcription reloads the speech model on demand"
+        } else {
+            "the transcription uses the speech model, still loaded"
+        },
+    );
     let mut t = end_ms;
     for _ in 0..120 {
-        if monitor.level() == Level::Normal {
+        if monitor.level() == Level::Normal && models.loaded().is_empty() {
             break;
         }
         t += 1000;
+        clock.set(t);
+        models.tick();
+        model::note_unloads(models, monitor);
         monitor.step_at(t);
     }
-    monitor.remove_cleanup_callback(unload);
-    drop(recorder);
+    Ok(())
+}
 
+fn report(
+    rec_config: &RecorderConfig,
+    config: &DemoConfig,
+    monitor: &MemoryMonitor,
+    models: &ModelManager<Weights>,
+    at_stop: RecorderInfo,
+    interrupted: bool,
+) -> DemoReport {
+    let rate = config.rate;
     let (events, _) = monitor.timeline();
     let highest = events
         .iter()
@@ -222,18 +298,16 @@ pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<
         })
         .max()
         .unwrap_or(Level::Normal);
-    let (ring, window, block) = {
-        let ring = (rec_config.ring.as_secs_f64() * f64::from(rate)).ceil() as u64;
-        let ring = ring.max(1024).next_power_of_two() * 4;
-        let window = (rec_config.window.as_secs_f64() * f64::from(rate)).ceil() as u64 * 2;
-        (ring, window, rec_config.block_bytes as u64)
-    };
-    Ok(DemoReport {
+    let ring = (rec_config.ring.as_secs_f64() * f64::from(rate)).ceil() as u64;
+    let window = (rec_config.window.as_secs_f64() * f64::from(rate)).ceil() as u64 * 2;
+    let accountant = monitor.accountant();
+    let stats = models.stats();
+    DemoReport {
         budget: config.budget,
-        model_bytes,
-        ring_bytes: ring,
+        model_bytes: config.budget / 8,
+        ring_bytes: ring.max(1024).next_power_of_two() * 4,
         window_bytes: window,
-        block_bytes: block,
+        block_bytes: rec_config.block_bytes as u64,
         timeline: events.iter().map(render_event).collect(),
         display: summarize(&events),
         level_changes: events
@@ -245,8 +319,11 @@ pub fn run_until(config: &DemoConfig, interrupted: &dyn Fn() -> bool) -> Result<
         highest_level: highest.name(),
         final_accounted: accountant.memory_used() as u64,
         peak_accounted: accountant.figures().memory_peak as u64,
-        interrupted: stopped_early,
-    })
+        model_loads: stats.loads,
+        model_unloads_pressure: stats.unloaded_pressure,
+        model_unloads_idle: stats.unloaded_idle,
+        interrupted,
+    }
 }
 
 /// `  12.000 s`: a time column.
@@ -273,7 +350,7 @@ fn summarize(events: &[Event]) -> Vec<String> {
     let mut pending_notes: Vec<(u64, String)> = Vec::new();
     for e in events {
         match e {
-            Event::Note { at_ms, text } => pending_notes.push((*at_ms, text.clone())),
+            Event::Note { at_ms, text, .. } => pending_notes.push((*at_ms, text.clone())),
             Event::Cleanup {
                 at_ms,
                 level,
@@ -358,7 +435,7 @@ impl DemoReport {
             format_bytes(self.budget)
         ));
         out.push_str(&format!(
-            "  fixed: ring {}, window 5 s {}; blocks of {} ({:.1} s); stand-in model {}\n",
+            "  fixed: ring {}, window 5 s {}; blocks of {} ({:.1} s); stand-in speech model {}\n",
             format_bytes(self.ring_bytes),
             format_bytes(self.window_bytes),
             format_bytes(self.block_bytes),
@@ -407,6 +484,11 @@ impl DemoReport {
             }
         ));
         out.push_str(&format!(
+            "  model           loaded {}× (in the background, then on demand), unloaded {}× \
+             under pressure and {}× unused\n",
+            self.model_loads, self.model_unloads_pressure, self.model_unloads_idle
+        ));
+        out.push_str(&format!(
             "  policy          highest {}, {} level changes; now {}, {} accounted\n",
             self.highest_level,
             self.level_changes,
@@ -427,8 +509,8 @@ mod tests {
             duration: Duration::from_secs(40),
             ..DemoConfig::default()
         };
-        let a = run_until(&config, &|| false).expect("demo");
-        let b = run_until(&config, &|| false).expect("demo again");
+        let (a, _) = run_until(&config, &|| false).expect("demo");
+        let (b, _) = run_until(&config, &|| false).expect("demo again");
         assert_eq!(a.render(), b.render());
         assert_eq!(a.at_stop.frames_captured, 40 * 16_000);
         assert_eq!(a.at_stop.overruns, 0);
@@ -443,6 +525,49 @@ mod tests {
         assert!(a.at_stop.memory_peak <= a.budget);
         assert!(a.peak_accounted <= a.budget);
         assert!(a.render().contains("never over budget"));
+    }
+
+    #[test]
+    fn the_model_loads_with_the_take_unloads_at_high_and_reloads_on_demand() {
+        use w4l::memory::timeline::MarkKind;
+        let config = DemoConfig {
+            duration: Duration::from_secs(40),
+            timeline: true,
+            ..DemoConfig::default()
+        };
+        let (r, monitor) = run_until(&config, &|| false).expect("demo");
+        let text = r.render();
+        assert_eq!(
+            (
+                r.model_loads,
+                r.model_unloads_pressure,
+                r.model_unloads_idle
+            ),
+            (2, 1, 1),
+            "{text}"
+        );
+        for line in [
+            "the speech model (128.0 KiB) loads in the background",
+            "unloaded the speech model (128.0 KiB)",
+            "the transcription reloads the speech model on demand",
+            "unloaded the speech model after 10 s unused (128.0 KiB)",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        let chart = monitor.chart("demo");
+        // One sample per second of audio, then one per second until the model is idle.
+        assert!(chart.samples.len() >= 40, "{}", chart.samples.len());
+        let kinds: Vec<MarkKind> = chart.marks.iter().map(|m| m.kind).collect();
+        assert_eq!(
+            kinds.iter().filter(|&&k| k == MarkKind::Unload).count(),
+            2,
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&MarkKind::Spill), "{kinds:?}");
+        // The model is in the samples while loaded.
+        let model = w4l_core::accountant::Category::Model;
+        assert_eq!(chart.samples[0].bytes(model), 128 << 10);
+        assert_eq!(chart.samples.last().map(|s| s.bytes(model)), Some(0));
     }
 
     #[test]

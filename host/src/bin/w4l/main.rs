@@ -10,14 +10,17 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+mod chart;
 mod cli;
 mod demo;
+mod models;
+mod monitor;
 mod progress;
 
-use crate::cli::{Cli, Command, DemoArgs, DevicesArgs, MonitorArgs, RecordArgs, format_bytes};
+use crate::cli::{Cli, Command, DemoArgs, DevicesArgs, RecordArgs, format_bytes};
 use crate::progress::{LiveLine, LiveStatus};
 use w4l::error::{Error, Result};
-use w4l::memory::monitor::{MemoryMonitor, MonitorConfig};
+use w4l::memory::monitor::{MemoryCeiling, MemoryMonitor, MonitorConfig};
 use w4l::recorder::{Recorder, RecorderConfig};
 use w4l::source::device::{CaptureRequest, CaptureSource};
 use w4l::source::{Source, WavReplay};
@@ -211,7 +214,7 @@ fn run(command: Command, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
     let done = match command {
         Command::Record(args) => return record(&args, interrupted),
         Command::Devices(args) => devices(&args),
-        Command::Monitor(args) => monitor(&args, interrupted),
+        Command::Monitor(args) => crate::monitor::run(&args, interrupted),
         Command::Demo(args) => demo(&args, interrupted),
         Command::Clean(args) => clean(&args),
         Command::Recover(args) => recover(&args),
@@ -417,31 +420,31 @@ fn print_json(value: &impl serde::Serialize) -> Result<bool> {
 }
 
 /// The accountant for `--budget` / `--model`: an explicit budget is the whole memory budget and
-/// the audio limit; without one, the model's table entry applies. Either is capped by the
-/// memory the machine has available (`ceiling`, see [`w4l::memory::monitor::memory_ceiling`]): a
-/// budget the machine cannot give is no budget. An explicit `--budget` above it says so.
+/// the audio limit; without one, the model's table entry applies. Either is capped by what the
+/// machine can give (`ceiling`: the smaller of the memory available and the cgroup's headroom,
+/// see [`w4l::memory::monitor::memory_ceiling`]): a budget the machine cannot give is no
+/// budget. An explicit `--budget` above it says so.
 fn accountant_for(
     budget: Option<u64>,
     model: Model,
     disk: Option<u64>,
-    ceiling: Option<u64>,
+    ceiling: Option<MemoryCeiling>,
 ) -> (Accountant, u64) {
     let rss_limit = model.total_limit() as u64;
     let cap = |bytes: usize| match ceiling {
-        Some(c) => bytes.min(usize::try_from(c).unwrap_or(usize::MAX)),
+        Some(c) => bytes.min(usize::try_from(c.bytes).unwrap_or(usize::MAX)),
         None => bytes,
     };
     let with_disk = |b: Budget| match disk {
         Some(d) => b.with_disk(usize::try_from(d).unwrap_or(usize::MAX)),
         None => b,
     };
-    if let (Some(asked), Some(available)) = (budget, ceiling)
-        && asked > available
+    if let (Some(asked), Some(ceiling)) = (budget, ceiling)
+        && asked > ceiling.bytes
     {
         tracing::warn!(
-            "--budget {} is more than the {} of memory available now; the budget is capped to it",
+            "--budget {} is more than the memory available ({ceiling}); the budget is capped to it",
             format_bytes(asked),
-            format_bytes(available)
         );
     }
     let b = match budget {
@@ -518,41 +521,16 @@ fn open_source(args: &RecordArgs) -> Result<Box<dyn Source>> {
 }
 
 fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode> {
-    // Every check that can fail happens before anything is recorded.
-    w4l::wav::check_output_path(&args.output)?;
-    if let Some(input) = &args.input {
-        w4l::wav::check_not_input(&args.output, input)?;
-    }
-    let source = open_source(args)?;
-    let rate = source.rate();
-    let config = RecorderConfig {
-        mode: args.mode.into(),
-        format: args.format.into(),
-        window: args.window,
-        limit_frames: args
-            .seconds
-            .map(|d| (d.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64),
-        // A take killed before it is saved is recovered there by the next start.
-        output: std::path::absolute(&args.output).ok(),
-        ..RecorderConfig::default()
-    };
-    let ceiling = w4l::memory::monitor::memory_ceiling();
-    check_fits_machine(&config, rate, source.channels(), ceiling)?;
-    let (accountant, rss_limit) =
-        accountant_for(args.budget, args.model, args.disk_budget, ceiling);
-    let monitor = Arc::new(MemoryMonitor::new(
-        Arc::new(accountant),
-        MonitorConfig {
-            rss_limit,
-            ..MonitorConfig::default()
-        },
-    )?);
-    let recorder = Recorder::new(source, monitor, config)?;
+    let recorder = prepare_recording(args)?;
+    let rate = recorder.rate();
     let live = LiveLine::for_stdout();
     let started = Instant::now();
     // The live line refreshes ten times a second; without one, the loop only watches for
     // Ctrl-C, and four wake-ups a second keep stopping prompt at less CPU.
     let tick = Duration::from_millis(if live.is_visible() { 100 } else { 250 });
+    // A first reading as the take starts, on the take's clock (the worker's come at every
+    // second of audio): the timeline begins at 0.
+    recorder.monitor().step_at(0);
     recorder.start()?;
     let mut loss_warned = false;
     while !recorder.wait(tick) {
@@ -577,6 +555,64 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
     }
     let stopped = recorder.stop();
     live.finish();
+    finish_recording(args, &recorder, stopped, started, interrupted)
+}
+
+/// Every check that can fail, then the recorder (not started): nothing is recorded before
+/// they all pass.
+fn prepare_recording(args: &RecordArgs) -> Result<Recorder> {
+    w4l::wav::check_output_path(&args.output)?;
+    if let Some(input) = &args.input {
+        w4l::wav::check_not_input(&args.output, input)?;
+    }
+    if let Some(timeline) = &args.timeline {
+        chart::check_path(timeline, Some(&args.output))?;
+    }
+    let source = open_source(args)?;
+    let rate = source.rate();
+    let config = RecorderConfig {
+        mode: args.mode.into(),
+        format: args.format.into(),
+        window: args.window,
+        limit_frames: args
+            .seconds
+            .map(|d| (d.as_secs_f64() * f64::from(rate)).round().max(1.0) as u64),
+        // A take killed before it is saved is recovered there by the next start.
+        output: std::path::absolute(&args.output).ok(),
+        ..RecorderConfig::default()
+    };
+    let ceiling = w4l::memory::monitor::machine_ceiling();
+    check_fits_machine(&config, rate, source.channels(), ceiling)?;
+    let (accountant, rss_limit) =
+        accountant_for(args.budget, args.model, args.disk_budget, ceiling);
+    let accountant = Arc::new(accountant);
+    if args.budget.is_none() {
+        let fixed = w4l::recorder::minimum_budget(&config, rate, source.channels());
+        models::warn_if_model_does_not_fit(&accountant, args.model, fixed);
+    }
+    let monitor = Arc::new(MemoryMonitor::new(
+        accountant,
+        MonitorConfig {
+            rss_limit,
+            history: if args.timeline.is_some() {
+                chart::HISTORY
+            } else {
+                0
+            },
+            ..MonitorConfig::default()
+        },
+    )?);
+    Recorder::new(source, monitor, config)
+}
+
+/// Saves the take, prints the summary, draws the timeline; the exit status.
+fn finish_recording(
+    args: &RecordArgs,
+    recorder: &Recorder,
+    stopped: Result<()>,
+    started: Instant,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<ExitCode> {
     // A take that failed part-way (the disk filled up in file mode, the device vanished) is
     // still saved up to the failure; the failure is the exit status.
     if stopped.is_err() && recorder.frames_kept() == 0 {
@@ -586,36 +622,59 @@ fn record(args: &RecordArgs, interrupted: &dyn Fn() -> bool) -> Result<ExitCode>
     let saved = recorder.save_with(&args.output, &|| test_panic("write"));
     stopped?;
     let summary = saved?;
-    let wall = started.elapsed().as_secs_f64();
     if args.json {
-        #[derive(serde::Serialize)]
-        struct Report<'a> {
-            output: &'a Path,
-            files: &'a [std::path::PathBuf],
-            frames_written: u64,
-            frames_dropped: u64,
-            interrupted: bool,
-            wall_seconds: f64,
-            #[serde(flatten)]
-            info: &'a w4l::recorder::RecorderInfo,
-        }
-        print_json(&Report {
-            output: &args.output,
-            files: &summary.files,
-            frames_written: summary.frames,
-            frames_dropped: summary.frames_lost,
-            interrupted: interrupted(),
-            wall_seconds: wall,
-            info: &info,
-        })?;
+        print_record_json(args, &info, &summary, started, interrupted())?;
     } else {
         print_summary(args, &info, &summary)?;
+    }
+    if let Some(path) = &args.timeline {
+        let title = format!("w4l record: {} from {}", args.output.display(), info.source);
+        let samples = chart::write(recorder.monitor(), &title, path)?;
+        if !args.json {
+            emit(&format!(
+                "timeline: {} ({samples} samples)\n",
+                path.display()
+            ))?;
+        }
     }
     let device = &info.source_stats;
     if summary.frames_lost == 0 && device.lost_frames == 0 && info.overruns == 0 {
         return Ok(ExitCode::SUCCESS);
     }
     Ok(ExitCode::from(AUDIO_LOST))
+}
+
+/// The JSON summary of `record`: the saved files, the recorder's figures, the timeline's path.
+fn print_record_json(
+    args: &RecordArgs,
+    info: &w4l::recorder::RecorderInfo,
+    summary: &w4l::take::Saved,
+    started: Instant,
+    interrupted: bool,
+) -> Result<bool> {
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        output: &'a Path,
+        files: &'a [std::path::PathBuf],
+        frames_written: u64,
+        frames_dropped: u64,
+        interrupted: bool,
+        wall_seconds: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeline: Option<&'a Path>,
+        #[serde(flatten)]
+        info: &'a w4l::recorder::RecorderInfo,
+    }
+    print_json(&Report {
+        output: &args.output,
+        files: &summary.files,
+        frames_written: summary.frames,
+        frames_dropped: summary.frames_lost,
+        interrupted,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        timeline: args.timeline.as_deref(),
+        info,
+    })
 }
 
 /// The text summary of `record`: what was recorded, the memory figures, what was lost (if
@@ -702,16 +761,15 @@ fn check_fits_machine(
     config: &RecorderConfig,
     rate: u32,
     channels: u16,
-    ceiling: Option<u64>,
+    ceiling: Option<MemoryCeiling>,
 ) -> Result<()> {
     let need = w4l::recorder::minimum_budget(config, rate, channels);
     match ceiling {
-        Some(available) if need > available => Err(Error::usage(
+        Some(ceiling) if need > ceiling.bytes => Err(Error::usage(
             format!(
-                "the ring and the {:.0} s window of a {rate} Hz, {channels}-channel take need {}, more than the {} of memory available",
+                "the ring and the {:.0} s window of a {rate} Hz, {channels}-channel take need {}, more than the memory available ({ceiling})",
                 config.window.as_secs_f64(),
                 format_bytes(need),
-                format_bytes(available)
             ),
             "shorten --window, or replay a file with a lower rate or fewer channels",
         )),
@@ -719,81 +777,37 @@ fn check_fits_machine(
     }
 }
 
-fn monitor(args: &MonitorArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
-    let ceiling = w4l::memory::monitor::memory_ceiling();
-    let (accountant, rss_limit) = accountant_for(args.budget, args.model, None, ceiling);
-    let monitor = MemoryMonitor::new(
-        Arc::new(accountant),
-        MonitorConfig {
-            interval: args.interval,
-            rss_limit,
-            ..MonitorConfig::default()
-        },
-    )?;
-    let started = Instant::now();
-    let mut n = 0u64;
-    loop {
-        let step = monitor.step_at(monitor.now_ms());
-        let u = monitor.usage();
-        let t = started.elapsed().as_secs_f64();
-        let written = if args.json {
-            #[derive(serde::Serialize)]
-            struct Line<'a> {
-                t: f64,
-                #[serde(flatten)]
-                usage: &'a w4l::memory::monitor::MemoryUsage,
-                actions: Vec<String>,
-            }
-            print_json(&Line {
-                t,
-                usage: &u,
-                actions: step.actions.iter().map(|a| a.to_string()).collect(),
-            })?
-        } else {
-            emit(&format!(
-                "{t:7.1}s  rss {:>10}  available {:>10}  accounted {:>10} / {:>10}  pressure {:4}‰ {:<9}  level {}\n",
-                format_bytes(u.rss),
-                format_bytes(u.available),
-                format_bytes(u.accounted),
-                format_bytes(u.budget),
-                u.pressure_permille,
-                u.pressure_source,
-                u.level.name(),
-            ))?
-        };
-        if !written {
-            return Ok(());
-        }
-        n += 1;
-        if args.count.is_some_and(|c| n >= c) {
-            return Ok(());
-        }
-        let due = started + args.interval.mul_f64(n as f64);
-        while Instant::now() < due {
-            if interrupted() {
-                return Ok(());
-            }
-            std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
-        }
-        if interrupted() {
-            return Ok(());
-        }
-    }
-}
-
 /// `w4l demo`: the first Ctrl-C or SIGTERM ends the take early; the report covers what was
 /// played up to there, and the exit status is 0, as for `record`.
 fn demo(args: &DemoArgs, interrupted: &dyn Fn() -> bool) -> Result<()> {
+    if let Some(path) = &args.timeline {
+        chart::check_path(path, None)?;
+    }
     let config = crate::demo::DemoConfig {
         duration: args.seconds,
         budget: args.budget,
+        timeline: args.timeline.is_some(),
         ..crate::demo::DemoConfig::default()
     };
-    let report = crate::demo::run_until(&config, interrupted)?;
+    let (report, monitor) = crate::demo::run_until(&config, interrupted)?;
     if args.json {
         print_json(&report)?;
     } else {
         emit(&report.render())?;
+    }
+    if let Some(path) = &args.timeline {
+        let title = format!(
+            "w4l demo: {:.0} s of synthetic speech in a {} budget",
+            args.seconds.as_secs_f64(),
+            format_bytes(args.budget)
+        );
+        let samples = chart::write(&monitor, &title, path)?;
+        if !args.json {
+            emit(&format!(
+                "\ntimeline: {} ({samples} samples)\n",
+                path.display()
+            ))?;
+        }
     }
     Ok(())
 }
