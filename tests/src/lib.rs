@@ -319,10 +319,14 @@ pub mod faults {
         /// kills a take leaves its journal for the next start, and that must be a start of
         /// this test binary, not the next test run's or the developer's.
         pub fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Spawned {
+            for (key, dir) in [("XDG_CACHE_HOME", "cache"), ("XDG_DATA_HOME", "data")] {
+                // A variable the prepared command sets (or removes) is the test's choice.
+                if !cmd.get_envs().any(|(k, _)| k == key) {
+                    cmd.env(key, private_home().join(dir));
+                }
+            }
             cmd.env_remove("RUST_LOG")
                 .env_remove("RUST_BACKTRACE")
-                .env("XDG_CACHE_HOME", private_home().join("cache"))
-                .env("XDG_DATA_HOME", private_home().join("data"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

@@ -320,10 +320,16 @@ fn no_subcommand_prints_help_and_exits_2() {
 
 #[test]
 fn a_panic_is_one_line_and_leaves_no_file() {
-    // Debug builds of w4l panic on purpose at W4L_TEST_PANIC=write: after the output's
-    // temporary file was written, before it is renamed into place.
+    // Debug builds of w4l panic on purpose at W4L_TEST_PANIC=write: after the take was
+    // written, before it is moved into place. The take's journal stays (with its manifest) in
+    // this test's own cache directory, and the next start recovers it to the output.
     let (dir, input) = setup();
     let out = dir.path().join("out.wav");
+    let (cache, data) = (dir.path().join("cache"), dir.path().join("data"));
+    let env = [
+        ("XDG_CACHE_HOME", cache.to_str().expect("utf-8")),
+        ("XDG_DATA_HOME", data.to_str().expect("utf-8")),
+    ];
     let r = w4l_tests::w4l_with(
         [
             "record",
@@ -332,7 +338,12 @@ fn a_panic_is_one_line_and_leaves_no_file() {
             "-o",
             &out.display().to_string(),
         ],
-        &[("W4L_TEST_PANIC", "write"), ("RUST_BACKTRACE", "1")],
+        &[
+            env[0],
+            env[1],
+            ("W4L_TEST_PANIC", "write"),
+            ("RUST_BACKTRACE", "1"),
+        ],
         std::time::Duration::from_secs(60),
     );
     if !cfg!(debug_assertions) {
@@ -346,7 +357,15 @@ fn a_panic_is_one_line_and_leaves_no_file() {
             "please report this bug",
         ],
     );
-    only(dir.path(), &["in.wav"]);
+    only(dir.path(), &["in.wav", "cache"]);
+    w4l_tests::w4l_with(["clean"], &env, std::time::Duration::from_secs(60)).ok();
+    assert_eq!(
+        w4l_tests::read_wav_i16(&out).1,
+        w4l_tests::read_wav_i16(&input).1,
+        "the next start recovers the whole take"
+    );
+    only(dir.path(), &["in.wav", "out.wav", "cache"]);
+    only(&cache.join("w4l"), &[]);
 }
 
 /// A mono 16 kHz WAVE_FORMAT_EXTENSIBLE file of 100 16-bit samples, each in a 4-byte container.

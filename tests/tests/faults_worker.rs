@@ -174,18 +174,20 @@ fn a_panic_on_the_worker_in_file_mode_keeps_the_audio_captured_before_it() {
 }
 
 /// The binary's own panic hook (`W4L_TEST_PANIC=write`, debug builds: a panic on the main
-/// thread after the take was written, before it is moved into place): one line, exit 1, and no
-/// temporary file left — neither the take's file (file mode) nor spill files (stream mode under
-/// a small budget) nor a partial output.
+/// thread after the take was written, before it is moved into place): one line, exit 1, no
+/// partial output and no scratch; the take's journal stays with its manifest (file mode, and
+/// stream mode under a small budget) and the next start (`w4l clean` here) recovers it into the
+/// output, whole, leaving nothing else behind.
 #[test]
-fn a_panic_while_saving_leaves_no_temporary_file_in_file_mode_or_while_spilling() {
+fn a_panic_while_saving_leaves_the_journal_for_the_next_start_and_nothing_else() {
     if !cfg!(debug_assertions) {
         return; // a release w4l ignores the trigger
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let temp = w4l_tests::faults::private_dir(dir.path());
     let input = dir.path().join("in.wav");
-    write_wav_i16(&input, 48_000, 2, &test_signal(10 * 48_000, 2, 42));
+    let samples = test_signal(10 * 48_000, 2, 42);
+    write_wav_i16(&input, 48_000, 2, &samples);
     let output = dir.path().join("out").join("take.wav");
     std::fs::create_dir(output.parent().expect("parent")).expect("out dir");
     for extra in [
@@ -201,19 +203,22 @@ fn a_panic_while_saving_leaves_no_temporary_file_in_file_mode_or_while_spilling(
             output.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let run = w4l_tests::w4l_with(
-            &args,
-            &[
-                ("W4L_TEST_PANIC", "write"),
-                ("W4L_TEMP_DIR", temp.to_str().expect("utf-8")),
-            ],
-            Duration::from_secs(120),
-        );
+        let env = [("W4L_TEMP_DIR", temp.to_str().expect("utf-8"))];
+        let panicking = [env[0], ("W4L_TEST_PANIC", "write")];
+        let run = w4l_tests::w4l_with(&args, &panicking, Duration::from_secs(120));
         run.fails(1, &["internal error", "W4L_TEST_PANIC=write"]);
         assert!(
             !output.exists(),
             "{extra:?}: a panicked save left {output:?}"
         );
+        assert_no_leftovers(output.parent().expect("parent"), &[]);
+        w4l_tests::w4l_with(["clean"], &env, Duration::from_secs(60)).ok();
+        assert_eq!(
+            read_wav_i16(&output).1,
+            samples,
+            "{extra:?}: the recovered take"
+        );
+        std::fs::remove_file(&output).expect("remove the recovered take");
         assert_no_leftovers(&temp, &[]);
         assert_no_leftovers(output.parent().expect("parent"), &[]);
         assert_no_leftovers(dir.path(), &[]);

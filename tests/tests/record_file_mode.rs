@@ -90,7 +90,8 @@ fn file_mode_replay_is_sample_exact_mono_and_stereo() {
         assert_eq!(json_u64(json, "frames_written"), frames as u64);
         assert_eq!(json_u64(json, "frames_on_disk"), frames as u64);
         assert_eq!(json_u64(json, "frames_dropped"), 0);
-        assert_eq!(json_u64(json, "blocks_held"), 0);
+        // File mode caches the newest two blocks (the journal holds everything).
+        assert!(json_u64(json, "blocks_held") <= 2, "{json}");
         assert_eq!(json_u64(json, "disk_files"), 1);
         assert!(json_u64(json, "disk_bytes") >= (frames * usize::from(channels) * 2) as u64);
         assert!(

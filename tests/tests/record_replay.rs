@@ -58,7 +58,7 @@ fn replay_is_sample_exact_mono_and_stereo() {
         for key in [
             "samples_captured",
             "seconds_captured",
-            "ring_fill",
+            "ring_samples",
             "memory_used",
             "memory_budget",
             "memory_peak",

@@ -31,7 +31,7 @@
 //! # The data path
 //!
 //! No allocation, no lock, no system call, no logging, no panic. Both backends hand the device's
-//! samples (`f32`, `i16`, `u16`, `i32`, `u8` or `i8`) to the same [`Feed`](callback), which
+//! samples (`f32`, `i16`, `u16`, `i32`, `u8` or `i8`) to the same `Feed` (`callback.rs`), which
 //! converts them with [`w4l_core::sample::convert`] into a fixed-size scratch buffer allocated when
 //! the stream is built, offers every chunk to the sink, and adds to atomic counters: samples
 //! delivered, and samples the sink refused (**overruns**, never silent). The sink lives in a slot
@@ -40,7 +40,7 @@
 //!
 //! # Loss is never silent
 //!
-//! Whatever the backend, a [stream clock](clock) compares the frames delivered with the frames a
+//! Whatever the backend, a stream clock (`clock.rs`) compares the frames delivered with the frames a
 //! stream of that rate owes since its first delivery; a shortfall beyond two buffers (and the
 //! drift of a slow crystal) is counted in [`CaptureStats::lost_frames`], as are the server's holes
 //! and audio owed at the stop that never came.
