@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod common;
+
 use w4l::take::file::{TakeFile, TakeFileConfig};
 use w4l::take::recover::{Placement, RecoveryConfig, recover_orphans, retire};
 use w4l::tempfiles::{FileState, ResourceManager, TempError, unfinished_takes};
@@ -26,16 +28,7 @@ const READY: &str = "@@READY ";
 
 /// The samples every child take records: deterministic, both extremes.
 fn signal(n: usize) -> Vec<i16> {
-    let mut x = 0x9E37_79B9u32;
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let sweep = ((i as f64 * 0.003).sin() * 18_000.0) as i32;
-            (sweep + (x % 8_192) as i32 - 4_096).clamp(-32_768, 32_767) as i16
-        })
-        .collect()
+    common::signal(n, 9)
 }
 
 fn read_i16(path: &Path) -> Vec<i16> {
