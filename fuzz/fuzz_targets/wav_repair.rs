@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use w4l::recover::{plan_repair, plan_samples_to_end};
+use w4l::wav::repair::{plan_repair, plan_samples_to_end};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
