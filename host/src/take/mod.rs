@@ -28,6 +28,7 @@
 
 pub mod blocks;
 pub mod file;
+pub mod packed;
 pub mod recover;
 
 use std::fmt;
@@ -41,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::wav::{SampleFormat, WavOutput};
 use blocks::BlockStore;
 use file::TakeFile;
+use packed::Packer;
 
 /// Where a take is kept while it is being recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -130,6 +132,8 @@ pub struct TakeStats {
     pub cached_samples: u64,
     /// Blocks held in memory.
     pub cached_blocks: u64,
+    /// Of those, blocks held packed into FLAC frames.
+    pub packed_blocks: u64,
     /// Bytes of memory the cached blocks are charged.
     pub cached_bytes: u64,
     /// Samples evicted from memory that are on disk (free).
@@ -166,6 +170,9 @@ pub struct TakeSpec {
     pub format: SampleFormat,
     /// Samples per cached block.
     pub block_samples: usize,
+    /// Whether full cached blocks are packed into FLAC frames in memory (in stream and memory
+    /// mode; file mode keeps its two blocks as they are).
+    pub compress: bool,
 }
 
 /// A take being recorded (see the [module docs](self)).
@@ -178,6 +185,8 @@ pub struct TakeStore {
     /// Why the journal takes no more samples (it stays as it is, up to where it broke).
     journal_error: Option<Error>,
     cache: BlockStore,
+    /// Whether the cache packs full blocks where it keeps them.
+    compress: bool,
     /// Samples written to the take.
     samples: u64,
     evicted_samples: u64,
@@ -221,7 +230,12 @@ impl TakeStore {
             format: spec.format,
             journal: if mode.uses_disk() { journal } else { None },
             journal_error: None,
-            cache: BlockStore::new(accountant, spec.block_samples),
+            cache: BlockStore::new(
+                accountant,
+                spec.block_samples,
+                Packer::new(spec.rate, spec.channels),
+            ),
+            compress: spec.compress,
             samples: 0,
             evicted_samples: 0,
             lost_samples: 0,
@@ -261,6 +275,7 @@ impl TakeStore {
             // Caching starts here (after a switch to stream mode): a new stretch.
             self.cache.restart_at(start);
         }
+        self.cache.set_packing(self.compress && self.caches());
         self.cache_write(samples);
         if !self.caches() {
             // File mode: only the newest blocks stay, which covers what the journal's write
@@ -292,16 +307,17 @@ impl TakeStore {
             if samples.is_empty() {
                 break;
             }
-            if self.cache.grow().is_ok() {
-                continue;
-            }
-            if self.evict_oldest().is_none() || self.cache.grow().is_err() {
-                // No room at all: the rest is not kept in memory (lost unless on disk).
-                let end = self.samples;
-                let begin = end - samples.len() as u64;
-                self.lost_samples += end - begin.max(self.journal_end()).min(end);
-                self.cache.restart_at(end);
-                return;
+            // The oldest blocks go until the budget grants a new one (packed blocks are
+            // smaller than a new one: it may take several).
+            while self.cache.grow().is_err() {
+                if self.evict_oldest().is_none() {
+                    // No room at all: the rest is not kept in memory (lost unless on disk).
+                    let end = self.samples;
+                    let begin = end - samples.len() as u64;
+                    self.lost_samples += end - begin.max(self.journal_end()).min(end);
+                    self.cache.restart_at(end);
+                    return;
+                }
             }
         }
     }
@@ -328,7 +344,7 @@ impl TakeStore {
             self.unreported.push(e);
         }
         self.lost_samples += lost;
-        Some((self.cache.block_bytes() as u64, durable, lost))
+        Some((block.bytes() as u64, durable, lost))
     }
 
     /// Evicts the oldest cached blocks until `want` bytes are freed, keeping at least `keep`
@@ -400,6 +416,7 @@ impl TakeStore {
             journaled_samples: self.journal_end(),
             cached_samples: self.cache.held_samples(),
             cached_blocks: self.cache.len() as u64,
+            packed_blocks: self.cache.packed() as u64,
             cached_bytes: self.cache.held_bytes(),
             evicted_samples: self.evicted_samples,
             lost_samples: self.lost_samples,
@@ -426,17 +443,7 @@ impl TakeStore {
         {
             journal.read_all(f)?;
         }
-        let mut at = journal_end;
-        let mut gap = 0;
-        for block in self.cache.blocks() {
-            if block.end() <= at {
-                continue;
-            }
-            gap += block.first_sample().saturating_sub(at);
-            let skip = usize::try_from(at.saturating_sub(block.first_sample())).unwrap_or(0);
-            f(block.samples().get(skip..).unwrap_or_default())?;
-            at = block.end();
-        }
+        let (gap, at) = self.cache.read_from(journal_end, f)?;
         Ok(gap + self.samples.saturating_sub(at))
     }
 

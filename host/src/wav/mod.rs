@@ -4,6 +4,7 @@
 //! Nothing here leaves a partial file behind: the output is a [`tempfile::TempPath`] until
 //! [`WavOutput::finish`] renames it, and a dropped, unfinished output deletes its temporary file.
 
+pub mod flac;
 mod format;
 pub mod repair;
 
