@@ -30,6 +30,7 @@ pub mod blocks;
 pub mod file;
 pub mod packed;
 pub mod recover;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ use std::sync::Arc;
 use w4l_core::accountant::Accountant;
 
 use crate::error::{Error, Result};
-use crate::wav::{SampleFormat, WavOutput};
+use crate::wav::{AudioOutput, SampleFormat};
 use blocks::BlockStore;
 use file::TakeFile;
 use packed::Packer;
@@ -486,7 +487,7 @@ impl TakeStore {
     }
 
     fn write_anew(&mut self, path: &Path, before_move: &dyn Fn()) -> Result<Saved> {
-        let mut out = WavOutput::create_as(path, self.rate, self.channels, self.format)?;
+        let mut out = AudioOutput::create_as(path, self.rate, self.channels, self.format)?;
         let mut failed = None;
         let gap = self
             .for_each(&mut |samples| out.write(samples).inspect_err(|e| failed = Some(e.clone())));
