@@ -202,10 +202,7 @@ pub fn recover_with(path: &Path, options: RecoverOptions) -> Result<FlacReport, 
         .and_then(|_| io::Read::read_exact(&mut file, &mut header[..5]))
         .map_err(io_err("read"))?;
     let last_block = header[4] & 0x80;
-    repair
-        .info
-        .write(&mut header)
-        .map_err(|e| RecoverError::Flac(e))?;
+    repair.info.write(&mut header).map_err(RecoverError::Flac)?;
     // Other metadata blocks after STREAMINFO stay where they are.
     header[4] = header[4] & 0x7F | last_block;
     // Cut first, then the header that describes the cut file: an interruption between the two
