@@ -30,9 +30,9 @@ pub struct RecorderConfig {
     /// Bytes per cached block of the take (16-bit samples). Default 64 KiB: 2 s of 16 kHz mono.
     pub block_bytes: usize,
     /// Whether full cached blocks are compressed in memory (FLAC frames; the budget is charged
-    /// their compressed size). Default on: in memory mode it is the take, in stream mode the
-    /// cache holds more before anything is evicted; file mode never compresses (it keeps two
-    /// blocks). See [`crate::take`].
+    /// their compressed size) where evicting them would lose audio: in memory mode, and once
+    /// the journal broke. Default on. Stream and file mode do not compress while the journal
+    /// holds everything (evicting is free there). See [`crate::take`].
     pub compress_cache: bool,
     /// Capacity of the ring between the source and the worker, as audio time. Default 500 ms:
     /// a device delivers in 200 ms fragments.

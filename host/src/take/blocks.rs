@@ -87,8 +87,8 @@ impl BlockStore {
         }
     }
 
-    /// Turns packing of blocks that fill from now on on or off (off where the blocks are
-    /// dropped soon anyway: file mode).
+    /// Turns packing of blocks that fill from now on on or off (off where evicting them is
+    /// free: the journal holds them).
     pub fn set_packing(&mut self, on: bool) {
         self.packing = on;
     }
