@@ -234,7 +234,7 @@ fn switching_while_a_real_time_replay_runs_keeps_the_take_whole() {
         }
         w.finalize().expect("finalize");
     }
-    for format in [SampleFormat::I16, SampleFormat::F32] {
+    for format in [SampleFormat::I16, SampleFormat::F32, SampleFormat::Flac] {
         let rec = Recorder::new(
             Box::new(WavReplay::open(&input, true).expect("replay")),
             monitor(8 << 20),
@@ -262,12 +262,23 @@ fn switching_while_a_real_time_replay_runs_keeps_the_take_whole() {
         }
         rec.stop().expect("stop");
         assert!(switches >= 10, "only {switches} switches");
-        let out = base.path().join(format!("out-{}.wav", format.as_str()));
+        let out = base
+            .path()
+            .join(format!("out-{}.{}", format.as_str(), format.extension()));
         let summary = rec.save(&out).expect("save");
         assert_eq!(summary.frames_lost, 0);
+        if format == SampleFormat::Flac {
+            let mut r = claxon::FlacReader::open(&out).expect("open");
+            let back: Vec<i32> = r.samples().map(|s| s.expect("sample")).collect();
+            let samples: Vec<i32> = samples.iter().map(|&s| i32::from(s)).collect();
+            assert!(back == samples, "FLAC: the output differs from the input");
+            continue;
+        }
         let mut r = hound::WavReader::open(&out).expect("open");
         let back: Vec<i16> = match format {
-            SampleFormat::I16 => r.samples::<i16>().map(|s| s.expect("sample")).collect(),
+            SampleFormat::I16 | SampleFormat::Flac => {
+                r.samples::<i16>().map(|s| s.expect("sample")).collect()
+            }
             SampleFormat::F32 => r
                 .samples::<f32>()
                 .map(|s| {

@@ -29,6 +29,11 @@ pub struct RecorderConfig {
     pub window: Duration,
     /// Bytes per cached block of the take (16-bit samples). Default 64 KiB: 2 s of 16 kHz mono.
     pub block_bytes: usize,
+    /// Whether full cached blocks are compressed in memory (FLAC frames; the budget is charged
+    /// their compressed size) where evicting them would lose audio: in memory mode, and once
+    /// the journal broke. Default on. Stream and file mode do not compress while the journal
+    /// holds everything (evicting is free there). See [`crate::take`].
+    pub compress_cache: bool,
     /// Capacity of the ring between the source and the worker, as audio time. Default 500 ms:
     /// a device delivers in 200 ms fragments.
     pub ring: Duration,
@@ -53,6 +58,7 @@ impl Default for RecorderConfig {
             max_file_bytes: WAV_DATA_LIMIT,
             window: Duration::from_secs(30),
             block_bytes: 64 << 10,
+            compress_cache: true,
             ring: Duration::from_millis(500),
             limit_frames: None,
             step: Duration::from_secs(1),

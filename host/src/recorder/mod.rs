@@ -236,6 +236,7 @@ impl Recorder {
             channels: self.channels,
             format: self.config.format,
             block_samples: self.sizes.block_bytes / size_of::<i16>(),
+            compress: self.config.compress_cache,
         };
         TakeStore::new(spec, self.accountant.clone(), journal)
     }

@@ -3,31 +3,42 @@
 //!
 //! # The output's format from the start
 //!
-//! A [`TakeFile`] is a WAV file in the [`ResourceManager`]'s temporary directory, written by
-//! `hound` in the *output* format ([`SampleFormat`]: 16-bit PCM by default, 32-bit float with
-//! `--format f32`), so finishing a take moves the file to the output
-//! ([`TempFile::persist`]: a rename on the same file system, else copy + fsync): the samples are
-//! never written twice. They pass through the take's 16-bit resolution in every mode; `f32`
-//! writes each 16-bit sample as `x / 32768`, exactly.
+//! A [`TakeFile`] is a file in the [`ResourceManager`]'s temporary directory written in the
+//! *output* format ([`SampleFormat`]): WAV by `hound`, 16-bit PCM by default or 32-bit float
+//! with `--format f32`, or FLAC with `--format flac` ([`crate::wav::flac`]). Finishing a take
+//! moves the file to the output ([`TempFile::persist`]: a rename on the same file system, else
+//! copy + fsync): the samples are never written twice. They pass through the take's 16-bit
+//! resolution in every mode; `f32` writes each 16-bit sample as `x / 32768`, exactly, and FLAC
+//! is lossless. The writer of each format is in [`super::writer`]. (Temporary files keep the
+//! directory's one `.wav` suffix whatever their format: their names say whose they are, the
+//! first bytes and the manifest say what they hold.)
 //!
 //! # Crash safety
 //!
-//! The WAV header is checkpointed ([`hound::WavWriter::flush`]) after every second of audio, so
-//! a file left by SIGKILL or a power cut plays as it is up to its last checkpoint (it misses at
-//! most the last second). Each file has a manifest beside it
+//! The file is checkpointed after every second of audio, so a file left by SIGKILL or a power
+//! cut plays as it is up to its last checkpoint (it misses at most the last second):
+//!
+//! * WAV: the header is rewritten ([`hound::WavWriter::flush`]) and marked unfinished;
+//! * FLAC: every whole frame is handed to the OS; the STREAMINFO says "total unknown" until the
+//!   end, and frames are self-delimiting, so a torn file is cut after its last whole frame. The
+//!   block being filled (under 1024 frames: 64 ms at 16 kHz) is encoded only when full, so a
+//!   checkpoint covers the audio up to the last whole block before it.
+//!
+//! Each file has a manifest beside it
 //! ([`Manifest`]: the intended output, the format, the start, the owner), written when the file
 //! is created, so such a file is a take to finish, not scratch to reap: the next start finishes
-//! it into a playable WAV file with every sample that reached the disk ([`super::recover`]).
+//! it into a playable file with every sample that reached the disk ([`super::recover`]).
 //! A take that cannot be saved at its output stays recoverable the same way
 //! ([`TakeFile::persist`]).
 //!
 //! # Disk budget and write errors
 //!
 //! Every byte is charged to the recorder's accountant ([`Category::Disk`](w4l_core::accountant::Category::Disk))
-//! *before* it is written: when the disk budget refuses, nothing is written and the file stays
-//! whole. A write error (ENOSPC, EFBIG, EIO) closes the file where it broke: the header is
-//! rewritten to the last whole frame that reached the disk ([`crate::wav::repair`]), the file is kept
-//! (it is saved like any other), and the next write starts a new file.
+//! *before* it is written (a FLAC frame at its worst case, then its real size): when the disk
+//! budget refuses, nothing is written and the file stays whole. A write error (ENOSPC, EFBIG,
+//! EIO) closes the file where it broke: it is cut to the last whole frame that reached the disk
+//! ([`crate::wav::fix`]), kept (it is saved like any other), and the next write starts a new
+//! file.
 //!
 //! # 4 GiB: numbered files
 //!
@@ -36,27 +47,26 @@
 //! reaches [`WAV_DATA_LIMIT`] continues in a new file, and the output becomes numbered files:
 //! `out.wav`, `out.001.wav`, `out.002.wav`, … ([`numbered_path`]), each a complete WAV file,
 //! together the take in order, sample-exact. At 48 kHz stereo 16-bit a file holds 6.2 hours
-//! (3.1 h as `f32`); at 16 kHz mono 16-bit, 37 hours.
+//! (3.1 h as `f32`); at 16 kHz mono 16-bit, 37 hours. A FLAC file has no such limit (its
+//! STREAMINFO counts up to 2^36 frames, then says "unknown"); only a write error starts its next
+//! file.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use w4l_core::sample::convert;
 
+use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::tempfiles::{
     DiskLedger, Manifest, ResourceManager, TakePart, TempError, TempFile, UnfinishedTake,
     manifest_path,
 };
-use crate::wav::{SampleFormat, WAV_DATA_LIMIT, numbered_path, write_samples};
-
-/// Bytes of the output buffer in front of each file: it gathers the small writes of a live
-/// capture (a worker wake-up brings ~100 ms, 19 KiB of 16-bit samples at 48 kHz stereo), while
-/// a spilled block (larger) goes to the file in one `write` without being copied through it.
-const WRITE_BUFFER: usize = 32 << 10;
+use crate::wav::flac::{FrameReader, to_i16};
+use crate::wav::{SampleFormat, WAV_DATA_LIMIT, numbered_path};
 
 /// Sets the `RIFF` size of a take file just checkpointed to [`crate::wav::repair::UNKNOWN_LENGTH`]:
 /// the file is still growing. Its `data` size stays the checkpoint's, so it plays as it lies
@@ -110,7 +120,7 @@ pub(crate) fn warn_stale_part(output: &Path, parts: usize) {
     }
 }
 
-/// A short reason for an I/O error, without the OS error number noise.
+/// A short reason for a WAV reader's error, without the OS error number noise.
 fn reason(e: &hound::Error) -> String {
     match e {
         hound::Error::IoError(io) => crate::wav::io_reason(io),
@@ -127,8 +137,8 @@ pub struct TakeFileConfig {
     pub channels: u16,
     /// The output format.
     pub format: SampleFormat,
-    /// Most bytes of samples per file before the next numbered file starts (at most, and by
-    /// default, [`WAV_DATA_LIMIT`]; tests lower it).
+    /// Most bytes of samples per WAV file before the next numbered file starts (at most, and
+    /// by default, [`WAV_DATA_LIMIT`]; tests lower it). FLAC files have no limit.
     pub max_data_bytes: u64,
     /// The temporary files' purpose (`take`).
     pub purpose: &'static str,
@@ -140,9 +150,10 @@ pub struct TakeFileConfig {
 /// A file being written.
 struct OpenFile {
     temp: TempFile,
-    writer: hound::WavWriter<BufWriter<File>>,
-    data_bytes: u64,
-    /// Bytes of samples handed to [`start_writeback`] so far.
+    writer: Writer,
+    /// Samples written to this file (for FLAC, the block being filled included).
+    samples: u64,
+    /// Bytes of the file handed to [`start_writeback`] so far.
     written_back: u64,
 }
 
@@ -167,7 +178,6 @@ pub struct TakeFile {
     unflushed: u64,
     /// Samples between two header checkpoints (one second of audio).
     checkpoint_samples: u64,
-    scratch: Vec<f32>,
     write_errors: u64,
     /// Whether the disk budget applies to writes (not any more while saving: those bytes
     /// are the output, not temporary files).
@@ -210,7 +220,6 @@ impl TakeFile {
             open: None,
             samples: 0,
             unflushed: 0,
-            scratch: Vec::new(),
             write_errors: 0,
             metered: true,
             started: SystemTime::now()
@@ -285,30 +294,20 @@ impl TakeFile {
         {
             return Err(self.refused(e));
         }
-        let file = temp.as_file().try_clone().map_err(|e| {
-            Error::runtime(
-                format!(
-                    "cannot write the temporary file {} ({})",
-                    temp.path().display(),
-                    crate::wav::io_reason(&e)
-                ),
-                "check the temporary directory (see W4L_TEMP_DIR)",
-            )
-        })?;
-        let spec = self
-            .config
-            .format
-            .spec(self.config.rate, self.config.channels);
-        let mut writer = hound::WavWriter::new(BufWriter::with_capacity(WRITE_BUFFER, file), spec)
+        let c = &self.config;
+        let mut writer = temp
+            .as_file()
+            .try_clone()
+            .and_then(|file| Writer::create(file, c.format, c.rate, c.channels, self.file_limit))
             .map_err(|e| self.write_error(temp.path(), &e))?;
-        // Every file is a valid (empty) WAV file on disk from its first moment.
+        // Every file is a valid (empty) WAV or FLAC file on disk from its first moment.
         writer
-            .flush()
+            .checkpoint()
             .map_err(|e| self.write_error(temp.path(), &e))?;
         self.open = Some(OpenFile {
             temp,
             writer,
-            data_bytes: 0,
+            samples: 0,
             written_back: 0,
         });
         Ok(())
@@ -350,12 +349,12 @@ impl TakeFile {
         }
     }
 
-    fn write_error(&self, path: &Path, e: &hound::Error) -> Error {
+    fn write_error(&self, path: &Path, e: &io::Error) -> Error {
         Error::runtime(
             format!(
                 "cannot write the take to the temporary file {} ({})",
                 path.display(),
-                reason(e)
+                crate::wav::io_reason(e)
             ),
             "free space on that disk or point W4L_TEMP_DIR elsewhere; the take up to the failure is kept",
         )
@@ -370,7 +369,6 @@ impl TakeFile {
     /// the next write starts a new file. [`samples`](Self::samples) tells how much was written
     /// either way.
     pub fn write(&mut self, mut samples: &[i16]) -> Result<()> {
-        let bps = self.config.format.bytes_per_sample();
         while !samples.is_empty() {
             if self.open.is_none() {
                 self.open_file()?;
@@ -381,29 +379,23 @@ impl TakeFile {
                     "please report this bug",
                 ));
             };
-            let room =
-                usize::try_from((self.file_limit - open.data_bytes) / bps).unwrap_or(usize::MAX);
-            if room == 0 {
+            let n = open.writer.room(samples.len());
+            if n == 0 {
                 self.close_open()?;
                 continue;
             }
-            let n = room.min(samples.len());
-            let total = self.header + open.data_bytes + n as u64 * bps;
-            if let Err(e) = open.temp.account(total)
+            if let Err(e) = open.temp.account(open.writer.bytes_after(n))
                 && (self.metered || !matches!(e, TempError::Budget(_)))
             {
                 return Err(self.refused(e));
             }
-            let written = write_samples(
-                &mut open.writer,
-                self.config.format,
-                &samples[..n],
-                &mut self.scratch,
-            );
-            if let Err(e) = written {
+            if let Err(e) = open.writer.write(&samples[..n]) {
                 return Err(self.fail(&e));
             }
-            open.data_bytes += n as u64 * bps;
+            // The charge was the most it could be (a FLAC frame's worst case): now the real
+            // size. Shrinking is never refused.
+            let _ = open.temp.account(open.writer.bytes());
+            open.samples += n as u64;
             self.samples += n as u64;
             self.unflushed += n as u64;
             samples = &samples[n..];
@@ -414,8 +406,9 @@ impl TakeFile {
         Ok(())
     }
 
-    /// Rewrites the open file's header for everything written so far and flushes it to the
-    /// OS: from now on the file plays up to here even if the process is killed.
+    /// Hands everything written so far to the OS: from now on the file plays up to here even
+    /// if the process is killed (a WAV header rewritten for every sample; FLAC's whole frames,
+    /// the block being filled excepted).
     ///
     /// # Errors
     ///
@@ -425,12 +418,15 @@ impl TakeFile {
         let Some(open) = self.open.as_mut() else {
             return Ok(());
         };
-        match open.writer.flush() {
+        match open.writer.checkpoint() {
             Ok(()) => {
-                mark_unfinished(open.temp.as_file());
-                if open.data_bytes >= open.written_back + WRITEBACK_BYTES {
+                if self.config.format != SampleFormat::Flac {
+                    mark_unfinished(open.temp.as_file());
+                }
+                let bytes = open.writer.bytes();
+                if bytes >= open.written_back + WRITEBACK_BYTES {
                     start_writeback(open.temp.as_file(), open.written_back);
-                    open.written_back = open.data_bytes;
+                    open.written_back = bytes;
                 }
                 Ok(())
             }
@@ -440,63 +436,65 @@ impl TakeFile {
 
     /// Finalizes the open file and moves it to the closed ones.
     fn close_open(&mut self) -> Result<()> {
-        let Some(open) = self.open.take() else {
-            return Ok(());
-        };
-        let OpenFile {
+        let Some(OpenFile {
             temp,
             writer,
-            data_bytes,
+            samples,
             ..
-        } = open;
-        match writer.finalize() {
+        }) = self.open.take()
+        else {
+            return Ok(());
+        };
+        match writer.finish() {
             Ok(()) => {
+                if let Ok(meta) = temp.as_file().metadata() {
+                    let _ = temp.account(meta.len());
+                }
                 self.closed.push(ClosedFile { temp });
                 self.unflushed = 0;
                 Ok(())
             }
             Err(e) => {
                 let error = self.write_error(temp.path(), &e);
-                self.cut(temp, data_bytes);
+                self.cut(temp, samples);
                 Err(error)
             }
         }
     }
 
     /// A write to the open file failed: cut it where the disk stopped and close it.
-    fn fail(&mut self, e: &hound::Error) -> Error {
-        let Some(open) = self.open.take() else {
-            return self.write_error(Path::new("?"), e);
-        };
-        let error = self.write_error(open.temp.path(), e);
-        let OpenFile {
+    fn fail(&mut self, e: &io::Error) -> Error {
+        let Some(OpenFile {
             temp,
             writer,
-            data_bytes,
+            samples,
             ..
-        } = open;
-        // Dropping the writer flushes what it can and rewrites the header (errors ignored);
-        // `recover` then makes the header match what really reached the disk.
+        }) = self.open.take()
+        else {
+            return self.write_error(Path::new("?"), e);
+        };
+        let error = self.write_error(temp.path(), e);
+        // Dropping the writer flushes what it can (a WAV header too; errors ignored); the
+        // repair then makes the file match what really reached the disk.
         drop(writer);
-        self.cut(temp, data_bytes);
+        self.cut(temp, samples);
         error
     }
 
-    /// Repairs `temp` (its writer is gone) to its last whole frame on disk and keeps it.
-    fn cut(&mut self, temp: TempFile, data_bytes: u64) {
+    /// Repairs `temp` (its writer is gone, `held` samples in it as far as this take knows) to
+    /// its last whole frame on disk and keeps it.
+    fn cut(&mut self, temp: TempFile, held: u64) {
         self.write_errors += 1;
         self.unflushed = 0;
-        let bps = self.config.format.bytes_per_sample();
-        let believed = data_bytes / bps;
-        let kept = match crate::wav::repair::recover(temp.path()) {
-            Ok(report) => report.repair.frames() * u64::from(self.config.channels.max(1)),
+        let kept = match crate::wav::fix::recover_file(temp.path(), Default::default()) {
+            Ok(report) => report.summary().frames * u64::from(self.config.channels.max(1)),
             Err(e) => {
                 tracing::warn!("cannot repair {}: {e}", temp.path().display());
                 0
             }
         };
-        let kept = kept.min(believed);
-        self.samples = self.samples - believed + kept;
+        let kept = kept.min(held);
+        self.samples = self.samples - held + kept;
         if kept == 0 {
             // Nothing usable: dropping the handle removes the file.
             return;
@@ -515,53 +513,26 @@ impl TakeFile {
     /// A file cannot be read, or `f`'s error.
     pub fn read_all(&mut self, f: &mut dyn FnMut(&[i16]) -> Result<()>) -> Result<()> {
         self.checkpoint()?;
-        let mut i16s = vec![0i16; 1 << 16];
-        let mut f32s = vec![0f32; 1 << 16];
         for path in self.files() {
-            let read_error = |e: hound::Error| {
+            let read_error = |reason: String| {
                 Error::runtime(
                     format!(
-                        "cannot read the take's temporary file {} ({})",
+                        "cannot read the take's temporary file {} ({reason})",
                         path.display(),
-                        reason(&e)
                     ),
                     "check the temporary directory (see W4L_TEMP_DIR)",
                 )
             };
-            let mut reader = hound::WavReader::open(&path).map_err(read_error)?;
             match self.config.format {
-                SampleFormat::I16 => {
-                    let mut samples = reader.samples::<i16>();
-                    loop {
-                        let mut n = 0;
-                        for (slot, s) in i16s.iter_mut().zip(samples.by_ref()) {
-                            *slot = s.map_err(read_error)?;
-                            n += 1;
-                        }
-                        if n == 0 {
-                            break;
-                        }
-                        f(&i16s[..n])?;
-                    }
-                }
-                SampleFormat::F32 => {
-                    let mut samples = reader.samples::<f32>();
-                    loop {
-                        let mut n = 0;
-                        for (slot, s) in f32s.iter_mut().zip(samples.by_ref()) {
-                            *slot = s.map_err(read_error)?;
-                            n += 1;
-                        }
-                        if n == 0 {
-                            break;
-                        }
-                        convert(&f32s[..n], &mut i16s[..n]);
-                        f(&i16s[..n])?;
-                    }
-                }
+                SampleFormat::Flac => read_flac(&path, f, &read_error)?,
+                format => read_wav(&path, format, f, &read_error)?,
             }
         }
-        Ok(())
+        // A FLAC block being filled is not in the file yet.
+        match self.open.as_ref().map(|o| o.writer.pending()) {
+            Some(pending) if !pending.is_empty() => f(pending),
+            _ => Ok(()),
+        }
     }
 
     /// Finishes every file and moves them to `output`, `output.001`, … ([`numbered_path`]).
@@ -639,6 +610,71 @@ impl TakeFile {
             ),
         };
         Error::runtime(format!("{} ({what})", error.what()), fix)
+    }
+}
+
+/// Hands the samples of the WAV journal file at `path` (`format`) to `f` in 16-bit chunks.
+fn read_wav(
+    path: &Path,
+    format: SampleFormat,
+    f: &mut dyn FnMut(&[i16]) -> Result<()>,
+    read_error: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    let read_error = |e: hound::Error| read_error(reason(&e));
+    let mut reader = hound::WavReader::open(path).map_err(read_error)?;
+    let mut i16s = vec![0i16; 1 << 16];
+    if format == SampleFormat::F32 {
+        let mut f32s = vec![0f32; 1 << 16];
+        let mut samples = reader.samples::<f32>();
+        loop {
+            let mut n = 0;
+            for (slot, s) in f32s.iter_mut().zip(samples.by_ref()) {
+                *slot = s.map_err(read_error)?;
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            convert(&f32s[..n], &mut i16s[..n]);
+            f(&i16s[..n])?;
+        }
+    }
+    let mut samples = reader.samples::<i16>();
+    loop {
+        let mut n = 0;
+        for (slot, s) in i16s.iter_mut().zip(samples.by_ref()) {
+            *slot = s.map_err(read_error)?;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        f(&i16s[..n])?;
+    }
+}
+
+/// Hands the samples of the FLAC journal file at `path` to `f`, a frame at a time. Its frames
+/// are this process's own, all whole (the file was just checkpointed): one that does not
+/// decode is an error.
+fn read_flac(
+    path: &Path,
+    f: &mut dyn FnMut(&[i16]) -> Result<()>,
+    read_error: &dyn Fn(String) -> Error,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| read_error(crate::wav::io_reason(&e)))?;
+    let mut reader =
+        FrameReader::new(BufReader::new(file)).map_err(|e| read_error(e.to_string()))?;
+    let mut chunk = Vec::new();
+    while let Some((_, samples)) = reader
+        .next_frame()
+        .map_err(|e| read_error(crate::wav::io_reason(&e)))?
+    {
+        to_i16(samples, &mut chunk);
+        f(&chunk)?;
+    }
+    match reader.stopped() {
+        None => Ok(()),
+        Some(e) => Err(read_error(format!("a damaged frame: {e}"))),
     }
 }
 

@@ -1,16 +1,16 @@
 //! Recover, don't reap: a take whose process died (SIGKILL, a crash, a power cut) is finished
-//! into a playable WAV file by the next start.
+//! into a playable WAV or FLAC file (the take's format) by the next start.
 //!
 //! A take's journal carries a manifest ([`crate::tempfiles::Manifest`]: the intended output, format, start time,
 //! owner). [`recover_orphans`] claims every take of a dead owner ([`claim_orphan_takes`]),
-//! repairs each file's header to its last whole frame ([`crate::wav::repair`]: every sample that
-//! reached the disk) and moves it — never copying when a rename will do, never replacing a file:
+//! repairs each file to its last whole frame ([`crate::wav::fix`]: every sample that reached
+//! the disk; a FLAC file's STREAMINFO gets its total and MD5) and moves it — never copying when a rename will do, never replacing a file:
 //!
 //! 1. to its intended path, if that is free;
 //! 2. else beside it, as `name.recovered-1.wav` (`-2`, …);
 //! 3. with no intended path, or one whose directory cannot be written, to the recovered-takes
 //!    directory ([`RecoveryConfig::recovered_dir`]: `$XDG_DATA_HOME/w4l/recovered`, else
-//!    `~/.local/share/w4l/recovered`) as `take-<UTC start>-<pid>.wav`.
+//!    `~/.local/share/w4l/recovered`) as `take-<UTC start>-<pid>.wav` (`.flac`).
 //!
 //! A journal with no audio in it is removed. Recovered files get ordinary permissions (0666
 //! less the umask). A retention rule keeps the recovered-takes directory from piling up: files
@@ -28,6 +28,9 @@ use crate::error::{Error, Result};
 use crate::tempfiles::{
     ReapFailure, ResourceManager, TakePart, UnfinishedTake, claim_orphan_takes, default_dir,
 };
+use crate::wav::SampleFormat;
+use crate::wav::fix::{FileReport, recover_file};
+use crate::wav::repair::RecoverOptions;
 
 mod config;
 mod place;
@@ -36,7 +39,8 @@ mod retention;
 pub use config::{KEEP_BYTES_ENV, KEEP_DAYS_ENV, RecoveryConfig, default_recovered_dir};
 pub use retention::retire;
 
-/// The longest header of a journal (hound's `WAVE_FORMAT_EXTENSIBLE`, 68 bytes), with room.
+/// The longest header of a journal (hound's `WAVE_FORMAT_EXTENSIBLE`, 68 bytes; FLAC's 42),
+/// with room.
 const MAX_HEADER: u64 = 128;
 
 /// Where a recovered take went.
@@ -51,7 +55,7 @@ pub enum Placement {
     RecoveredDir,
 }
 
-/// One take finished into a WAV file.
+/// One take finished into a WAV or FLAC file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Recovered {
     /// The process that recorded it.
@@ -259,7 +263,9 @@ pub(crate) fn finish(
         .unwrap_or_else(|| modified(&parts[0]));
     let intended = manifest.and_then(|m| m.output.clone());
     let pid = take.pid;
-    let name = recovered_name(started, pid);
+    let flac = manifest.is_some_and(|m| m.format == SampleFormat::Flac.as_str())
+        || crate::wav::fix::is_flac(&parts[0]);
+    let name = recovered_name(started, pid, flac);
     let (files, placement) = place::place(
         &parts,
         intended.as_deref().filter(|_| !skip_intended),
@@ -278,11 +284,17 @@ pub(crate) fn finish(
     }))
 }
 
-/// Repairs a journal's header to its last whole frame; returns (frames, rate). A journal no
-/// longer than a WAV header (killed before its header was complete) holds no audio.
+/// Repairs a journal to its last whole frame; returns (frames, rate). A journal no longer
+/// than a header (killed before its header was complete) holds no audio.
 fn repair(part: &TakePart) -> Result<(u64, u32)> {
-    match crate::wav::repair::recover(&part.journal) {
-        Ok(report) => Ok((report.repair.frames(), report.repair.format.sample_rate)),
+    match recover_file(&part.journal, RecoverOptions::default()) {
+        Ok(report) => {
+            let rate = match &report {
+                FileReport::Wav(r) => r.repair.format.sample_rate,
+                FileReport::Flac(r) => r.repair.info.format.sample_rate,
+            };
+            Ok((report.summary().frames, rate))
+        }
         Err(_) if part.bytes <= MAX_HEADER => Ok((0, 0)),
         Err(e) => Err(e.into()),
     }
@@ -302,10 +314,11 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `take-YYYYMMDD-HHMMSS-<pid>.wav` (UTC).
-fn recovered_name(started: u64, pid: u32) -> String {
+/// `take-YYYYMMDD-HHMMSS-<pid>.wav` (UTC; `.flac` for a FLAC take).
+fn recovered_name(started: u64, pid: u32, flac: bool) -> String {
     let stamp = utc(started).replace(['-', ':'], "").replace(' ', "-");
-    format!("{}{stamp}-{pid}.wav", retention::NAME_PREFIX)
+    let ext = if flac { "flac" } else { "wav" };
+    format!("{}{stamp}-{pid}.{ext}", retention::NAME_PREFIX)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) for Unix seconds.
@@ -351,8 +364,12 @@ mod tests {
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
         assert_eq!(
-            recovered_name(1_700_000_000, 42),
+            recovered_name(1_700_000_000, 42, false),
             "take-20231114-221320-42.wav"
+        );
+        assert_eq!(
+            recovered_name(1_700_000_000, 42, true),
+            "take-20231114-221320-42.flac"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The sample formats of the WAV files w4l writes, and where a take longer than one WAV file
-//! allows continues.
+//! The formats of the files w4l writes (16-bit or float WAV, FLAC), how the output's name
+//! chooses one, and where a take longer than one WAV file allows continues.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -7,19 +7,25 @@ use std::str::FromStr;
 
 use w4l_core::sample::convert;
 
+use crate::error::{Error, Result};
+
 /// Most bytes of samples in one WAV file (whole frames are cut below it): the RIFF and `data`
 /// sizes are 32-bit, and the header (at most 68 bytes) counts too.
 pub const WAV_DATA_LIMIT: u64 = 0xFFFF_F000;
 
-/// Sample format of the WAV files w4l writes.
+/// Format of the files w4l writes: the take's journal and its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SampleFormat {
-    /// 16-bit integer PCM: the take's own resolution.
+    /// WAV, 16-bit integer PCM: the take's own resolution.
     #[default]
     I16,
-    /// 32-bit IEEE float: each 16-bit sample as `x / 32768`, exactly (what Whisper consumes).
+    /// WAV, 32-bit IEEE float: each 16-bit sample as `x / 32768`, exactly (what Whisper
+    /// consumes).
     F32,
+    /// FLAC, 16-bit, lossless: on speech about 0.35 (48 kHz stereo) to 0.65 (16 kHz mono) of
+    /// the 16-bit WAV's size; ffmpeg and libsndfile read it ([`crate::wav::flac`]).
+    Flac,
 }
 
 impl SampleFormat {
@@ -28,21 +34,77 @@ impl SampleFormat {
         match self {
             SampleFormat::I16 => "i16",
             SampleFormat::F32 => "f32",
+            SampleFormat::Flac => "flac",
         }
     }
 
-    /// Bytes per sample.
+    /// The file name extension of the format: `wav` or `flac`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            SampleFormat::I16 | SampleFormat::F32 => "wav",
+            SampleFormat::Flac => "flac",
+        }
+    }
+
+    /// The format for an output at `path`: `asked` if given, else by the extension (`.flac`:
+    /// FLAC, anything else 16-bit WAV).
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use w4l::wav::SampleFormat;
+    ///
+    /// let f = |p: &str, asked| SampleFormat::for_output(Path::new(p), asked);
+    /// assert_eq!(f("take.flac", None)?, SampleFormat::Flac);
+    /// assert_eq!(f("take.wav", Some(SampleFormat::F32))?, SampleFormat::F32);
+    /// assert_eq!(f("take", Some(SampleFormat::Flac))?, SampleFormat::Flac);
+    /// assert!(f("take.wav", Some(SampleFormat::Flac)).is_err());
+    /// # Ok::<(), w4l::error::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `asked` contradicts the extension (`.wav` as FLAC, `.flac` as WAV): a file whose name
+    /// lies about its contents is refused rather than written.
+    pub fn for_output(path: &Path, asked: Option<SampleFormat>) -> Result<SampleFormat> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let named = match ext.as_deref() {
+            Some("flac") => Some(SampleFormat::Flac),
+            Some("wav") => None,
+            _ => return Ok(asked.unwrap_or_default()),
+        };
+        match (asked, named) {
+            (None, named) => Ok(named.unwrap_or_default()),
+            (Some(asked), named) if (asked == SampleFormat::Flac) == named.is_some() => Ok(asked),
+            (Some(asked), _) => Err(Error::usage(
+                format!(
+                    "the output {} is named .{} but the format {asked} writes a .{} file",
+                    path.display(),
+                    ext.unwrap_or_default(),
+                    asked.extension()
+                ),
+                format!(
+                    "name the output .{} or choose another format",
+                    asked.extension()
+                ),
+            )),
+        }
+    }
+
+    /// Bytes per sample in a WAV file (FLAC: 2, its samples before compression).
     pub fn bytes_per_sample(self) -> u64 {
         match self {
-            SampleFormat::I16 => 2,
+            SampleFormat::I16 | SampleFormat::Flac => 2,
             SampleFormat::F32 => 4,
         }
     }
 
-    /// The `hound` spec for `rate` Hz, `channels` channels.
+    /// The `hound` spec for `rate` Hz, `channels` channels (FLAC: 16-bit PCM's, the samples
+    /// it compresses).
     pub fn spec(self, rate: u32, channels: u16) -> hound::WavSpec {
         match self {
-            SampleFormat::I16 => hound::WavSpec {
+            SampleFormat::I16 | SampleFormat::Flac => hound::WavSpec {
                 channels,
                 sample_rate: rate,
                 bits_per_sample: 16,
@@ -58,9 +120,12 @@ impl SampleFormat {
     }
 
     /// Bytes of the header `hound` writes for this format: `WAVE_FORMAT_EXTENSIBLE` (68) for
-    /// more than 16 bits or more than two channels, else the plain 44-byte header.
+    /// more than 16 bits or more than two channels, else the plain 44-byte header; FLAC's
+    /// `fLaC` and STREAMINFO, 42.
     pub fn header_bytes(self, channels: u16) -> u64 {
-        if channels > 2 || self == SampleFormat::F32 {
+        if self == SampleFormat::Flac {
+            w4l_core::flac::HEADER_LEN as u64
+        } else if channels > 2 || self == SampleFormat::F32 {
             68
         } else {
             44
@@ -76,7 +141,7 @@ pub(crate) fn write_samples<W: std::io::Write + std::io::Seek>(
     scratch: &mut Vec<f32>,
 ) -> std::result::Result<(), hound::Error> {
     match format {
-        SampleFormat::I16 => {
+        SampleFormat::I16 | SampleFormat::Flac => {
             // At most a few MiB per call: callers pass blocks and drained chunks.
             for part in samples.chunks(1 << 20) {
                 let n = u32::try_from(part.len()).map_err(|_| hound::Error::TooWide)?;
@@ -110,13 +175,17 @@ impl fmt::Display for SampleFormat {
     }
 }
 
-/// A name that is not `i16` or `f32`.
+/// A name that is not `i16`, `f32` or `flac`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownFormat(pub String);
 
 impl fmt::Display for UnknownFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown sample format '{}'; use i16 or f32", self.0)
+        write!(
+            f,
+            "unknown sample format '{}'; use i16, f32 or flac",
+            self.0
+        )
     }
 }
 
@@ -129,6 +198,7 @@ impl FromStr for SampleFormat {
         match s.to_ascii_lowercase().as_str() {
             "i16" => Ok(SampleFormat::I16),
             "f32" => Ok(SampleFormat::F32),
+            "flac" => Ok(SampleFormat::Flac),
             _ => Err(UnknownFormat(s.into())),
         }
     }

@@ -1,9 +1,14 @@
-//! WAV files: the output writer (16-bit PCM, written to a temporary file beside the target and
-//! renamed into place only when complete) and the checked reader behind `--input`.
+//! Audio files: the output writer (WAV, 16-bit or float, or FLAC, written to a temporary file
+//! beside the target and renamed into place only when complete), the checked reader behind
+//! `--input`, FLAC streams ([`flac`]) and the repair of files a crash left ([`fix`]).
 //!
 //! Nothing here leaves a partial file behind: the output is a [`tempfile::TempPath`] until
-//! [`WavOutput::finish`] renames it, and a dropped, unfinished output deletes its temporary file.
+//! [`AudioOutput::finish`] renames it, and a dropped, unfinished output deletes its temporary
+//! file.
 
+pub mod fix;
+pub mod flac;
+pub mod flac_repair;
 mod format;
 pub mod repair;
 
@@ -42,7 +47,7 @@ pub fn check_output_path(path: &Path) -> Result<()> {
     }
     if path.as_os_str() == "-" {
         return Err(Error::usage(
-            "-o - would write to standard output, but w4l writes WAV files only",
+            "-o - would write to standard output, but w4l writes WAV or FLAC files only",
             "pass a file name with -o, e.g. -o take.wav",
         ));
     }
@@ -160,30 +165,44 @@ pub(crate) fn io_reason(e: &io::Error) -> String {
     }
 }
 
-/// A WAV file being written (16-bit PCM, or 32-bit float). It appears at its path only after
-/// [`finish`](Self::finish) (or, after a write error, [`finish_partial`](Self::finish_partial)).
-pub struct WavOutput {
-    writer: hound::WavWriter<BufWriter<File>>,
+/// The writer behind an [`AudioOutput`].
+enum OutputWriter {
+    Wav(hound::WavWriter<BufWriter<File>>),
+    Flac(flac::FlacWriter<BufWriter<File>>),
+}
+
+/// A WAV (16-bit PCM, or 32-bit float) or FLAC file being written. It appears at its path only
+/// after [`finish`](Self::finish) (or, after a write error,
+/// [`finish_partial`](Self::finish_partial)).
+pub struct AudioOutput {
+    writer: OutputWriter,
     temp: tempfile::TempPath,
     /// `temp` on the list a signal's or panic's cleanup removes, until the output is finished.
     _outside: crate::tempfiles::OutsideFile,
     path: PathBuf,
     format: SampleFormat,
     scratch: Vec<f32>,
+    /// Samples written (all channels).
+    samples: u64,
 }
 
-impl std::fmt::Debug for WavOutput {
+impl std::fmt::Debug for AudioOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WavOutput")
+        f.debug_struct("AudioOutput")
             .field("path", &self.path)
             .field("temp", &self.temp)
             .finish_non_exhaustive()
     }
 }
 
-impl WavOutput {
-    /// Starts a WAV file for `path` (`rate` Hz, `channels` channels, `format`), as a hidden
+impl AudioOutput {
+    /// Starts a file for `path` (`rate` Hz, `channels` channels, `format`), as a hidden
     /// temporary file in the same directory.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be created or its header written; FLAC cannot hold the format (more
+    /// than 8 channels).
     pub fn create_as(path: &Path, rate: u32, channels: u16, format: SampleFormat) -> Result<Self> {
         let dir = parent_dir(path);
         let name = path
@@ -202,9 +221,20 @@ impl WavOutput {
             crate::tempfiles::OutsideFile::create(dir, (&hidden.0, hidden.1), 0o600)
                 .map_err(cannot_create)?;
         let temp = tempfile::TempPath::try_from_path(temp).map_err(cannot_create)?;
-        let spec = format.spec(rate, channels);
-        let writer =
-            hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| write_error(path, &e))?;
+        let writer = if format == SampleFormat::Flac {
+            let flac_format = flac::take_format(rate, channels).map_err(|e| {
+                Error::usage(
+                    format!("cannot write {} as FLAC ({e})", path.display()),
+                    "record at most 8 channels, or choose a WAV format",
+                )
+            })?;
+            let writer = flac::FlacWriter::new(BufWriter::new(file), flac_format);
+            OutputWriter::Flac(writer.map_err(|e| write_error(path, &hound::Error::IoError(e)))?)
+        } else {
+            let spec = format.spec(rate, channels);
+            let writer = hound::WavWriter::new(BufWriter::new(file), spec);
+            OutputWriter::Wav(writer.map_err(|e| write_error(path, &e))?)
+        };
         Ok(Self {
             writer,
             temp,
@@ -212,13 +242,23 @@ impl WavOutput {
             path: path.to_owned(),
             format,
             scratch: Vec::new(),
+            samples: 0,
         })
     }
 
     /// Appends interleaved samples (converted to the output format).
+    ///
+    /// # Errors
+    ///
+    /// Writing failed.
     pub fn write(&mut self, samples: &[i16]) -> Result<()> {
-        write_samples(&mut self.writer, self.format, samples, &mut self.scratch)
-            .map_err(|e| write_error(&self.path, &e))
+        match &mut self.writer {
+            OutputWriter::Wav(w) => write_samples(w, self.format, samples, &mut self.scratch),
+            OutputWriter::Flac(w) => w.write(samples).map_err(hound::Error::IoError),
+        }
+        .map_err(|e| write_error(&self.path, &e))?;
+        self.samples += samples.len() as u64;
+        Ok(())
     }
 
     /// After a failed [`write`](Self::write): cuts the file to the last whole frame that
@@ -232,10 +272,10 @@ impl WavOutput {
         let Self {
             writer, temp, path, ..
         } = self;
-        // Dropping the writer flushes what it can and rewrites the header (errors ignored);
-        // `recover` then makes the header match what is on disk.
+        // Dropping the writer flushes what it can (a WAV header too; errors ignored); the
+        // repair then makes the header match what is on disk.
         drop(writer);
-        crate::wav::repair::recover(&temp).map_err(|e| {
+        fix::recover_file(&temp, repair::RecoverOptions::default()).map_err(|e| {
             Error::runtime(
                 format!(
                     "cannot finalize {} after a write error ({e})",
@@ -261,7 +301,7 @@ impl WavOutput {
 
     /// Samples written so far (all channels).
     pub fn len(&self) -> u64 {
-        u64::from(self.writer.len())
+        self.samples
     }
 
     /// Whether nothing was written yet.
@@ -274,7 +314,11 @@ impl WavOutput {
         let Self {
             writer, temp, path, ..
         } = self;
-        writer.finalize().map_err(|e| write_error(&path, &e))?;
+        match writer {
+            OutputWriter::Wav(w) => w.finalize(),
+            OutputWriter::Flac(w) => w.finish().map(drop).map_err(hound::Error::IoError),
+        }
+        .map_err(|e| write_error(&path, &e))?;
         // finalize() flushed the BufWriter; make the data durable before the rename.
         File::open(&temp)
             .and_then(|f| {

@@ -103,6 +103,8 @@ pub enum RecoverError {
         /// The path given.
         path: PathBuf,
     },
+    /// A FLAC file whose header is damaged, or whose frames w4l does not decode (LPC).
+    Flac(w4l_core::flac::FlacError),
     /// Reading or writing the file failed.
     Io {
         /// What was being done (e.g. "open", "truncate").
@@ -118,7 +120,15 @@ impl fmt::Display for RecoverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotWav => f.write_str(
-                "not a WAV file: it does not start with a RIFF/WAVE header; pass the .wav file a recording was written to",
+                "not a WAV or FLAC file: it starts with neither a RIFF/WAVE header nor fLaC; pass the file a recording was written to",
+            ),
+            Self::Flac(w4l_core::flac::FlacError::Unsupported) => f.write_str(
+                "the FLAC file uses features w4l does not decode (LPC subframes, as flac -5 writes), so its frames cannot be checked; test it with flac -t instead",
+            ),
+            Self::Flac(e) => write!(
+                f,
+                "the FLAC file's header is damaged ({}); it holds no audio w4l can recover",
+                e.to_string().split(';').next().unwrap_or_default()
             ),
             Self::Truncated { what } => write!(
                 f,
@@ -344,7 +354,7 @@ pub fn backup_path(path: &Path) -> PathBuf {
 
 /// Copies `file` (the one at `path`, opened) to [`backup_path`], a new file with the same
 /// permission bits (`mode`), synced before the original is touched. A partial copy is removed.
-fn back_up(path: &Path, file: &mut File, mode: u32) -> Result<PathBuf, RecoverError> {
+pub(super) fn back_up(path: &Path, file: &mut File, mode: u32) -> Result<PathBuf, RecoverError> {
     let to = backup_path(path);
     let mut out = OpenOptions::new()
         .write(true)
@@ -377,7 +387,10 @@ fn back_up(path: &Path, file: &mut File, mode: u32) -> Result<PathBuf, RecoverEr
 }
 
 /// Opens `path` without following a symbolic link; it must be a regular file.
-fn open_regular(path: &Path, write: bool) -> Result<(File, std::fs::Metadata), RecoverError> {
+pub(super) fn open_regular(
+    path: &Path,
+    write: bool,
+) -> Result<(File, std::fs::Metadata), RecoverError> {
     let not_regular = || RecoverError::NotRegularFile {
         path: path.to_path_buf(),
     };

@@ -123,6 +123,8 @@ pub enum FormatArg {
     I16,
     /// 32-bit IEEE float: each 16-bit sample as `x / 32768`, exactly (what Whisper consumes).
     F32,
+    /// FLAC: 16-bit, lossless, a third to two thirds of the size on speech.
+    Flac,
 }
 
 impl From<FormatArg> for SampleFormat {
@@ -130,6 +132,7 @@ impl From<FormatArg> for SampleFormat {
         match f {
             FormatArg::I16 => SampleFormat::I16,
             FormatArg::F32 => SampleFormat::F32,
+            FormatArg::Flac => SampleFormat::Flac,
         }
     }
 }
@@ -145,17 +148,19 @@ fn parse_model(text: &str) -> Result<Model, String> {
 /// `w4l record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// The WAV file to write when recording ends. A take over 4 GiB continues in numbered
-    /// files: FILE.001.wav, FILE.002.wav, … An existing regular file is replaced; anything
-    /// else is refused: a symbolic link, a directory, a FIFO or pipe, a device, a socket, `-`
-    /// (w4l does not stream WAV to standard output), and the --input file itself.
-    #[arg(short, long, value_name = "FILE.wav", default_value = "recording.wav")]
+    /// The file to write when recording ends: WAV, or FLAC when it is named .flac. A WAV take
+    /// over 4 GiB continues in numbered files: FILE.001.wav, FILE.002.wav, … An existing
+    /// regular file is replaced; anything else is refused: a symbolic link, a directory, a FIFO
+    /// or pipe, a device, a socket, `-` (w4l does not stream audio to standard output), and the
+    /// --input file itself.
+    #[arg(short, long, value_name = "FILE", default_value = "recording.wav")]
     pub output: PathBuf,
 
-    /// Sample format of the output: i16 (16-bit PCM) or f32 (32-bit float, each 16-bit sample
-    /// exactly).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::I16)]
-    pub format: FormatArg,
+    /// Format of the output (and of the take's temporary file): i16 (16-bit PCM WAV), f32
+    /// (32-bit float WAV, each 16-bit sample exactly) or flac (lossless FLAC). Default: flac for
+    /// an output named .flac, else i16; a format the output's extension contradicts is refused.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<FormatArg>,
 
     /// Stop after exactly this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Without it,
     /// record until Ctrl-C (or until the end of the --input file).

@@ -104,11 +104,14 @@ pub struct DemoReport {
 /// Disk budget of the demo's spill file.
 const DEMO_DISK_BUDGET: usize = 256 << 20;
 
-/// Settings of the recorder inside the demo: a 5 s window, 1 s blocks.
+/// Settings of the recorder inside the demo: a 5 s window, 1 s blocks, kept raw (the synthetic
+/// voice packs to about a third of its size: compressed, a 1 MiB budget would take minutes to
+/// fill, and the demo is about the policy).
 fn recorder_config(duration: Duration, rate: u32) -> RecorderConfig {
     RecorderConfig {
         window: Duration::from_secs(5),
         block_bytes: rate as usize * 2,
+        compress_cache: false,
         limit_frames: Some((duration.as_secs_f64() * f64::from(rate)).round() as u64),
         ..RecorderConfig::default()
     }

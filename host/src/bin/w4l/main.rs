@@ -344,33 +344,10 @@ fn recover(args: &crate::cli::RecoverArgs) -> Result<()> {
     let mut first_error: Option<Error> = None;
     let mut failed = 0usize;
     for path in &args.files {
-        match w4l::wav::repair::recover_with(path, options) {
+        match w4l::wav::fix::recover_file(path, options) {
             Ok(report) => {
                 if args.json {
-                    #[derive(serde::Serialize)]
-                    struct Line<'a> {
-                        path: &'a Path,
-                        repaired: bool,
-                        needed: bool,
-                        dry_run: bool,
-                        backup: Option<&'a Path>,
-                        frames: u64,
-                        seconds: f64,
-                        dropped_bytes: u64,
-                        kept_bytes_after: u64,
-                    }
-                    let repair = &report.repair;
-                    print_json(&Line {
-                        path,
-                        repaired: report.repaired,
-                        needed: repair.needed(),
-                        dry_run: report.dry_run,
-                        backup: report.backup.as_deref(),
-                        frames: repair.frames(),
-                        seconds: repair.frames() as f64 / f64::from(repair.format.sample_rate),
-                        dropped_bytes: repair.dropped_bytes(),
-                        kept_bytes_after: repair.kept_after(),
-                    })?;
+                    print_json(&report.summary())?;
                 } else {
                     emit(&format!("{report}\n"))?;
                 }
@@ -572,7 +549,7 @@ fn prepare_recording(args: &RecordArgs) -> Result<Recorder> {
     let rate = source.rate();
     let config = RecorderConfig {
         mode: args.mode.into(),
-        format: args.format.into(),
+        format: w4l::wav::SampleFormat::for_output(&args.output, args.format.map(Into::into))?,
         window: args.window,
         limit_frames: args
             .seconds

@@ -70,8 +70,9 @@ fn unique(path: &Path, parts: usize) -> Option<PathBuf> {
         return Some(path.to_path_buf());
     }
     let stem = path.file_stem()?.to_string_lossy().into_owned();
+    let ext = path.extension()?.to_string_lossy().into_owned();
     (2..MAX_SUFFIX)
-        .map(|n| path.with_file_name(format!("{stem}-{n}.wav")))
+        .map(|n| path.with_file_name(format!("{stem}-{n}.{ext}")))
         .find(|candidate| free(candidate, parts))
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::RecoveryConfig;
 use crate::tempfiles::current_uid;
 
-/// Recovered takes are named `take-<UTC start>-<pid>[-N][.NNN].wav`; nothing else in the
+/// Recovered takes are named `take-<UTC start>-<pid>[-N][.NNN].wav` (or `.flac`); nothing else in the
 /// directory is touched.
 pub(super) const NAME_PREFIX: &str = "take-";
 
@@ -28,9 +28,9 @@ pub fn retire(config: &RecoveryConfig, keep: &[PathBuf]) -> Vec<PathBuf> {
     let mut takes: Vec<(SystemTime, u64, PathBuf)> = entries
         .flatten()
         .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(NAME_PREFIX) && n.ends_with(".wav"))
+            e.file_name().to_str().is_some_and(|n| {
+                n.starts_with(NAME_PREFIX) && (n.ends_with(".wav") || n.ends_with(".flac"))
+            })
         })
         .filter_map(|e| {
             let meta = fs::symlink_metadata(e.path()).ok()?;
