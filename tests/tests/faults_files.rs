@@ -126,7 +126,7 @@ fn recover_refuses_what_is_not_a_wav() {
     let base = tempfile::tempdir().unwrap();
     let text = base.path().join("notes.wav");
     fs::write(&text, b"not audio at all, just some words").unwrap();
-    w4l(["recover", text.to_str().unwrap()]).fails(2, &["not a WAV file"]);
+    w4l(["recover", text.to_str().unwrap()]).fails(2, &["not a WAV or FLAC file"]);
     assert_eq!(
         fs::read(&text).unwrap(),
         b"not audio at all, just some words"

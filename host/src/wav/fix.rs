@@ -7,7 +7,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("not-audio.txt");
-//! std::fs::write(&path, "hello")?;
+//! std::fs::write(&path, "hello, these are notes")?;
 //! let e = recover_file(&path, RecoverOptions::default()).unwrap_err();
 //! assert!(e.to_string().starts_with("not a WAV or FLAC file"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
