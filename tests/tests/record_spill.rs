@@ -17,9 +17,9 @@
 //! end of the minute) the minute take spills too, and both take the same accounted peak.
 //!
 //! The w4l binary is built in release for it (`cargo build --release -p w4l`, once, into the
-//! same target directory): the hour replays in about 8 s there, against minutes in a debug
-//! build. Measured on a 2-core machine: peak RSS 27.3 MB (1 min) vs 27.7 MB (1 h), ratio
-//! 1.015; the hour takes about 8 s, the whole test about 20 s once w4l is built.
+//! same target directory): the hour replays in seconds there, against minutes in a debug
+//! build. Measured on a 2-core machine: peak RSS 29.6 MB (1 min) vs 30.0 MB (1 h), ratio
+//! 1.014; the hour takes about 2 s, the whole test under 5 s once w4l is built.
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
