@@ -178,20 +178,32 @@ fn install_panic_hook() {
     }));
 }
 
-/// `RUST_LOG` decides; without it, warnings (errors only for `demo`, whose timeline already
-/// shows what the warnings would say). Always to stderr.
+/// `RUST_LOG` decides (`debug`, `w4l=trace`, `warn,w4l::take=debug`: levels by target; a
+/// value that does not parse is ignored); without it, warnings (errors only for `demo`, whose
+/// timeline already shows what the warnings would say). Always to stderr. Targets, not
+/// `EnvFilter`: the latter's span and field filters bring a regex engine, a quarter of a
+/// megabyte of code in every process, for nothing a recorder's log needs.
 fn init_logging(command: &Command) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = match command {
-        Command::Demo(_) => "error",
-        _ => "warn",
+        Command::Demo(_) => LevelFilter::ERROR,
+        _ => LevelFilter::WARN,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(default));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .without_time(),
+        )
+        .with(filter)
         .try_init();
 }
 
