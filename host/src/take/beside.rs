@@ -7,6 +7,9 @@
 //! the temporary directory, exactly as before:
 //!
 //! * the output's path is known (`-o`);
+//! * the temporary directory is on a disk: one in RAM is there only because the user chose it
+//!   (`$W4L_TEMP_DIR`; never by default), and that choice is honoured — its bytes are charged
+//!   to memory — rather than overruled;
 //! * its directory is on a different file system (`st_dev`) than the temporary directory — on
 //!   the same one the save is a rename already;
 //! * that directory is on a disk: `statfs` says it is not a tmpfs or ramfs
@@ -70,6 +73,9 @@ static OPEN: Mutex<Vec<Weak<Beside>>> = Mutex::new(Vec::new());
 /// The journal directory beside `output`, if the take's journal belongs there rather than in
 /// `temp`'s directory (see the [module docs](self)); `None` keeps it in `temp`.
 pub(crate) fn beside_output(temp: &ResourceManager, output: &Path) -> Option<Arc<Beside>> {
+    if temp.is_ram_backed() {
+        return None; // chosen explicitly (never by default): honoured, and charged to memory
+    }
     let out_dir = std::path::absolute(parent_dir(output)).ok()?;
     let out_dev = fs::metadata(&out_dir).ok()?.dev();
     if fs::metadata(temp.dir()).ok()?.dev() == out_dev || is_ram_backed(&out_dir).ok()? {

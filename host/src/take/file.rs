@@ -20,8 +20,9 @@
 //! is written beside the output from the start, in a private `<output dir>/.w4l/` (0700, its
 //! files 0600), if that directory is on a disk (never a tmpfs or ramfs: `statfs`) and can be
 //! created; a pointer in the temporary directory leads the next start there after a kill, and
-//! the directory and the pointer go when the take is saved ([`super::beside`]). Everywhere
-//! else — the same file system, no output known, an output directory in RAM or not writable —
+//! the directory and the pointer go when the take is saved (`take/beside.rs`). Everywhere
+//! else — the same file system, no output known, an output directory in RAM or not writable,
+//! a temporary directory the user put in RAM on purpose —
 //! the journal stays in the temporary directory.
 //!
 //! # Crash safety
