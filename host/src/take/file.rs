@@ -22,8 +22,8 @@
 //! created; a pointer in the temporary directory leads the next start there after a kill, and
 //! the directory and the pointer go when the take is saved (`take/beside.rs`). Everywhere
 //! else — the same file system, no output known, an output directory in RAM or not writable,
-//! a temporary directory the user put in RAM on purpose —
-//! the journal stays in the temporary directory.
+//! a temporary directory the user put in RAM on purpose — the journal stays in the temporary
+//! directory.
 //!
 //! # Crash safety
 //!
