@@ -646,6 +646,74 @@ pub mod faults {
         }
     }
 
+    /// A small ext4 file system on a loop device, mounted for one test: a disk-backed file
+    /// system other than the one the test's directories are on. Unmounted on drop.
+    #[derive(Debug)]
+    pub struct LoopExt4 {
+        dir: PathBuf,
+    }
+
+    impl LoopExt4 {
+        /// Makes a 64 MiB ext4 image `dir.img` and mounts it on the new directory `dir`
+        /// (mode 0755, owned by the current user). Needs root, `mkfs.ext4` and a loop device;
+        /// `Err` says which step failed where they are missing.
+        pub fn mount(dir: &Path) -> Result<LoopExt4, String> {
+            let image = dir.with_extension("img");
+            fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+            let image_arg = image.to_str().ok_or("a non-UTF-8 path")?;
+            let dir_arg = dir.to_str().ok_or("a non-UTF-8 path")?;
+            run("truncate", &["-s", "64M", image_arg])?;
+            run("mkfs.ext4", &["-q", image_arg])?;
+            run("mount", &["-o", "loop", image_arg, dir_arg])?;
+            let mounted = LoopExt4 {
+                dir: dir.to_owned(),
+            };
+            let uid = current_uid().to_string();
+            run("chown", &[&uid, dir_arg])?;
+            Ok(mounted)
+        }
+
+        /// The mount point.
+        pub fn path(&self) -> &Path {
+            &self.dir
+        }
+    }
+
+    /// Runs `program args…`; `Err` with its stderr when it fails.
+    fn run(program: &str, args: &[&str]) -> Result<(), String> {
+        let out = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    impl Drop for LoopExt4 {
+        fn drop(&mut self) {
+            // `-d`: the loop device goes with the mount (`-l` would leave it attached).
+            let umount = |flags: &[&str]| {
+                Command::new("umount")
+                    .args(flags)
+                    .arg(&self.dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if !umount(&["-d"]) {
+                umount(&["-l", "-d"]);
+            }
+        }
+    }
+
     /// The effective user id (from `/proc/self/status`, no libc needed).
     pub fn current_uid() -> u32 {
         fs::read_to_string("/proc/self/status")

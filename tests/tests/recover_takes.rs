@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use w4l_tests::faults::{
-    Spawned, Tmpfs, assert_no_leftovers, assert_prefix, data_bytes_on_disk, private_dir,
-    temp_wavs_of, w4l_leftovers,
+    LoopExt4, Spawned, Tmpfs, assert_no_leftovers, assert_prefix, data_bytes_on_disk, private_dir,
+    temp_wavs, temp_wavs_of, w4l_leftovers,
 };
 use w4l_tests::{json_u64, read_wav_i16, test_signal, w4l_bin, w4l_with, write_wav_i16};
 
@@ -332,6 +332,76 @@ fn a_kill_during_a_copy_to_another_file_system_leaves_nothing_and_the_take_is_re
         .collect();
     assert_eq!(recovered.len(), 1, "{recovered:?}");
     assert_eq!(read_wav_i16(&recovered[0]).1, s.samples);
+}
+
+/// `-o` on another disk (a loop-mounted ext4): the journal is written beside it, in
+/// `<out>/.w4l/` (0700, the journal 0600), led to by a pointer in the temporary directory; a
+/// `kill -9`'d take there is recovered by the next start to its output, every sample that was
+/// on disk, and nothing of w4l's is left in either directory.
+#[test]
+fn a_killed_take_beside_an_output_on_another_disk_is_recovered_there() {
+    let s = Setup::new(20, 78);
+    let disk = match LoopExt4::mount(&s.base.path().join("ext4")) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: no loop-mounted ext4 here ({why})");
+            return;
+        }
+    };
+    let beside = disk.path().join(".w4l");
+    let output = disk.path().join("take.wav");
+    let args = s.record(&output, &["--realtime", "--mode", "file"]);
+    let mut w = Spawned::start(&args, &s.env());
+    let pid = w.pid();
+    let journal = w.until(LIMIT, "the journal beside the output holds audio", |_| {
+        let journal = temp_wavs_of(&beside, pid).into_iter().next()?;
+        (data_bytes_on_disk(&journal) >= 2 * PER_SECOND as u64 * 2).then_some(journal)
+    });
+    assert!(
+        temp_wavs(&s.temp).is_empty(),
+        "a journal in the temp dir too"
+    );
+    let pointers = w4l_leftovers(&s.temp, &[]);
+    assert!(pointers.iter().any(|n| n.ends_with(".dir")), "{pointers:?}");
+    assert_eq!(fs::metadata(&beside).expect("stat").mode() & 0o777, 0o700);
+    assert_eq!(fs::metadata(&journal).expect("stat").mode() & 0o777, 0o600);
+    let on_disk = data_bytes_on_disk(&journal) as usize / 2;
+    assert_eq!(w.kill().code, None, "not killed");
+
+    let run = w4l_with(["clean"], &s.env(), LIMIT).ok();
+    let (_, back) = read_wav_i16(&output);
+    let n = assert_prefix(&back, &s.samples);
+    assert!(
+        n >= on_disk,
+        "recovered {n} samples, {on_disk} were on disk: {run:#?}"
+    );
+    assert!(!beside.exists(), "{} is left", beside.display());
+    assert_no_leftovers(disk.path(), &[]);
+    s.assert_clean();
+}
+
+/// `-o` on another disk, the take saved normally: the journal went beside it, and the save
+/// left nothing there but the output (sample for sample) and nothing in the temporary
+/// directory. The same take with `-o` on the temporary directory's file system keeps its
+/// journal in the temporary directory as before (no `.w4l` beside the output).
+#[test]
+fn a_take_beside_an_output_on_another_disk_is_saved_and_leaves_nothing() {
+    let s = Setup::new(3, 80);
+    let disk = match LoopExt4::mount(&s.base.path().join("ext4")) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: no loop-mounted ext4 here ({why})");
+            return;
+        }
+    };
+    for dir in [disk.path(), s.out.as_path()] {
+        let output = dir.join("take.wav");
+        let run = w4l_with(s.record(&output, &["--mode", "file"]), &s.env(), LIMIT).ok();
+        assert_eq!(read_wav_i16(&output).1, s.samples, "{run:#?}");
+        assert!(!dir.join(".w4l").exists());
+        assert_no_leftovers(dir, &[]);
+        s.assert_clean();
+    }
 }
 
 /// With `$XDG_CACHE_HOME` and the temporary directory on a tmpfs, the journal goes to

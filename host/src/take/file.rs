@@ -13,6 +13,18 @@
 //! directory's one `.wav` suffix whatever their format: their names say whose they are, the
 //! first bytes and the manifest say what they hold.)
 //!
+//! # Beside the output on another disk
+//!
+//! When the temporary directory is on another file system than the output (`-o`), the move
+//! would be a copy of the whole take at the moment the user waits for it. So then the journal
+//! is written beside the output from the start, in a private `<output dir>/.w4l/` (0700, its
+//! files 0600), if that directory is on a disk (never a tmpfs or ramfs: `statfs`) and can be
+//! created; a pointer in the temporary directory leads the next start there after a kill, and
+//! the directory and the pointer go when the take is saved (`take/beside.rs`). Everywhere
+//! else — the same file system, no output known, an output directory in RAM or not writable,
+//! a temporary directory the user put in RAM on purpose — the journal stays in the temporary
+//! directory.
+//!
 //! # Crash safety
 //!
 //! The file is checkpointed after every second of audio, so a file left by SIGKILL or a power
@@ -59,6 +71,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use w4l_core::sample::convert;
 
+use super::beside::{Beside, beside_output};
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::tempfiles::{
@@ -186,6 +199,9 @@ pub struct TakeFile {
     started: u64,
     /// Names the take in its files' manifests (the first file's random part).
     take_id: String,
+    /// The journal's directory beside the output, when it is there ([`super::beside`]).
+    /// Last, so it drops after `manager` and the files: it closes that directory.
+    _beside: Option<Arc<Beside>>,
 }
 
 impl std::fmt::Debug for TakeFile {
@@ -199,12 +215,22 @@ impl std::fmt::Debug for TakeFile {
 }
 
 impl TakeFile {
-    /// A take file charged to `ledger`; the first file is created by the first write.
+    /// A take file charged to `ledger`; the first file is created by the first write. Its
+    /// files go to `manager`'s directory, or beside the output when that is on another disk
+    /// (see the module docs).
     pub fn new(
         manager: Arc<ResourceManager>,
         ledger: Arc<dyn DiskLedger>,
         config: TakeFileConfig,
     ) -> Self {
+        let beside = config
+            .output
+            .as_deref()
+            .and_then(|output| beside_output(&manager, output));
+        let manager = match beside.as_ref().and_then(|b| b.manager()) {
+            Some(there) => Arc::clone(there),
+            None => manager,
+        };
         let channels = config.channels.max(1);
         let frame = config.format.bytes_per_sample() * u64::from(channels);
         let limit = config.max_data_bytes.clamp(1, WAV_DATA_LIMIT);
@@ -226,6 +252,7 @@ impl TakeFile {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             take_id: String::new(),
+            _beside: beside,
         }
     }
 

@@ -38,6 +38,7 @@
 //! counters change together, so a mode switch or an eviction happens between two writes by
 //! construction.
 
+mod beside;
 pub mod blocks;
 pub mod file;
 pub mod packed;

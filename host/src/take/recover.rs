@@ -27,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::tempfiles::{
     ReapFailure, ResourceManager, TakePart, UnfinishedTake, claim_orphan_takes, default_dir,
+    pointed_dirs, tidy_pointed,
 };
 use crate::wav::SampleFormat;
 use crate::wav::fix::{FileReport, recover_file};
@@ -109,6 +110,13 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    fn merge(&mut self, other: RecoveryReport) {
+        self.recovered.extend(other.recovered);
+        self.discarded.extend(other.discarded);
+        self.failures.extend(other.failures);
+        self.retired.extend(other.retired);
+    }
+
     /// Whether nothing happened.
     pub fn is_empty(&self) -> bool {
         self.recovered.is_empty() && self.failures.is_empty() && self.retired.is_empty()
@@ -136,7 +144,9 @@ impl std::fmt::Display for RecoveryReport {
 }
 
 /// Finishes every take in the temporary directory `dir` whose owner is dead (see the
-/// [module docs](self)). A missing `dir` has none. Opens (or shares) the directory's manager,
+/// [module docs](self)), and those in the directories its pointers name (journals kept
+/// beside their outputs, `take::beside`), removing each pointer and its directory once
+/// empty. A missing `dir` has none. Opens (or shares) the directory's manager,
 /// which reaps dead processes' scratch on the way.
 ///
 /// ```
@@ -157,6 +167,35 @@ impl std::fmt::Display for RecoveryReport {
 /// `dir` is not a private directory of this user, or cannot be read. A take that cannot be
 /// finished is a [`RecoveryReport::failures`] entry, not an error.
 pub fn recover_orphans(dir: &Path, config: &RecoveryConfig) -> Result<RecoveryReport> {
+    let mut report = recover_in(dir, config)?;
+    // Journals kept beside their outputs (`take::beside`), found by their pointers.
+    for (pointer, other) in pointed_dirs(dir) {
+        match recover_in(&other, config) {
+            Ok(more) => report.merge(more),
+            Err(e) => report.failures.push(ReapFailure {
+                path: other.clone(),
+                reason: e.to_string(),
+            }),
+        }
+        tidy_pointed(&pointer, &other);
+    }
+    if report
+        .recovered
+        .iter()
+        .any(|r| r.placement == Placement::RecoveredDir)
+    {
+        let keep: Vec<PathBuf> = report
+            .recovered
+            .iter()
+            .flat_map(|r| r.files.clone())
+            .collect();
+        report.retired = retire(config, &keep);
+    }
+    Ok(report)
+}
+
+/// [`recover_orphans`] in `dir` alone, without the retention rule.
+fn recover_in(dir: &Path, config: &RecoveryConfig) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let takes = claim_orphan_takes(dir)?;
     if takes.is_empty() {
@@ -180,18 +219,6 @@ pub fn recover_orphans(dir: &Path, config: &RecoveryConfig) -> Result<RecoveryRe
             }),
         }
         claim.release();
-    }
-    if report
-        .recovered
-        .iter()
-        .any(|r| r.placement == Placement::RecoveredDir)
-    {
-        let keep: Vec<PathBuf> = report
-            .recovered
-            .iter()
-            .flat_map(|r| r.files.clone())
-            .collect();
-        report.retired = retire(config, &keep);
     }
     Ok(report)
 }

@@ -34,6 +34,12 @@
 //! guards w4l's own unfinished files beside an output. Both leave a record in the directory, so
 //! a kill leaves nothing that nothing removes.
 //!
+//! # Takes in another directory
+//!
+//! A take's journal may live beside its output instead (`w4l::take::beside`), in a directory
+//! with a manager of its own; a *pointer* in this directory names it (`pointer.rs`), so
+//! recovery and [`unfinished_takes`] look there too.
+//!
 //! # Memory pressure
 //!
 //! [`ResourceManager::reap_finished`] is the cleanup policy's `ReapTempFiles`: only this
@@ -75,12 +81,14 @@ mod lock;
 mod manager;
 mod names;
 mod orphans;
+mod pointer;
 mod reap;
 mod record;
 mod registry;
 pub mod signals;
 
 pub use adopt::{Adopted, OutsideFile};
+pub(crate) use dirs::parent_dir;
 pub use dirs::{DIR_ENV, current_uid, default_dir, is_ram_backed, ordinary_permissions};
 pub use disk::{DiskHold, DiskLedger, DiskRefused};
 pub(crate) use error::what_and_fix;
@@ -89,6 +97,8 @@ pub use file::TempFile;
 pub use manager::{ResourceManager, TrackedFile};
 pub use names::{MAX_PURPOSE_LEN, manifest_path};
 pub use orphans::{OrphanTake, TakePart, UnfinishedTake, claim_orphan_takes, unfinished_takes};
+pub use pointer::pointed_dirs;
+pub(crate) use pointer::{forget_if_gone, tidy as tidy_pointed, write_pointer};
 pub use reap::{ReapFailure, ReapReport, reap_dir};
 pub use record::Manifest;
 pub use registry::{FileState, cleanup_after_panic, cleanup_all};

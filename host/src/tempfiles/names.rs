@@ -4,6 +4,7 @@
 //! w4l-<pid>-<purpose>-<random>.wav            a temporary file: scratch, or a take's journal
 //! w4l-<pid>-<purpose>-<random>.wav.manifest   beside a journal: what the take is (a take, not scratch)
 //! w4l-<pid>-<purpose>-<random>.ref            a record naming a file outside the directory
+//! w4l-<pid>-<purpose>-<random>.dir            a pointer naming another directory of takes
 //! w4l-<pid>.lock                              the owner's flock
 //! ```
 //!
@@ -22,6 +23,8 @@ const LOCK_SUFFIX: &str = ".lock";
 const MANIFEST_SUFFIX: &str = ".manifest";
 /// Suffix of the records that name files outside the directory.
 pub(crate) const RECORD_SUFFIX: &str = ".ref";
+/// Suffix of the pointers that name another directory holding takes (`super::pointer`).
+pub(crate) const POINTER_SUFFIX: &str = ".dir";
 /// Random characters in a temporary file's name.
 pub(crate) const RAND_LEN: usize = 10;
 /// Longest purpose accepted by [`crate::tempfiles::ResourceManager::create`].
@@ -36,6 +39,8 @@ pub(crate) enum Owned {
     Manifest(u32),
     /// `w4l-<pid>-<purpose>-<random>.ref`
     Record(u32),
+    /// `w4l-<pid>-<purpose>-<random>.dir`
+    Pointer(u32),
     /// `w4l-<pid>.lock`
     Lock(u32),
 }
@@ -82,6 +87,9 @@ pub(crate) fn parse_name(name: &OsStr) -> Option<Owned> {
     if let Some(stem) = name.strip_suffix(RECORD_SUFFIX) {
         return parse_stem(stem).map(Owned::Record);
     }
+    if let Some(stem) = name.strip_suffix(POINTER_SUFFIX) {
+        return parse_stem(stem).map(Owned::Pointer);
+    }
     parse_stem(name.strip_suffix(SUFFIX)?).map(Owned::File)
 }
 
@@ -118,6 +126,10 @@ mod tests {
         assert_eq!(
             parse("w4l-12-output-AbCdEfGhIj.ref"),
             Some(Owned::Record(12))
+        );
+        assert_eq!(
+            parse("w4l-12-beside-AbCdEfGhIj.dir"),
+            Some(Owned::Pointer(12))
         );
         assert_eq!(parse("w4l-12.lock"), Some(Owned::Lock(12)));
         for stranger in [

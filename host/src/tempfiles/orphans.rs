@@ -99,13 +99,33 @@ impl OrphanTake {
     }
 }
 
-/// Every unfinished take in `dir`, live or not, oldest pid first. Changes nothing (creates no
-/// lock file, holds no lock). A missing `dir` has none.
+/// Every unfinished take in `dir` and in the directories its pointers name
+/// ([`super::pointed_dirs`]), live or not, oldest pid first in each. Changes nothing (creates
+/// no lock file, holds no lock). A missing `dir` has none.
 ///
 /// # Errors
 ///
-/// `dir` is not a private directory of this user, or cannot be read.
+/// `dir` is not a private directory of this user, or cannot be read. A pointed directory that
+/// cannot be read is skipped (with a warning).
 pub fn unfinished_takes(dir: &Path) -> Result<Vec<UnfinishedTake>, TempError> {
+    let mut takes = unfinished_takes_in(dir)?;
+    let mut others: Vec<PathBuf> = super::pointed_dirs(dir)
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    others.sort();
+    others.dedup();
+    for other in others {
+        match unfinished_takes_in(&other) {
+            Ok(more) => takes.extend(more),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+    Ok(takes)
+}
+
+/// [`unfinished_takes`] in `dir` alone.
+fn unfinished_takes_in(dir: &Path) -> Result<Vec<UnfinishedTake>, TempError> {
     let uid = current_uid();
     let Some(groups) = scan_private(dir, uid)? else {
         return Ok(Vec::new());

@@ -124,7 +124,8 @@ pub(crate) fn scan(dir: &Path) -> io::Result<BTreeMap<u32, Group>> {
             Some(Owned::Lock(pid)) => {
                 groups.entry(pid).or_default();
             }
-            None => {}
+            // Pointers are recovery's (`super::pointer`): the reaper never follows them.
+            Some(Owned::Pointer(_)) | None => {}
         }
     }
     Ok(groups)
