@@ -96,7 +96,7 @@ fn budget_smaller_than_one_block() {
     assert!(line.contains("raise --budget to at least"), "{line}");
     // Small enough for a block only with a short window: the remedy says so.
     record_fails(
-        &["--budget", "512k"],
+        &["--budget", "512k", "--window", "30s"],
         2,
         &["smaller than one block", "--window"],
     );

@@ -167,17 +167,21 @@ pub struct RecordArgs {
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration)]
     pub seconds: Option<Duration>,
 
-    /// Keep the take in memory (stream; the oldest audio spills to a temporary file under
-    /// memory pressure) or write it to a temporary file as it is captured (file).
+    /// How much of the take memory keeps. stream and file write every sample to the take's
+    /// journal on disk as it is captured (a crash loses at most the last second) and keep as much
+    /// as the budget allows (stream) or nothing beyond the window (file); memory writes nothing
+    /// until the end (what memory pressure evicts is lost, counted and reported).
     #[arg(long, value_enum, default_value_t = ModeArg::Stream)]
     pub mode: ModeArg,
 
-    /// Disk budget for the take's temporary files (file mode, spill), e.g. 2GiB. Default 1 GiB.
+    /// Disk budget for the take's journal and temporary files, e.g. 2GiB. Default 1 GiB.
     #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse_size)]
     pub disk_budget: Option<u64>,
 
-    /// Length of the rolling "latest audio" window (e.g. 30s).
-    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    /// Length of the rolling "latest audio" window kept in memory (e.g. 30s). The command line
+    /// reads none of it (the level meter measures the audio as it arrives), so it keeps 1 s; a
+    /// library app that calls latest() chooses its own (the library's default is 30 s).
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
     pub window: Duration,
 
     /// Memory budget for the take (e.g. 512MiB, 100MB, 64k). Default: the --model's budget.
