@@ -198,20 +198,27 @@ impl Worker {
         }
     }
 
-    /// One write to the take. In memory mode a full budget would cost audio, so the policy runs
-    /// first (forced): an outside party (the app's model) may give memory back.
+    /// One write to the take of `samples`, which start at sample `taken` of the stream: only
+    /// their part inside the take's span (all of it, unless takes in a row cut it). In memory
+    /// mode a full budget would cost audio, so the policy runs first (forced): an outside party
+    /// (the app's model) may give memory back.
     fn write(&self, samples: &[i16], taken: u64) {
         let needs_room = {
             let take = lock(&self.shared.take);
-            take.as_ref()
-                .is_some_and(|t| t.mode() == Mode::Memory && !t.has_room(samples.len()))
+            take.as_ref().is_some_and(|t| {
+                let part = self.shared.span.part(samples, taken);
+                t.mode() == Mode::Memory && !t.has_room(part.len())
+            })
         };
         if needs_room {
             self.step(self.ms_at(taken), true);
         }
         if let Some(take) = lock(&self.shared.take).as_mut() {
-            take.write(samples);
-            self.shared.note_cache(take);
+            let part = self.shared.span.part(samples, taken);
+            if !part.is_empty() {
+                take.write(part);
+                self.shared.note_cache(take);
+            }
         }
     }
 
