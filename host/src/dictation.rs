@@ -398,7 +398,7 @@ impl Session {
             events.push(e);
         }
         Ok(Take {
-            kept: Kept::Session(self.recorder),
+            kept: Kept::Session(Box::new(self.recorder)),
             error: stopped.err(),
             events,
         })
@@ -419,9 +419,9 @@ pub struct Take {
 #[derive(Debug)]
 enum Kept {
     /// The recorder of a single-take session, stopped.
-    Session(Recorder),
+    Session(Box<Recorder>),
     /// A take of a session of takes in a row.
-    Ended(EndedTake),
+    Ended(Box<EndedTake>),
 }
 
 impl Take {
@@ -431,7 +431,7 @@ impl Take {
             events.push(e);
         }
         Self {
-            kept: Kept::Ended(ended),
+            kept: Kept::Ended(Box::new(ended)),
             error,
             events,
         }
@@ -524,7 +524,7 @@ impl Take {
     pub fn save(self, path: &Path) -> Result<Saved> {
         match self.kept {
             Kept::Session(recorder) => recorder.save(path),
-            Kept::Ended(take) => take.save(path),
+            Kept::Ended(take) => (*take).save(path),
         }
     }
 }

@@ -108,7 +108,9 @@ struct Feeder<'a> {
 impl Feeder<'_> {
     #[track_caller]
     fn feed(&mut self, session: &Session, n: usize) {
-        let chunk = self.input[self.fed..self.fed + n].iter().map(|s| s.to_f32());
+        let chunk = self.input[self.fed..self.fed + n]
+            .iter()
+            .map(|s| s.to_f32());
         self.tx.send(chunk.collect()).expect("send");
         self.fed += n;
         let until = Instant::now() + Duration::from_secs(30);
@@ -127,7 +129,10 @@ fn assert_holds(take: Take, input: &[i16], first: usize, end: usize, out: &Path)
     let samples = take.samples_i16().expect("samples");
     assert!(samples == input[first..end], "the take is not its slice");
     take.save(out).expect("save");
-    assert!(read_i16(out) == input[first..end], "the saved take is not its slice");
+    assert!(
+        read_i16(out) == input[first..end],
+        "the saved take is not its slice"
+    );
 }
 
 #[test]
@@ -153,7 +158,9 @@ fn three_takes_in_a_row_hold_exactly_their_slices() {
     feeder.feed(&session, at(1.0));
     let first = session.end_take().expect("end 1");
     feeder.feed(&session, at(0.2));
-    session.begin_take(Duration::from_millis(500)).expect("begin 2");
+    session
+        .begin_take(Duration::from_millis(500))
+        .expect("begin 2");
     // The first take is saved while the second records.
     assert_holds(first, &input, at(1.5), at(2.5), &out(1));
     feeder.feed(&session, at(1.0));
@@ -165,7 +172,11 @@ fn three_takes_in_a_row_hold_exactly_their_slices() {
     let third = session.stop().expect("stop");
     assert_holds(second, &input, at(2.2), at(3.7), &out(2));
     assert_holds(third, &input, at(3.9), at(5.9), &out(3));
-    assert_eq!(opens.load(Ordering::SeqCst), 1, "the source was opened again");
+    assert_eq!(
+        opens.load(Ordering::SeqCst),
+        1,
+        "the source was opened again"
+    );
 }
 
 #[test]
@@ -190,18 +201,29 @@ fn takes_cut_from_a_realtime_replay_lose_and_repeat_nothing_at_the_seams() {
     session.begin_take(Duration::ZERO).expect("begin 1");
     wait_until(1.3);
     let first = session.end_take().expect("end 1");
-    session.begin_take(Duration::from_millis(500)).expect("begin 2");
+    session
+        .begin_take(Duration::from_millis(500))
+        .expect("begin 2");
     wait_until(2.5);
     let second = session.end_take().expect("end 2");
     session.begin_take(Duration::from_secs(1)).expect("begin 3");
-    assert!(session.wait(Duration::from_secs(30)), "the replay did not end");
+    assert!(
+        session.wait(Duration::from_secs(30)),
+        "the replay did not end"
+    );
     let third = session.stop().expect("stop");
     let mut ends = Vec::new();
     for (n, take) in [first, second, third].into_iter().enumerate() {
         let start = take.first_frame() as usize;
         let end = start + take.info().frames_captured as usize;
         ends.push((start, end));
-        assert_holds(take, &input, start, end, &dir.path().join(format!("{n}.wav")));
+        assert_holds(
+            take,
+            &input,
+            start,
+            end,
+            &dir.path().join(format!("{n}.wav")),
+        );
     }
     // The second and third begin with their pre-roll (the window held a full second); the
     // third ends with the file.
@@ -232,10 +254,16 @@ fn nothing_accumulates_between_takes_over_fifty_cycles() {
         // While a take runs, its journal has a manifest: a crash leaves it recoverable.
         let running = unfinished_takes(temp.dir()).expect("list");
         assert_eq!(running.len(), 1, "cycle {cycle}: {running:?}");
-        assert!(running[0].manifest().is_some(), "cycle {cycle}: no manifest");
+        assert!(
+            running[0].manifest().is_some(),
+            "cycle {cycle}: no manifest"
+        );
         std::thread::sleep(Duration::from_millis(2));
         let take = session.end_take().expect("end");
-        assert!(take.info().frames_captured >= at(0.2) as u64, "cycle {cycle}");
+        assert!(
+            take.info().frames_captured >= at(0.2) as u64,
+            "cycle {cycle}"
+        );
         drop(take);
         assert_eq!(idle(&session), between, "cycle {cycle}: memory grew");
         assert!(unfinished_takes(temp.dir()).expect("list").is_empty());
@@ -279,7 +307,11 @@ fn the_errors_of_takes_in_a_row() {
     assert!(said(stopped).contains("stopped"));
     // Stopping with no take running: an error, and nothing left behind.
     assert!(said(session.stop().unwrap_err()).contains("no take is running"));
-    assert!(unfinished_takes(&dir.path().join("w4l")).expect("list").is_empty());
+    assert!(
+        unfinished_takes(&dir.path().join("w4l"))
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// The child side of the recovery test: records takes in a row from `W4L_ROW_CHILD`'s WAV,
@@ -310,7 +342,9 @@ fn child_process() {
         .expect("end")
         .save(&dir.join("first.wav"))
         .expect("save");
-    session.begin_take(Duration::from_millis(500)).expect("begin");
+    session
+        .begin_take(Duration::from_millis(500))
+        .expect("begin");
     // Past two checkpoints (one a second of audio).
     wait_until(3.2);
     println!("{READY}");
@@ -350,7 +384,10 @@ fn a_killed_take_in_a_row_is_recovered_like_any_other() {
     let start = (0..input.len() - back.len())
         .find(|&i| input[i..i + 64] == back[..64])
         .expect("the recovered take is not from the input");
-    assert!(back == input[start..start + back.len()], "not a slice of the input");
+    assert!(
+        back == input[start..start + back.len()],
+        "not a slice of the input"
+    );
     assert!((at(0.3)..at(1.0)).contains(&start), "starts at {start}");
     assert!(read_i16(&dir.path().join("first.wav")).len() >= at(0.5));
 }
