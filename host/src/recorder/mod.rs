@@ -540,6 +540,12 @@ impl Recorder {
         }
         let mut take = lock(&self.shared.take);
         let Some(take) = take.as_mut() else {
+            if self.config.takes_in_a_row {
+                return Err(Error::usage(
+                    "no take is running; a mode is switched for the running take",
+                    "switch modes after begin_take (each take starts in the session's mode)",
+                ));
+            }
             return Err(Error::usage(
                 "the take was saved; its mode cannot change any more",
                 "switch modes while recording",
