@@ -42,17 +42,19 @@ struct Gate {
     rx: Arc<Mutex<Option<Receiver<Vec<f32>>>>>,
     stop: Arc<AtomicBool>,
     opens: Arc<AtomicUsize>,
+    channels: u16,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Gate {
-    fn new() -> (Gate, Sender<Vec<f32>>, Arc<AtomicUsize>) {
+    fn new(channels: u16) -> (Gate, Sender<Vec<f32>>, Arc<AtomicUsize>) {
         let (tx, rx) = channel();
         let opens = Arc::new(AtomicUsize::new(0));
         let gate = Gate {
             rx: Arc::new(Mutex::new(Some(rx))),
             stop: Arc::new(AtomicBool::new(false)),
             opens: opens.clone(),
+            channels,
             thread: None,
         };
         (gate, tx, opens)
@@ -67,7 +69,7 @@ impl Source for Gate {
         RATE
     }
     fn channels(&self) -> u16 {
-        1
+        self.channels
     }
     fn start(&mut self, mut producer: AudioProducer, _: Arc<SourceStatus>) -> Result<()> {
         self.opens.fetch_add(1, Ordering::SeqCst);
@@ -102,6 +104,7 @@ impl Source for Gate {
 struct Feeder<'a> {
     input: &'a [i16],
     fed: usize,
+    channels: usize,
     tx: Sender<Vec<f32>>,
 }
 
@@ -114,7 +117,8 @@ impl Feeder<'_> {
         self.tx.send(chunk.collect()).expect("send");
         self.fed += n;
         let until = Instant::now() + Duration::from_secs(30);
-        while session.recorder().frames_captured() < self.fed as u64 {
+        let whole = (self.fed - self.fed % self.channels) as u64;
+        while session.info().samples_captured < whole {
             assert!(Instant::now() < until, "the worker is stuck");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -139,7 +143,7 @@ fn assert_holds(take: Take, input: &[i16], first: usize, end: usize, out: &Path)
 fn three_takes_in_a_row_hold_exactly_their_slices() {
     let dir = tempfile::tempdir().expect("dir");
     let input = signal(at(6.0), 13);
-    let (gate, tx, opens) = Gate::new();
+    let (gate, tx, opens) = Gate::new(1);
     let session = Dictation::new()
         .source(Box::new(gate))
         .window(Duration::from_secs(1))
@@ -150,6 +154,7 @@ fn three_takes_in_a_row_hold_exactly_their_slices() {
     let mut feeder = Feeder {
         input: &input,
         fed: 0,
+        channels: 1,
         tx,
     };
     let out = |n: usize| dir.path().join(format!("take{n}.wav"));
@@ -177,6 +182,37 @@ fn three_takes_in_a_row_hold_exactly_their_slices() {
         1,
         "the source was opened again"
     );
+}
+
+#[test]
+fn a_take_begun_while_half_a_stereo_frame_is_in_the_ring_starts_with_that_frame() {
+    let dir = tempfile::tempdir().expect("dir");
+    let input = signal(2 * at(3.0), 19);
+    let (gate, tx, _) = Gate::new(2);
+    let session = Dictation::new()
+        .source(Box::new(gate))
+        .window(Duration::from_secs(1))
+        .takes_in_a_row(true)
+        .temp_files(manager(dir.path()))
+        .start()
+        .expect("start");
+    let mut feeder = Feeder {
+        input: &input,
+        fed: 0,
+        channels: 2,
+        tx,
+    };
+    // Half a frame more than 1.5 s: it waits in the ring for its right sample.
+    feeder.feed(&session, 2 * at(1.5) + 1);
+    session
+        .begin_take(Duration::from_millis(500))
+        .expect("begin");
+    feeder.feed(&session, 2 * at(1.0) - 1);
+    let take = session.end_take().expect("end");
+    assert_eq!(take.first_frame(), at(1.0) as u64);
+    assert_eq!(take.info().frames_captured, at(1.5) as u64);
+    let samples = take.samples_i16().expect("samples");
+    assert!(samples == input[2 * at(1.0)..2 * at(2.5)], "not its slice");
 }
 
 #[test]

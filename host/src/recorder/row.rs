@@ -183,9 +183,9 @@ impl Recorder {
             .min(window.frames_available());
         let mut samples = vec![0i16; frames * channels];
         let got = window.latest(frames, &mut samples);
-        // A frame the worker has only begun to write is not in the window's frames yet: the
-        // take's live part begins with it.
-        let next = window.samples_written() - window.pending_samples() as u64;
+        // The worker writes whole frames while the source runs: the window holds no half
+        // frame the take would miss.
+        let next = window.samples_written();
         drop(window);
         samples.truncate(got * channels);
         store.write(&samples);

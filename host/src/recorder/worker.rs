@@ -135,7 +135,7 @@ impl Worker {
             // is already visible, so an empty pop after it means the ring is drained.
             let stopping = self.shared.stop.load(Ordering::Acquire);
             self.step_on_pressure(self.ms_at(taken), &mut pressure_seen);
-            let n = self.consumer.pop_slice(&mut buf);
+            let n = self.pop(&mut buf, stopping);
             if n == 0 {
                 if stopping {
                     break;
@@ -175,6 +175,19 @@ impl Worker {
         if let Some(take) = take.as_mut() {
             take.checkpoint();
         }
+    }
+
+    /// Pops from the ring into `buf`: whole frames only while the source runs, so that the
+    /// window never holds half a frame that a take in a row, begun then, would miss (see
+    /// [`super::row`]); everything once it stopped or finished.
+    fn pop(&mut self, buf: &mut [f32], stopping: bool) -> usize {
+        let mut want = buf.len();
+        if !stopping && !self.status.is_finished() {
+            let channels = usize::from(self.channels);
+            want = self.consumer.len().min(want);
+            want -= want % channels;
+        }
+        self.consumer.pop_slice(&mut buf[..want])
     }
 
     /// Writes `samples` to the take, stepping the policy exactly on step boundaries of the
