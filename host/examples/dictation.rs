@@ -1,6 +1,8 @@
-//! Hold-to-talk dictation with a stand-in speech model: record within a 200 MiB budget, feed
+//! Push-to-talk dictation with a stand-in speech model: record within a 200 MiB budget, feed
 //! the newest 5 s (16 kHz mono, as Whisper wants it) to the model every second, let the memory
-//! policy unload the model under pressure (it reloads on the next use), stop, save.
+//! policy unload the model under pressure (it reloads on the next use). The device stays open
+//! for the whole session (takes in a row): two key presses, scripted, each a take that starts
+//! at once with half a second from before the press, saved while the session goes on.
 //!
 //! ```text
 //! cargo run -p w4l --example dictation                  # the default microphone
@@ -43,11 +45,15 @@ impl StandInModel {
     }
 }
 
+/// When the scripted key goes down (`true`) and up, in seconds of the session.
+const PRESSES: [(u32, bool); 3] = [(1, true), (3, false), (4, true)];
+
 fn main() -> Result<()> {
     let mut dictation = Dictation::new()
         .budget(200 << 20)
         .window(Duration::from_secs(30))
         .model_input(true)
+        .takes_in_a_row(true)
         .duration(Duration::from_secs(6));
     if std::env::args().any(|a| a == "--synthetic") {
         // A voice of 6 s at 16 kHz mono, delivered in real time like a microphone.
@@ -56,22 +62,15 @@ fn main() -> Result<()> {
     let session = dictation.start()?;
     let accountant = session.monitor().accountant().clone();
     let model = Arc::new(Mutex::new(Some(StandInModel::load(&accountant)?)));
-    // Under High pressure the policy asks for `UnloadModel`: the app gives the memory back.
-    let held = model.clone();
-    session.monitor().add_cleanup_callback(move |request| {
-        if !request.wants(Action::UnloadModel) {
-            return 0;
-        }
-        let mut slot = held.lock().unwrap_or_else(PoisonError::into_inner);
-        match slot.take() {
-            Some(_) => {
-                println!("memory pressure {}: model unloaded", request.level);
-                StandInModel::BYTES as u64
-            }
-            None => 0,
-        }
-    });
+    unload_under_pressure(&session, model.clone());
+    let mut second = 0;
     while !session.wait(Duration::from_secs(1)) {
+        second += 1;
+        match PRESSES.iter().find(|(at, _)| *at == second) {
+            Some((_, true)) => session.begin_take(Duration::from_millis(500))?,
+            Some((_, false)) => save(session.end_take()?, 1)?,
+            None => {}
+        }
         let audio = session.latest(5.0);
         let mut slot = model.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_none() {
@@ -81,11 +80,33 @@ fn main() -> Result<()> {
             println!("heard {}", m.transcribe(&audio));
         }
     }
-    let take = session.stop()?;
-    let path = std::env::temp_dir().join("w4l-dictation-example.wav");
+    // The session ends with the key still down: stop ends that take too.
+    save(session.stop()?, 2)
+}
+
+/// Under High pressure the policy asks for `UnloadModel`: the app gives the memory back.
+fn unload_under_pressure(session: &Session, model: Arc<Mutex<Option<StandInModel>>>) {
+    session.monitor().add_cleanup_callback(move |request| {
+        if !request.wants(Action::UnloadModel) {
+            return 0;
+        }
+        let mut slot = model.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.take() {
+            Some(_) => {
+                println!("memory pressure {}: model unloaded", request.level);
+                StandInModel::BYTES as u64
+            }
+            None => 0,
+        }
+    });
+}
+
+fn save(take: Take, n: u32) -> Result<()> {
+    let path = std::env::temp_dir().join(format!("w4l-dictation-example-{n}.wav"));
+    let first = take.first_frame();
     let saved = take.save(&path)?;
     println!(
-        "saved {} frames ({} lost) to {}",
+        "take {n}: saved {} frames ({} lost) from frame {first} to {}",
         saved.frames,
         saved.frames_lost,
         path.display()

@@ -37,7 +37,7 @@ use w4l_core::budget::{Budget, Model};
 use crate::error::{Error, Result};
 use crate::memory::buffers::{BufferHandle, BufferInfo};
 use crate::memory::monitor::{MemoryMonitor, MonitorConfig, memory_ceiling};
-use crate::recorder::{Recorder, RecorderConfig, RecorderInfo};
+use crate::recorder::{EndedTake, Recorder, RecorderConfig, RecorderInfo};
 use crate::source::device::{CaptureRequest, CaptureSource};
 use crate::source::{Source, WavReplay};
 use crate::take::{Mode, Saved};
@@ -160,6 +160,16 @@ impl Dictation {
     /// Ends the take after exactly this much audio.
     pub fn duration(mut self, duration: Duration) -> Self {
         self.duration = Some(duration);
+        self
+    }
+
+    /// Takes in a row (default off): the session keeps its device open between takes,
+    /// feeding only the rolling window, so that a push-to-talk take begins at once
+    /// ([`Session::begin_take`]) and may start with up to a window of audio from before the
+    /// press. It starts with no take: nothing is kept, and no journal exists, until the first
+    /// `begin_take`. A `duration` limits the whole session, not each take.
+    pub fn takes_in_a_row(mut self, yes: bool) -> Self {
+        self.config.takes_in_a_row = yes;
         self
     }
 
@@ -313,13 +323,70 @@ impl Session {
         &self.recorder
     }
 
-    /// Stops recording, exactly: every frame captured up to this call is in the take.
+    /// Begins a take of a session of takes in a row ([`Dictation::takes_in_a_row`]): its first
+    /// samples are the last `pre_roll` of audio from before this call (as much as the window
+    /// holds: less just after the start), followed without a gap or a repeat by what the
+    /// device captures next. The take has its own journal, recovered like any other's if the
+    /// process dies.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use w4l::prelude::*;
+    /// use w4l::source::Synthetic;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let temp = w4l::tempfiles::ResourceManager::open(dir.path().join("w4l"))?;
+    /// let session = Dictation::new()
+    ///     .source(Box::new(Synthetic::new(16_000, 1, 7, 16_000, true)))
+    ///     .window(Duration::from_secs(1))
+    ///     .takes_in_a_row(true)
+    ///     # .temp_files(temp)
+    ///     .start()?;
+    /// std::thread::sleep(Duration::from_millis(200)); // the key is not pressed yet
+    /// session.begin_take(Duration::from_millis(100))?; // pressed: 0.1 s before it included
+    /// std::thread::sleep(Duration::from_millis(300));
+    /// let take = session.end_take()?; // released; the device stays open
+    /// assert!(take.info().frames_captured >= 1_600);
+    /// # take.save(&dir.path().join("take.wav"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// Nothing at all was captured (the device gave nothing). Any other failure (the device
-    /// lost, the disk failed) still gives the take, which carries the error and what was lost.
+    /// Not a session of takes in a row; stopped; a take is running; `pre_roll` longer than
+    /// the window; the journal cannot be created.
+    pub fn begin_take(&self, pre_roll: Duration) -> Result<()> {
+        self.recorder.begin_take(pre_roll)
+    }
+
+    /// Ends the running take exactly at the audio captured up to this call (a device's
+    /// fragment still on its way is not waited for: it goes to the window, and a next take's
+    /// pre-roll) and hands it over, while the session goes on. Save it, or drop it (its
+    /// journal is removed), while the next take records.
+    ///
+    /// # Errors
+    ///
+    /// Not a session of takes in a row; no take is running.
+    pub fn end_take(&self) -> Result<Take> {
+        let ended = self.recorder.end_take()?;
+        Ok(Take::ended(ended, None))
+    }
+
+    /// Stops recording, exactly: every frame captured up to this call is in the take. In a
+    /// session of takes in a row, the running take is ended (exactly, too) and returned.
+    ///
+    /// # Errors
+    ///
+    /// Nothing at all was captured (the device gave nothing); in a session of takes in a row,
+    /// no take was running (drop the session to close it between takes: nothing is lost).
+    /// Any other failure (the device lost, the disk failed) still gives the take, which
+    /// carries the error and what was lost.
     pub fn stop(self) -> Result<Take> {
+        if self.recorder.takes_in_a_row() {
+            let stopped = self.recorder.stop();
+            let ended = self.recorder.end_take()?;
+            return Ok(Take::ended(ended, stopped.err()));
+        }
         let stopped = self.recorder.stop();
         if let Err(e) = &stopped
             && self.recorder.frames_captured() == 0
@@ -331,7 +398,7 @@ impl Session {
             events.push(e);
         }
         Ok(Take {
-            recorder: self.recorder,
+            kept: Kept::Session(Box::new(self.recorder)),
             error: stopped.err(),
             events,
         })
@@ -342,20 +409,44 @@ impl Session {
 /// [`save`](Self::save). Dropped unsaved, its journal is removed.
 #[derive(Debug)]
 pub struct Take {
-    recorder: Recorder,
+    kept: Kept,
     error: Option<Error>,
     /// What cost durability or audio on the way and was not polled during the session.
     events: Vec<Error>,
 }
 
+/// Where a take's samples are.
+#[derive(Debug)]
+enum Kept {
+    /// The recorder of a single-take session, stopped.
+    Session(Box<Recorder>),
+    /// A take of a session of takes in a row.
+    Ended(Box<EndedTake>),
+}
+
 impl Take {
+    fn ended(ended: EndedTake, error: Option<Error>) -> Self {
+        let mut events = Vec::new();
+        while let Some(e) = ended.poll_event() {
+            events.push(e);
+        }
+        Self {
+            kept: Kept::Ended(Box::new(ended)),
+            error,
+            events,
+        }
+    }
+
     /// The whole take as interleaved 16-bit samples.
     ///
     /// # Errors
     ///
     /// The journal cannot be read.
     pub fn samples_i16(&self) -> Result<Vec<i16>> {
-        self.recorder.take_i16()
+        match &self.kept {
+            Kept::Session(recorder) => recorder.take_i16(),
+            Kept::Ended(take) => take.samples_i16(),
+        }
     }
 
     /// The whole take as interleaved `f32` samples (each 16-bit sample as `x / 32768`).
@@ -370,16 +461,29 @@ impl Take {
         Ok(out)
     }
 
-    /// Every figure of the recording.
+    /// Every figure of the recording (of a take in a row: the session's when it ended, with
+    /// the take's own length, cache and disk figures).
     pub fn info(&self) -> RecorderInfo {
-        self.recorder.info()
+        match &self.kept {
+            Kept::Session(recorder) => recorder.info(),
+            Kept::Ended(take) => take.info().clone(),
+        }
+    }
+
+    /// The frame of the session's audio (counted from its start) the take begins with: 0 for
+    /// a single take; for a take in a row, where its pre-roll begins.
+    pub fn first_frame(&self) -> u64 {
+        match &self.kept {
+            Kept::Session(_) => 0,
+            Kept::Ended(take) => take.first_frame(),
+        }
     }
 
     /// Frames the take misses, whatever the cause: audio the device never delivered, samples
     /// the recorder could not take in time (overruns), and what memory gave up where the disk
-    /// could not keep it.
+    /// could not keep it. (Device losses and overruns are the session's up to the take's end.)
     pub fn lost_frames(&self) -> u64 {
-        let info = self.recorder.info();
+        let info = self.info();
         let channels = u64::from(info.channels.max(1));
         info.source_stats.lost_frames + (info.overruns + info.lost_samples) / channels
     }
@@ -397,12 +501,18 @@ impl Take {
 
     /// Frames per second.
     pub fn rate(&self) -> u32 {
-        self.recorder.rate()
+        match &self.kept {
+            Kept::Session(recorder) => recorder.rate(),
+            Kept::Ended(take) => take.info().rate,
+        }
     }
 
     /// Interleaved channels.
     pub fn channels(&self) -> u16 {
-        self.recorder.channels()
+        match &self.kept {
+            Kept::Session(recorder) => recorder.channels(),
+            Kept::Ended(take) => take.info().channels,
+        }
     }
 
     /// Writes the take to `path` (and `out.001.wav`, … past 4 GiB): the journal moved there
@@ -412,7 +522,10 @@ impl Take {
     ///
     /// The output cannot be written.
     pub fn save(self, path: &Path) -> Result<Saved> {
-        self.recorder.save(path)
+        match self.kept {
+            Kept::Session(recorder) => recorder.save(path),
+            Kept::Ended(take) => (*take).save(path),
+        }
     }
 }
 

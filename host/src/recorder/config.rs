@@ -47,6 +47,10 @@ pub struct RecorderConfig {
     /// Where the recorder registers its buffers (ring, window, the take's cache): an app's
     /// registry, to see them beside its own, or `None` for one of the recorder's own.
     pub buffers: Option<Arc<Buffers>>,
+    /// Takes in a row (default off): the recorder starts with no take and keeps its source
+    /// open between takes, feeding only the window, until
+    /// [`Recorder::begin_take`](super::Recorder::begin_take) (see [`super::row`]).
+    pub takes_in_a_row: bool,
 }
 
 impl Default for RecorderConfig {
@@ -64,6 +68,7 @@ impl Default for RecorderConfig {
             step: Duration::from_secs(1),
             buffers: None,
             output: None,
+            takes_in_a_row: false,
         }
     }
 }

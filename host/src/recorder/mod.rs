@@ -26,6 +26,7 @@
 
 mod config;
 mod info;
+mod row;
 mod worker;
 
 use std::path::Path;
@@ -53,12 +54,16 @@ use crate::units::lock;
 pub use config::{RecorderConfig, minimum_budget};
 use config::{Sizes, out_of_memory};
 pub use info::{RecorderInfo, RecorderState};
+pub use row::EndedTake;
+use row::Span;
 use worker::{Worker, idle_wait};
 
 /// State shared by the recorder and its worker.
 struct Shared {
-    /// The take; `None` once saved or discarded.
+    /// The take; `None` once saved or discarded, and between takes in a row.
     take: Mutex<Option<TakeStore>>,
+    /// The part of the stream that belongs to the take (changed under `take`'s lock).
+    span: Span,
     window: Mutex<Window<i16, Box<[i16]>>>,
     /// Samples taken into the take.
     samples: AtomicU64,
@@ -161,6 +166,7 @@ impl Recorder {
             cache_buffer: buffers.track("take cache", 0, Priority::Low)?,
             _window_buffer: buffers.track("window", window_bytes, Priority::High)?,
             take: Mutex::new(None),
+            span: Span::default(),
             window: Mutex::new(window),
             samples: AtomicU64::new(0),
             peak_bits: AtomicU32::new(f32::NEG_INFINITY.to_bits()),
@@ -192,20 +198,27 @@ impl Recorder {
             }),
             config,
         };
-        // The journal exists before recording starts: in file mode a directory that cannot
-        // take it is an error now, not after the first second of audio; in stream mode the take
-        // is kept in memory only, and the reason is the take's first event.
-        let take = match recorder.new_take(recorder.config.mode) {
-            Err(e) if recorder.config.mode == Mode::Stream => {
-                tracing::warn!("{e}; the take is kept in memory only");
-                let mut take = recorder.new_take(Mode::Memory)?;
-                take.report(e.context("no journal on disk, the take is kept in memory only"));
-                take
-            }
-            other => other?,
-        };
-        *lock(&recorder.shared.take) = Some(take);
+        if !recorder.config.takes_in_a_row {
+            let take = recorder.first_take()?;
+            *lock(&recorder.shared.take) = Some(take);
+        }
         Ok(recorder)
+    }
+
+    /// The take of a recorder that records one: its journal exists before recording starts, so
+    /// that in file mode a directory that cannot take it is an error now, not after the first
+    /// second of audio; in stream mode the take is then kept in memory only, and the reason is
+    /// the take's first event.
+    fn first_take(&self) -> Result<TakeStore> {
+        match self.new_take(self.config.mode) {
+            Err(e) if self.config.mode == Mode::Stream => {
+                tracing::warn!("{e}; the take is kept in memory only");
+                let mut take = self.new_take(Mode::Memory)?;
+                take.report(e.context("no journal on disk, the take is kept in memory only"));
+                Ok(take)
+            }
+            other => other,
+        }
     }
 
     /// A take in `mode`, with its journal for the disk modes.
@@ -527,6 +540,12 @@ impl Recorder {
         }
         let mut take = lock(&self.shared.take);
         let Some(take) = take.as_mut() else {
+            if self.config.takes_in_a_row {
+                return Err(Error::usage(
+                    "no take is running; a mode is switched for the running take",
+                    "switch modes after begin_take (each take starts in the session's mode)",
+                ));
+            }
             return Err(Error::usage(
                 "the take was saved; its mode cannot change any more",
                 "switch modes while recording",
@@ -559,18 +578,7 @@ impl Recorder {
                 "read the saved file",
             ));
         };
-        let mut out = Vec::new();
-        take.for_each(&mut |samples| {
-            out.try_reserve(samples.len()).map_err(|_| {
-                Error::runtime(
-                    "the take does not fit in memory",
-                    "read it from its saved file instead",
-                )
-            })?;
-            out.extend_from_slice(samples);
-            Ok(())
-        })?;
-        Ok(out)
+        read_all(take)
     }
 
     /// Writes the whole take to `path` (and `out.001.wav`, … past 4 GiB) in the configured
@@ -630,4 +638,20 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         self.discard();
     }
+}
+
+/// The whole of `take` as interleaved 16-bit samples: what is on disk and what is in memory.
+fn read_all(take: &mut TakeStore) -> Result<Vec<i16>> {
+    let mut out = Vec::new();
+    take.for_each(&mut |samples| {
+        out.try_reserve(samples.len()).map_err(|_| {
+            Error::runtime(
+                "the take does not fit in memory",
+                "read it from its saved file instead",
+            )
+        })?;
+        out.extend_from_slice(samples);
+        Ok(())
+    })?;
+    Ok(out)
 }

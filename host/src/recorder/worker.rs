@@ -135,7 +135,7 @@ impl Worker {
             // is already visible, so an empty pop after it means the ring is drained.
             let stopping = self.shared.stop.load(Ordering::Acquire);
             self.step_on_pressure(self.ms_at(taken), &mut pressure_seen);
-            let n = self.consumer.pop_slice(&mut buf);
+            let n = self.pop(&mut buf, stopping);
             if n == 0 {
                 if stopping {
                     break;
@@ -177,6 +177,19 @@ impl Worker {
         }
     }
 
+    /// Pops from the ring into `buf`: whole frames only while the source runs, so that the
+    /// window never holds half a frame that a take in a row, begun then, would miss (see
+    /// [`super::row`]); everything once it stopped or finished.
+    fn pop(&mut self, buf: &mut [f32], stopping: bool) -> usize {
+        let mut want = buf.len();
+        if !stopping && !self.status.is_finished() {
+            let channels = usize::from(self.channels);
+            want = self.consumer.len().min(want);
+            want -= want % channels;
+        }
+        self.consumer.pop_slice(&mut buf[..want])
+    }
+
     /// Writes `samples` to the take, stepping the policy exactly on step boundaries of the
     /// sample stream, however the ring happened to chunk it: every decision is a function of
     /// the audio alone (and of the memory readings).
@@ -198,20 +211,27 @@ impl Worker {
         }
     }
 
-    /// One write to the take. In memory mode a full budget would cost audio, so the policy runs
-    /// first (forced): an outside party (the app's model) may give memory back.
+    /// One write to the take of `samples`, which start at sample `taken` of the stream: only
+    /// their part inside the take's span (all of it, unless takes in a row cut it). In memory
+    /// mode a full budget would cost audio, so the policy runs first (forced): an outside party
+    /// (the app's model) may give memory back.
     fn write(&self, samples: &[i16], taken: u64) {
         let needs_room = {
             let take = lock(&self.shared.take);
-            take.as_ref()
-                .is_some_and(|t| t.mode() == Mode::Memory && !t.has_room(samples.len()))
+            take.as_ref().is_some_and(|t| {
+                let part = self.shared.span.part(samples, taken);
+                t.mode() == Mode::Memory && !t.has_room(part.len())
+            })
         };
         if needs_room {
             self.step(self.ms_at(taken), true);
         }
         if let Some(take) = lock(&self.shared.take).as_mut() {
-            take.write(samples);
-            self.shared.note_cache(take);
+            let part = self.shared.span.part(samples, taken);
+            if !part.is_empty() {
+                take.write(part);
+                self.shared.note_cache(take);
+            }
         }
     }
 
