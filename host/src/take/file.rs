@@ -64,21 +64,19 @@
 //! file.
 
 use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use w4l_core::sample::convert;
-
 use super::beside::{Beside, beside_output};
+use super::reader;
 use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::tempfiles::{
     DiskLedger, Manifest, ResourceManager, TakePart, TempError, TempFile, UnfinishedTake,
     manifest_path,
 };
-use crate::wav::flac::{FrameReader, to_i16};
 use crate::wav::{SampleFormat, WAV_DATA_LIMIT, numbered_path};
 
 /// Sets the `RIFF` size of a take file just checkpointed to [`crate::wav::repair::UNKNOWN_LENGTH`]:
@@ -130,14 +128,6 @@ pub(crate) fn warn_stale_part(output: &Path, parts: usize) {
             next.display(),
             output.display()
         );
-    }
-}
-
-/// A short reason for a WAV reader's error, without the OS error number noise.
-fn reason(e: &hound::Error) -> String {
-    match e {
-        hound::Error::IoError(io) => crate::wav::io_reason(io),
-        other => other.to_string(),
     }
 }
 
@@ -551,8 +541,8 @@ impl TakeFile {
                 )
             };
             match self.config.format {
-                SampleFormat::Flac => read_flac(&path, f, &read_error)?,
-                format => read_wav(&path, format, f, &read_error)?,
+                SampleFormat::Flac => reader::read_flac(&path, f, &read_error)?,
+                format => reader::read_wav(&path, format, f, &read_error)?,
             }
         }
         // A FLAC block being filled is not in the file yet.
@@ -637,71 +627,6 @@ impl TakeFile {
             ),
         };
         Error::runtime(format!("{} ({what})", error.what()), fix)
-    }
-}
-
-/// Hands the samples of the WAV journal file at `path` (`format`) to `f` in 16-bit chunks.
-fn read_wav(
-    path: &Path,
-    format: SampleFormat,
-    f: &mut dyn FnMut(&[i16]) -> Result<()>,
-    read_error: &dyn Fn(String) -> Error,
-) -> Result<()> {
-    let read_error = |e: hound::Error| read_error(reason(&e));
-    let mut reader = hound::WavReader::open(path).map_err(read_error)?;
-    let mut i16s = vec![0i16; 1 << 16];
-    if format == SampleFormat::F32 {
-        let mut f32s = vec![0f32; 1 << 16];
-        let mut samples = reader.samples::<f32>();
-        loop {
-            let mut n = 0;
-            for (slot, s) in f32s.iter_mut().zip(samples.by_ref()) {
-                *slot = s.map_err(read_error)?;
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            convert(&f32s[..n], &mut i16s[..n]);
-            f(&i16s[..n])?;
-        }
-    }
-    let mut samples = reader.samples::<i16>();
-    loop {
-        let mut n = 0;
-        for (slot, s) in i16s.iter_mut().zip(samples.by_ref()) {
-            *slot = s.map_err(read_error)?;
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        f(&i16s[..n])?;
-    }
-}
-
-/// Hands the samples of the FLAC journal file at `path` to `f`, a frame at a time. Its frames
-/// are this process's own, all whole (the file was just checkpointed): one that does not
-/// decode is an error.
-fn read_flac(
-    path: &Path,
-    f: &mut dyn FnMut(&[i16]) -> Result<()>,
-    read_error: &dyn Fn(String) -> Error,
-) -> Result<()> {
-    let file = File::open(path).map_err(|e| read_error(crate::wav::io_reason(&e)))?;
-    let mut reader =
-        FrameReader::new(BufReader::new(file)).map_err(|e| read_error(e.to_string()))?;
-    let mut chunk = Vec::new();
-    while let Some((_, samples)) = reader
-        .next_frame()
-        .map_err(|e| read_error(crate::wav::io_reason(&e)))?
-    {
-        to_i16(samples, &mut chunk);
-        f(&chunk)?;
-    }
-    match reader.stopped() {
-        None => Ok(()),
-        Some(e) => Err(read_error(format!("a damaged frame: {e}"))),
     }
 }
 

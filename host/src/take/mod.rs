@@ -42,6 +42,7 @@ mod beside;
 pub mod blocks;
 pub mod file;
 pub mod packed;
+mod reader;
 pub mod recover;
 mod writer;
 
