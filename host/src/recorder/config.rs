@@ -85,8 +85,11 @@ pub(crate) struct Sizes {
 impl Sizes {
     pub(crate) fn of(config: &RecorderConfig, rate: u32, channels: u16) -> Self {
         let per_second = f64::from(rate) * f64::from(channels);
+        // At least two whole frames: the worker pops whole frames while the source runs, so a
+        // ring shorter than a frame (a 1 Hz file of 32 767 channels) would never be popped.
         let ring = ((config.ring.as_secs_f64() * per_second).ceil() as usize)
             .max(1024)
+            .max(2 * usize::from(channels.max(1)))
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX);
         let frames = (config.window.as_secs_f64() * f64::from(rate))

@@ -118,8 +118,10 @@ impl Worker {
         let _done = DoneGuard(self.shared.clone());
         let _wake = PressureWake::register(&self.monitor);
         let mut pressure_seen = self.monitor.pressure_events();
-        let mut buf = vec![0.0f32; DRAIN_CHUNK];
-        let mut i16s = vec![0i16; DRAIN_CHUNK];
+        // At least a frame: `pop` takes whole frames only.
+        let chunk = DRAIN_CHUNK.max(usize::from(self.channels));
+        let mut buf = vec![0.0f32; chunk];
+        let mut i16s = vec![0i16; chunk];
         let channels = u64::from(self.channels);
         let mut meter = Meter {
             peak: 0,
