@@ -49,7 +49,7 @@ pub struct RecorderConfig {
     pub buffers: Option<Arc<Buffers>>,
     /// Takes in a row (default off): the recorder starts with no take and keeps its source
     /// open between takes, feeding only the window, until
-    /// [`Recorder::begin_take`](super::Recorder::begin_take) (see [`super::row`]).
+    /// [`Recorder::begin_take`](super::Recorder::begin_take).
     pub takes_in_a_row: bool,
 }
 

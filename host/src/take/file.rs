@@ -9,7 +9,7 @@
 //! moves the file to the output ([`TempFile::persist`]: a rename on the same file system, else
 //! copy + fsync): the samples are never written twice. They pass through the take's 16-bit
 //! resolution in every mode; `f32` writes each 16-bit sample as `x / 32768`, exactly, and FLAC
-//! is lossless. The writer of each format is in [`super::writer`]. (Temporary files keep the
+//! is lossless. The writer of each format is in `take/writer.rs`. (Temporary files keep the
 //! directory's one `.wav` suffix whatever their format: their names say whose they are, the
 //! first bytes and the manifest say what they hold.)
 //!
