@@ -160,6 +160,10 @@ fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
 }
 
 /// Decodes channel `c`'s subframe into every `ch`-th sample of `out`.
+///
+/// Every subframe type is a fixed predictor over warm-up samples read verbatim and
+/// residuals: constant is order 1 after one warm-up sample with every residual zero,
+/// verbatim is all warm-up. So one loop decodes them all (less code than a loop per type).
 fn subframe(
     r: &mut BitReader<'_>,
     out: &mut [i32],
@@ -178,68 +182,55 @@ fn subframe(
         return Err(FlacError::Corrupt);
     }
     let width = bits - shift;
-    let mut dst = out.iter_mut().skip(c).step_by(ch);
-    match head >> 1 {
-        0 => {
-            let v = r.get_signed(width);
-            dst.for_each(|d| *d = v);
-        }
-        1 => {
-            for d in dst {
-                *d = r.get_signed(width);
-            }
-        }
-        order @ 8..=12 => fixed(r, &mut dst, order as usize - 8, width, n)?,
+    // Warm-up samples, predictor order, whether Rice-coded residuals follow.
+    let (warm, order, coded) = match head >> 1 {
+        0 => (1, 1, false),
+        1 => (n, 0, false),
+        t @ 8..=12 => (t as usize - 8, t as usize - 8, true),
         32.. => return Err(FlacError::Unsupported),
         _ => return Err(FlacError::Corrupt),
-    }
-    if shift > 0 {
-        for d in out.iter_mut().skip(c).step_by(ch) {
-            *d = d.wrapping_shl(shift);
+    };
+    let coef = FIXED.get(order).unwrap_or(&[0; 4]);
+    // The history, newest first; the Rice parameter, its width, the partitions read, how
+    // many there are and their length; where the next partition starts.
+    let (mut h, mut k, mut param_bits) = ([0i32; 4], 0, 4);
+    let (mut j, mut parts, mut len) = (0, 1, n);
+    let mut next = if coded { warm } else { usize::MAX };
+    // Up to `n` inclusive: a fixed subframe of order `n` has its partition header after all.
+    for i in 0..=n {
+        while i == next {
+            if j == 0 {
+                let (method, partition_order) = (r.get(2), r.get(4));
+                len = n >> partition_order;
+                if method > 1 || len << partition_order != n || len < order {
+                    return Err(FlacError::Corrupt);
+                }
+                (param_bits, parts) = (4 + method, 1 << partition_order);
+            }
+            k = r.get(param_bits);
+            if k == (1 << param_bits) - 1 {
+                return Err(FlacError::Unsupported);
+            }
+            j += 1;
+            next = if j < parts { j * len } else { usize::MAX };
         }
-    }
-    Ok(())
-}
-
-/// A fixed subframe of `order`: warm-up samples, then partitioned Rice-coded residuals.
-fn fixed<'a>(
-    r: &mut BitReader<'_>,
-    dst: &mut impl Iterator<Item = &'a mut i32>,
-    order: usize,
-    width: u32,
-    n: usize,
-) -> Result<(), FlacError> {
-    let mut h = [0i32; 4];
-    for d in dst.by_ref().take(order) {
-        let x = r.get_signed(width);
-        *d = x;
-        h = [x, h[0], h[1], h[2]];
-    }
-    let (method, partition_order) = (r.get(2), r.get(4));
-    let len = n >> partition_order;
-    if method > 1 || len << partition_order != n || len < order {
-        return Err(FlacError::Corrupt);
-    }
-    let param_bits = 4 + method;
-    let c = FIXED.get(order).copied().unwrap_or_default();
-    for j in 0..1usize << partition_order {
-        let k = r.get(param_bits);
-        if k == (1 << param_bits) - 1 {
-            return Err(FlacError::Unsupported);
-        }
-        let count = if j == 0 { len - order } else { len };
-        for d in dst.by_ref().take(count) {
-            let u = r.rice(k);
+        let Some(d) = out.get_mut(i * ch + c) else {
+            break;
+        };
+        let x = if i < warm {
+            r.get_signed(width)
+        } else {
+            let u = if coded { r.rice(k) } else { 0 };
             let residual = (u >> 1) as i32 ^ -((u & 1) as i32);
-            let prediction = c[0]
+            let prediction = coef[0]
                 .wrapping_mul(h[0])
-                .wrapping_add(c[1].wrapping_mul(h[1]))
-                .wrapping_add(c[2].wrapping_mul(h[2]))
-                .wrapping_add(c[3].wrapping_mul(h[3]));
-            let x = residual.wrapping_add(prediction);
-            *d = x;
-            h = [x, h[0], h[1], h[2]];
-        }
+                .wrapping_add(coef[1].wrapping_mul(h[1]))
+                .wrapping_add(coef[2].wrapping_mul(h[2]))
+                .wrapping_add(coef[3].wrapping_mul(h[3]));
+            residual.wrapping_add(prediction)
+        };
+        h = [x, h[0], h[1], h[2]];
+        *d = x.wrapping_shl(shift);
     }
     Ok(())
 }
