@@ -124,6 +124,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Skips to the next byte boundary and returns the byte position there.
+    #[inline(never)]
     pub(crate) fn align(&mut self) -> usize {
         let skip = self.avail % 8;
         self.acc <<= skip;
