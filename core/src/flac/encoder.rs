@@ -202,14 +202,9 @@ impl Encoder {
             .iter()
             .position(|&r| r == self.format.sample_rate)
             .unwrap_or(0);
-        let depth = match self.format.bits_per_sample {
-            8 => 1,
-            12 => 2,
-            16 => 4,
-            20 => 5,
-            24 => 6,
-            _ => 0,
-        };
+        // 8, 12, 16, 20, 24 bits: codes 1, 2, 4, 5, 6.
+        let bps = u32::from(self.format.bits_per_sample);
+        let depth = bps / 4 - u32::from(bps < 16);
         // Sync code, reserved bit, fixed-blocksize stream; the codes; a reserved bit.
         w.put(
             32,
@@ -355,10 +350,10 @@ fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: &mut BitWriter<
     let verbatim = 8 + plan.shift as usize + n * (plan.bits - plan.shift) as usize;
     let start = w.mark();
     let start_bits = w.bits();
+    let mut rice = Rice::new(n, plan);
     if (plan.cost as usize) < verbatim {
         // Estimates can be off: keep the fixed subframe only if it is really smaller (and
         // fits), so a frame never exceeds `max_frame_bytes`.
-        let mut rice = Rice::new(n, plan);
         pass(samples, ch, plan, plan.order, &mut rice, None);
         rice.choose_order();
         put_type(w, 8 | plan.order as u32, plan.shift);
@@ -370,7 +365,7 @@ fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: &mut BitWriter<
     }
     put_type(w, 1, plan.shift);
     // Every sample is a warm-up sample: a verbatim subframe.
-    pass(samples, ch, plan, n, &mut Rice::new(n, plan), Some(w));
+    pass(samples, ch, plan, n, &mut rice, Some(w));
 }
 
 /// The subframe header: type code and the wasted-bits count in unary.
