@@ -191,7 +191,8 @@ impl Encoder {
     /// Writes the frame header (fixed block size strategy, so it carries the block number)
     /// and its CRC-8.
     fn header(&self, w: &mut BitWriter<'_>, n: usize, assignment: u32) {
-        let (size_code, size_bits) = if n.is_power_of_two() && (256..=32_768).contains(&n) {
+        // n <= MAX_BLOCK_SIZE: a power of two from 256 on has a code.
+        let (size_code, size_bits) = if n >= 256 && n.is_power_of_two() {
             (n.trailing_zeros(), 0) // 256 << (code - 8)
         } else if n <= 256 {
             (6, 8)
