@@ -164,6 +164,9 @@ fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
 /// Every subframe type is a fixed predictor over warm-up samples read verbatim and
 /// residuals: constant is order 1 after one warm-up sample with every residual zero,
 /// verbatim is all warm-up. So one loop decodes them all (less code than a loop per type).
+// Out of line: inlined into the frame's code (LTO did), its loop's state spilled to the
+// stack and the firmware had 90 B more of decoder; a call per subframe costs nothing.
+#[inline(never)]
 fn subframe(
     r: &mut BitReader<'_>,
     out: &mut [i32],
