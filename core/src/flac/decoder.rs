@@ -352,4 +352,63 @@ mod tests {
         let small: std::vec::Vec<i32> = (0..70).map(|i| signal(i, 100).clamp(-128, 127)).collect();
         round_trip(1, 8, &small);
     }
+
+    /// A mono 16-bit frame of `n` frames (block number 0) around the subframe `put` writes.
+    fn frame_of(n: u32, put: impl Fn(&mut crate::flac::bits::BitWriter<'_>)) -> std::vec::Vec<u8> {
+        let mut out = [0u8; 64];
+        let mut w = crate::flac::bits::BitWriter::new(&mut out);
+        // Sync, 8-bit block size - 1 after the number, rate from STREAMINFO, mono, 16 bits.
+        w.put(32, 0xFFF8_6008);
+        w.put(8, 0);
+        w.put(8, n - 1);
+        w.flush();
+        w.put(8, u32::from(crc8(w.written())));
+        put(&mut w);
+        w.flush();
+        w.put(16, u32::from(crc16(w.written())));
+        let len = w.flush();
+        out[..len].to_vec()
+    }
+
+    #[test]
+    fn fixed_subframes_with_empty_partitions_decode() {
+        let format = Format {
+            sample_rate: 16_000,
+            channels: 1,
+            bits_per_sample: 16,
+        };
+        let mut header = [0u8; HEADER_LEN];
+        Encoder::new(format, 16)
+            .unwrap()
+            .stream_info()
+            .write(&mut header)
+            .unwrap();
+        let (dec, _) = Decoder::new(&header).unwrap();
+        let mut out = [0i32; 8];
+        // Order 2 in a block of 2: all warm-up, then a partition header and no residuals.
+        let all_warm_up = frame_of(2, |w| {
+            w.put(8, (8 + 2) << 1);
+            w.put_signed(16, 5);
+            w.put_signed(16, -7);
+            w.put(6, 0); // Rice, partition order 0
+            w.put(4, 0);
+        });
+        let frame = dec.decode(&all_warm_up, &mut out).unwrap();
+        assert_eq!((frame.bytes, frame.block_size), (all_warm_up.len(), 2));
+        assert_eq!(out[..2], [5, -7]);
+        // Order 4 in 2 partitions of 4: the first holds no residual, the second four zeros.
+        let empty_first = frame_of(8, |w| {
+            w.put(8, (8 + 4) << 1);
+            for x in 1..=4 {
+                w.put_signed(16, x);
+            }
+            w.put(6, 1); // Rice, partition order 1
+            w.put(4, 3);
+            w.put(4, 0);
+            w.put(4, 0b1111);
+        });
+        let frame = dec.decode(&empty_first, &mut out).unwrap();
+        assert_eq!((frame.bytes, frame.block_size), (empty_first.len(), 8));
+        assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
 }

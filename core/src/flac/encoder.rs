@@ -418,7 +418,10 @@ impl Rice {
     /// (parameter included).
     fn parameter(&self, p: u32, j: usize) -> (u32, u64) {
         let group = 1 << (self.finest - p);
-        let sum = self.sums.get(j * group..(j + 1) * group).map_or(0, |g| g.iter().sum());
+        let sum = self
+            .sums
+            .get(j * group..(j + 1) * group)
+            .map_or(0, |g| g.iter().sum());
         let count = (self.n >> p) - if j == 0 { self.warm } else { 0 };
         let (k, cost) = rice_parameter(sum, count as u64, if self.wide { 30 } else { 14 });
         (k, cost + 4)
