@@ -163,7 +163,8 @@ fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
 ///
 /// Every subframe type is a fixed predictor over warm-up samples read verbatim and
 /// residuals: constant is order 1 after one warm-up sample with every residual zero,
-/// verbatim is all warm-up. So one loop decodes them all (less code than a loop per type).
+/// verbatim is all warm-up. So the same two loops decode them all (less code than loops
+/// per type).
 // Out of line: inlined into the frame's code (LTO did), its loop's state spilled to the
 // stack and the firmware had 90 B more of decoder; a call per subframe costs nothing.
 #[inline(never)]
@@ -193,36 +194,31 @@ fn subframe(
         32.. => return Err(FlacError::Unsupported),
         _ => return Err(FlacError::Corrupt),
     };
-    let coef = FIXED.get(order).unwrap_or(&[0; 4]);
-    // The history, newest first; the Rice parameter, its width, the partitions read, how
-    // many there are and their length; where the next partition starts.
-    let (mut h, mut k, mut param_bits) = ([0i32; 4], 0, 4);
-    let (mut j, mut parts, mut len) = (0, 1, n);
-    let mut next = if coded { warm } else { usize::MAX };
-    // Up to `n` inclusive: a fixed subframe of order `n` has its partition header after all.
-    for i in 0..=n {
-        while i == next {
-            if j == 0 {
-                let (method, partition_order) = (r.get(2), r.get(4));
-                len = n >> partition_order;
-                if method > 1 || len << partition_order != n || len < order {
-                    return Err(FlacError::Corrupt);
-                }
-                (param_bits, parts) = (4 + method, 1 << partition_order);
-            }
-            k = r.get(param_bits);
-            if k == (1 << param_bits) - 1 {
-                return Err(FlacError::Unsupported);
-            }
-            j += 1;
-            next = if j < parts { j * len } else { usize::MAX };
+    let mut dst = out.iter_mut().skip(c).step_by(ch);
+    // The history, newest first.
+    let mut h = [0i32; 4];
+    for d in dst.by_ref().take(warm) {
+        let x = r.get_signed(width);
+        h = [x, h[0], h[1], h[2]];
+        *d = x.wrapping_shl(shift);
+    }
+    // Residuals: uncoded ones are one partition of zeros.
+    let (mut len, mut parts, mut param_bits) = (n, 1, 4);
+    if coded {
+        let (method, partition_order) = (r.get(2), r.get(4));
+        len = n >> partition_order;
+        if method > 1 || len << partition_order != n || len < order {
+            return Err(FlacError::Corrupt);
         }
-        let Some(d) = out.get_mut(i * ch + c) else {
-            break;
-        };
-        let x = if i < warm {
-            r.get_signed(width)
-        } else {
+        (parts, param_bits) = (1 << partition_order, 4 + method);
+    }
+    let coef = FIXED.get(order).copied().unwrap_or_default();
+    for j in 0..parts {
+        let k = if coded { r.get(param_bits) } else { 0 };
+        if k == (1 << param_bits) - 1 {
+            return Err(FlacError::Unsupported);
+        }
+        for d in dst.by_ref().take(if j == 0 { len - warm } else { len }) {
             let u = if coded { r.rice(k) } else { 0 };
             let residual = (u >> 1) as i32 ^ -((u & 1) as i32);
             let prediction = coef[0]
@@ -230,10 +226,10 @@ fn subframe(
                 .wrapping_add(coef[1].wrapping_mul(h[1]))
                 .wrapping_add(coef[2].wrapping_mul(h[2]))
                 .wrapping_add(coef[3].wrapping_mul(h[3]));
-            residual.wrapping_add(prediction)
-        };
-        h = [x, h[0], h[1], h[2]];
-        *d = x.wrapping_shl(shift);
+            let x = residual.wrapping_add(prediction);
+            h = [x, h[0], h[1], h[2]];
+            *d = x.wrapping_shl(shift);
+        }
     }
     Ok(())
 }

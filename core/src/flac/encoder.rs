@@ -442,8 +442,8 @@ impl Rice {
 
 /// One pass over a signal, through fixed predictor `plan.order`: the first `warm` samples
 /// are written as they are (all of them: a verbatim subframe), the residuals after them are
-/// summed per partition into `rice` (no `w`) or written as partitioned Rice codes. One loop
-/// for all three, for less code.
+/// summed per partition into `rice` (no `w`) or written as partitioned Rice codes. The same
+/// loops for all three, for less code.
 fn pass<S: Sample>(
     samples: &[S],
     ch: usize,
@@ -452,40 +452,43 @@ fn pass<S: Sample>(
     rice: &mut Rice,
     mut w: Option<&mut BitWriter<'_>>,
 ) {
-    let c = FIXED.get(plan.order).unwrap_or(&[0; 4]);
-    let len = rice.n >> rice.order;
-    // The history, newest first; the partition, its first sample, its Rice parameter.
-    let (mut h, mut j, mut next, mut k) = ([0i32; 4], 0, warm, 0);
-    for (i, frame) in samples.chunks_exact(ch).enumerate() {
-        let x = pick(frame, plan.signal) >> plan.shift;
-        let r = x - (c[0] * h[0] + c[1] * h[1] + c[2] * h[2] + c[3] * h[3]);
+    let c = FIXED.get(plan.order).copied().unwrap_or_default();
+    let mut values = samples
+        .chunks_exact(ch)
+        .map(|f| pick(f, plan.signal) >> plan.shift);
+    // The history, newest first.
+    let mut h = [0i32; 4];
+    for x in values.by_ref().take(warm) {
+        if let Some(w) = w.as_deref_mut() {
+            w.put_signed(plan.bits - plan.shift, x);
+        }
         h = [x, h[0], h[1], h[2]];
-        if i < warm {
-            if let Some(w) = w.as_deref_mut() {
-                w.put_signed(plan.bits - plan.shift, x);
+    }
+    if warm == rice.n {
+        return; // verbatim
+    }
+    let len = rice.n >> rice.order;
+    for j in 0..1 << rice.order {
+        let mut k = 0;
+        if let Some(w) = w.as_deref_mut() {
+            if j == 0 {
+                w.put(2, u32::from(rice.wide));
+                w.put(4, rice.order);
             }
-            continue;
+            k = rice.parameter(rice.order, j).0;
+            w.put(4 + u32::from(rice.wide), k);
         }
-        if i == next {
-            j = i / len;
-            next = (j + 1) * len;
-            if let Some(w) = w.as_deref_mut() {
-                if j == 0 {
-                    w.put(2, u32::from(rice.wide));
-                    w.put(4, rice.order);
-                }
-                k = rice.parameter(rice.order, j).0;
-                w.put(4 + u32::from(rice.wide), k);
+        let mut sum = 0;
+        for x in values.by_ref().take(if j == 0 { len - warm } else { len }) {
+            let u = zigzag(x - (c[0] * h[0] + c[1] * h[1] + c[2] * h[2] + c[3] * h[3]));
+            h = [x, h[0], h[1], h[2]];
+            match w.as_deref_mut() {
+                Some(w) => w.put_rice(u >> k, k, u & ((1 << k) - 1)),
+                None => sum += u64::from(u),
             }
         }
-        let u = zigzag(r);
-        match w.as_deref_mut() {
-            Some(w) => w.put_rice(u >> k, k, u & ((1 << k) - 1)),
-            None => {
-                if let Some(s) = rice.sums.get_mut(j) {
-                    *s += u64::from(u);
-                }
-            }
+        if let (None, Some(s)) = (&w, rice.sums.get_mut(j)) {
+            *s = sum;
         }
     }
 }
