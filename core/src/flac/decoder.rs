@@ -160,6 +160,14 @@ fn utf8(r: &mut BitReader<'_>) -> Result<u64, FlacError> {
 }
 
 /// Decodes channel `c`'s subframe into every `ch`-th sample of `out`.
+///
+/// Every subframe type is a fixed predictor over warm-up samples read verbatim and
+/// residuals: constant is order 1 after one warm-up sample with every residual zero,
+/// verbatim is all warm-up. So the same two loops decode them all (less code than loops
+/// per type).
+// Out of line: inlined into the frame's code (LTO did), its loop's state spilled to the
+// stack and the firmware had 90 B more of decoder; a call per subframe costs nothing.
+#[inline(never)]
 fn subframe(
     r: &mut BitReader<'_>,
     out: &mut [i32],
@@ -178,67 +186,49 @@ fn subframe(
         return Err(FlacError::Corrupt);
     }
     let width = bits - shift;
-    let mut dst = out.iter_mut().skip(c).step_by(ch);
-    match head >> 1 {
-        0 => {
-            let v = r.get_signed(width);
-            dst.for_each(|d| *d = v);
-        }
-        1 => {
-            for d in dst {
-                *d = r.get_signed(width);
-            }
-        }
-        order @ 8..=12 => fixed(r, &mut dst, order as usize - 8, width, n)?,
+    // Warm-up samples, predictor order, whether Rice-coded residuals follow.
+    let (warm, order, coded) = match head >> 1 {
+        0 => (1, 1, false),
+        1 => (n, 0, false),
+        t @ 8..=12 => (t as usize - 8, t as usize - 8, true),
         32.. => return Err(FlacError::Unsupported),
         _ => return Err(FlacError::Corrupt),
-    }
-    if shift > 0 {
-        for d in out.iter_mut().skip(c).step_by(ch) {
-            *d = d.wrapping_shl(shift);
-        }
-    }
-    Ok(())
-}
-
-/// A fixed subframe of `order`: warm-up samples, then partitioned Rice-coded residuals.
-fn fixed<'a>(
-    r: &mut BitReader<'_>,
-    dst: &mut impl Iterator<Item = &'a mut i32>,
-    order: usize,
-    width: u32,
-    n: usize,
-) -> Result<(), FlacError> {
+    };
+    let mut dst = out.iter_mut().skip(c).step_by(ch);
+    // The history, newest first.
     let mut h = [0i32; 4];
-    for d in dst.by_ref().take(order) {
+    for d in dst.by_ref().take(warm) {
         let x = r.get_signed(width);
-        *d = x;
         h = [x, h[0], h[1], h[2]];
+        *d = x.wrapping_shl(shift);
     }
-    let (method, partition_order) = (r.get(2), r.get(4));
-    let len = n >> partition_order;
-    if method > 1 || len << partition_order != n || len < order {
-        return Err(FlacError::Corrupt);
+    // Residuals: uncoded ones are one partition of zeros.
+    let (mut len, mut parts, mut param_bits) = (n, 1, 4);
+    if coded {
+        let (method, partition_order) = (r.get(2), r.get(4));
+        len = n >> partition_order;
+        if method > 1 || len << partition_order != n || len < order {
+            return Err(FlacError::Corrupt);
+        }
+        (parts, param_bits) = (1 << partition_order, 4 + method);
     }
-    let param_bits = 4 + method;
-    let c = FIXED.get(order).copied().unwrap_or_default();
-    for j in 0..1usize << partition_order {
-        let k = r.get(param_bits);
+    let coef = FIXED.get(order).copied().unwrap_or_default();
+    for j in 0..parts {
+        let k = if coded { r.get(param_bits) } else { 0 };
         if k == (1 << param_bits) - 1 {
             return Err(FlacError::Unsupported);
         }
-        let count = if j == 0 { len - order } else { len };
-        for d in dst.by_ref().take(count) {
-            let u = r.rice(k);
+        for d in dst.by_ref().take(if j == 0 { len - warm } else { len }) {
+            let u = if coded { r.rice(k) } else { 0 };
             let residual = (u >> 1) as i32 ^ -((u & 1) as i32);
-            let prediction = c[0]
+            let prediction = coef[0]
                 .wrapping_mul(h[0])
-                .wrapping_add(c[1].wrapping_mul(h[1]))
-                .wrapping_add(c[2].wrapping_mul(h[2]))
-                .wrapping_add(c[3].wrapping_mul(h[3]));
+                .wrapping_add(coef[1].wrapping_mul(h[1]))
+                .wrapping_add(coef[2].wrapping_mul(h[2]))
+                .wrapping_add(coef[3].wrapping_mul(h[3]));
             let x = residual.wrapping_add(prediction);
-            *d = x;
             h = [x, h[0], h[1], h[2]];
+            *d = x.wrapping_shl(shift);
         }
     }
     Ok(())
@@ -357,5 +347,64 @@ mod tests {
         round_trip(1, 24, &coarse);
         let small: std::vec::Vec<i32> = (0..70).map(|i| signal(i, 100).clamp(-128, 127)).collect();
         round_trip(1, 8, &small);
+    }
+
+    /// A mono 16-bit frame of `n` frames (block number 0) around the subframe `put` writes.
+    fn frame_of(n: u32, put: impl Fn(&mut crate::flac::bits::BitWriter<'_>)) -> std::vec::Vec<u8> {
+        let mut out = [0u8; 64];
+        let mut w = crate::flac::bits::BitWriter::new(&mut out);
+        // Sync, 8-bit block size - 1 after the number, rate from STREAMINFO, mono, 16 bits.
+        w.put(32, 0xFFF8_6008);
+        w.put(8, 0);
+        w.put(8, n - 1);
+        w.flush();
+        w.put(8, u32::from(crc8(w.written())));
+        put(&mut w);
+        w.flush();
+        w.put(16, u32::from(crc16(w.written())));
+        let len = w.flush();
+        out[..len].to_vec()
+    }
+
+    #[test]
+    fn fixed_subframes_with_empty_partitions_decode() {
+        let format = Format {
+            sample_rate: 16_000,
+            channels: 1,
+            bits_per_sample: 16,
+        };
+        let mut header = [0u8; HEADER_LEN];
+        Encoder::new(format, 16)
+            .unwrap()
+            .stream_info()
+            .write(&mut header)
+            .unwrap();
+        let (dec, _) = Decoder::new(&header).unwrap();
+        let mut out = [0i32; 8];
+        // Order 2 in a block of 2: all warm-up, then a partition header and no residuals.
+        let all_warm_up = frame_of(2, |w| {
+            w.put(8, (8 + 2) << 1);
+            w.put_signed(16, 5);
+            w.put_signed(16, -7);
+            w.put(6, 0); // Rice, partition order 0
+            w.put(4, 0);
+        });
+        let frame = dec.decode(&all_warm_up, &mut out).unwrap();
+        assert_eq!((frame.bytes, frame.block_size), (all_warm_up.len(), 2));
+        assert_eq!(out[..2], [5, -7]);
+        // Order 4 in 2 partitions of 4: the first holds no residual, the second four zeros.
+        let empty_first = frame_of(8, |w| {
+            w.put(8, (8 + 4) << 1);
+            for x in 1..=4 {
+                w.put_signed(16, x);
+            }
+            w.put(6, 1); // Rice, partition order 1
+            w.put(4, 3);
+            w.put(4, 0);
+            w.put(4, 0b1111);
+        });
+        let frame = dec.decode(&empty_first, &mut out).unwrap();
+        assert_eq!((frame.bytes, frame.block_size), (empty_first.len(), 8));
+        assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 }

@@ -191,7 +191,8 @@ impl Encoder {
     /// Writes the frame header (fixed block size strategy, so it carries the block number)
     /// and its CRC-8.
     fn header(&self, w: &mut BitWriter<'_>, n: usize, assignment: u32) {
-        let (size_code, size_bits) = if n.is_power_of_two() && (256..=32_768).contains(&n) {
+        // n <= MAX_BLOCK_SIZE: a power of two from 256 on has a code.
+        let (size_code, size_bits) = if n >= 256 && n.is_power_of_two() {
             (n.trailing_zeros(), 0) // 256 << (code - 8)
         } else if n <= 256 {
             (6, 8)
@@ -202,14 +203,9 @@ impl Encoder {
             .iter()
             .position(|&r| r == self.format.sample_rate)
             .unwrap_or(0);
-        let depth = match self.format.bits_per_sample {
-            8 => 1,
-            12 => 2,
-            16 => 4,
-            20 => 5,
-            24 => 6,
-            _ => 0,
-        };
+        // 8, 12, 16, 20, 24 bits: codes 1, 2, 4, 5, 6.
+        let bps = u32::from(self.format.bits_per_sample);
+        let depth = bps / 4 - u32::from(bps < 16);
         // Sync code, reserved bit, fixed-blocksize stream; the codes; a reserved bit.
         w.put(
             32,
@@ -278,7 +274,7 @@ fn stereo<S: Sample>(samples: &[S], ch: usize, bps: u32) -> (u32, [Plan; 2]) {
 fn analyse<S: Sample>(samples: &[S], ch: usize, signal: Signal, bps: u32) -> Plan {
     let bits = bps + u32::from(matches!(signal, Signal::Side));
     let values = samples.chunks_exact(ch).map(|f| pick(f, signal));
-    let first = samples.get(..ch).map_or(0, |f| pick(f, signal));
+    let first = first(samples, ch, signal);
     let (mut or, mut differ) = (0i32, 0i32);
     // The previous sample's differences of order 0 to 3.
     let mut prev = [0i32; 4];
@@ -340,34 +336,37 @@ fn rice_parameter(sum: u64, count: u64, max: u32) -> (u32, u64) {
     best
 }
 
+/// The first frame's value of a signal: a constant subframe's value, or 0 for no frames.
+fn first<S: Sample>(samples: &[S], ch: usize, signal: Signal) -> i32 {
+    samples.get(..ch).map_or(0, |f| pick(f, signal))
+}
+
 /// Writes one subframe: constant, fixed, or verbatim when fixed would not be smaller.
 fn subframe<S: Sample>(samples: &[S], ch: usize, plan: &Plan, w: &mut BitWriter<'_>) {
-    let first = samples.get(..ch).map_or(0, |f| pick(f, plan.signal));
     if plan.constant {
         w.put(8, 0);
-        return w.put_signed(plan.bits, first);
+        return w.put_signed(plan.bits, first(samples, ch, plan.signal));
     }
     let n = samples.len() / ch;
-    let width = plan.bits - plan.shift;
-    let verbatim = 8 + plan.shift as usize + n * width as usize;
-    let values = samples
-        .chunks_exact(ch)
-        .map(|f| pick(f, plan.signal) >> plan.shift);
+    let verbatim = 8 + plan.shift as usize + n * (plan.bits - plan.shift) as usize;
     let start = w.mark();
     let start_bits = w.bits();
+    let mut rice = Rice::new(n, plan);
     if (plan.cost as usize) < verbatim {
         // Estimates can be off: keep the fixed subframe only if it is really smaller (and
         // fits), so a frame never exceeds `max_frame_bytes`.
-        fixed(values.clone(), n, plan, w);
+        pass(samples, ch, plan, plan.order, &mut rice, None);
+        rice.choose_order();
+        put_type(w, 8 | plan.order as u32, plan.shift);
+        pass(samples, ch, plan, plan.order, &mut rice, Some(w));
         if !w.full() && w.bits() - start_bits <= verbatim {
             return;
         }
         w.rewind(start);
     }
     put_type(w, 1, plan.shift);
-    for x in values {
-        w.put_signed(width, x);
-    }
+    // Every sample is a warm-up sample: a verbatim subframe.
+    pass(samples, ch, plan, n, &mut rice, Some(w));
 }
 
 /// The subframe header: type code and the wasted-bits count in unary.
@@ -378,85 +377,118 @@ fn put_type(w: &mut BitWriter<'_>, code: u32, shift: u32) {
     }
 }
 
-/// The residuals of fixed predictor `order` (after its `order` warm-up samples).
-fn residuals(values: impl Iterator<Item = i32>, order: usize) -> impl Iterator<Item = i32> {
-    let c = FIXED.get(order).copied().unwrap_or_default();
-    values
-        .scan([0i32; 4], move |h, x| {
-            let r = x - (c[0] * h[0] + c[1] * h[1] + c[2] * h[2] + c[3] * h[3]);
-            *h = [x, h[0], h[1], h[2]];
-            Some(r)
-        })
-        .skip(order)
-}
-
 fn zigzag(r: i32) -> u32 {
     ((r << 1) ^ (r >> 31)) as u32
 }
 
-/// A fixed subframe: warm-up samples, then partitioned Rice-coded residuals with the
-/// partition order of least estimated cost.
-fn fixed(values: impl Iterator<Item = i32> + Clone, n: usize, plan: &Plan, w: &mut BitWriter<'_>) {
-    let order = plan.order;
-    // Partitions must divide the block and hold more than the warm-up.
-    let mut finest = MAX_PARTITION_ORDER;
-    while finest > 0 && (!n.is_multiple_of(1 << finest) || n >> finest <= order) {
-        finest -= 1;
-    }
-    let mut sums = [0u64; 1 << MAX_PARTITION_ORDER];
-    let len = n >> finest;
-    let mut res = residuals(values.clone(), order);
-    for (j, s) in sums.iter_mut().take(1 << finest).enumerate() {
-        let count = if j == 0 {
-            len.saturating_sub(order)
-        } else {
-            len
-        };
-        *s = res.by_ref().take(count).map(|r| u64::from(zigzag(r))).sum();
-    }
-    let sums = sums.get(..1 << finest).unwrap_or(&[]);
-    // 5-bit Rice parameters (up to 30) only for signals wider than 16 bits.
-    let wide = plan.bits - plan.shift > 16;
-    let max = if wide { 30 } else { 14 };
-    let p = partition_order(sums, finest, n, order, max);
-    let params = sums
-        .chunks(1 << (finest - p))
-        .enumerate()
-        .map(|(j, group)| {
-            let count = (n >> p) - if j == 0 { order } else { 0 };
-            rice_parameter(group.iter().sum(), count as u64, max).0
-        });
+/// The partitioned Rice coding of a fixed subframe's residuals: the residual sums of the
+/// finest partitions, and the partition order in use.
+struct Rice {
+    /// Sums of the zigzagged residuals of each of the `2^finest` finest partitions.
+    sums: [u64; 1 << MAX_PARTITION_ORDER],
+    finest: u32,
+    /// The partition order in use: `finest` while summing, then the cheapest.
+    order: u32,
+    /// Frames in the block.
+    n: usize,
+    /// The predictor order: warm-up samples, which the first partition holds no residual for.
+    warm: usize,
+    /// 5-bit Rice parameters (up to 30) only for signals wider than 16 bits.
+    wide: bool,
+}
 
-    put_type(w, 8 | order as u32, plan.shift);
-    for x in values.clone().take(order) {
-        w.put_signed(plan.bits - plan.shift, x);
-    }
-    w.put(2, u32::from(wide));
-    w.put(4, p);
-    let mut res = residuals(values, order);
-    for (j, k) in params.enumerate() {
-        w.put(4 + u32::from(wide), k);
-        let count = (n >> p) - if j == 0 { order } else { 0 };
-        for r in res.by_ref().take(count) {
-            let u = zigzag(r);
-            w.put_rice(u >> k, k, u & ((1 << k) - 1));
+impl Rice {
+    fn new(n: usize, plan: &Plan) -> Self {
+        // Partitions must divide the block and hold more than the warm-up.
+        let mut finest = MAX_PARTITION_ORDER;
+        while finest > 0 && (!n.is_multiple_of(1 << finest) || n >> finest <= plan.order) {
+            finest -= 1;
         }
+        Self {
+            sums: [0; 1 << MAX_PARTITION_ORDER],
+            finest,
+            order: finest,
+            n,
+            warm: plan.order,
+            wide: plan.bits - plan.shift > 16,
+        }
+    }
+
+    /// The Rice parameter of partition `j` at partition order `p`, and its cost in bits
+    /// (parameter included).
+    fn parameter(&self, p: u32, j: usize) -> (u32, u64) {
+        let group = 1 << (self.finest - p);
+        let sum = self
+            .sums
+            .get(j * group..(j + 1) * group)
+            .map_or(0, |g| g.iter().sum());
+        let count = (self.n >> p) - if j == 0 { self.warm } else { 0 };
+        let (k, cost) = rice_parameter(sum, count as u64, if self.wide { 30 } else { 14 });
+        (k, cost + 4)
+    }
+
+    /// Switches to the partition order of least estimated cost.
+    fn choose_order(&mut self) {
+        let mut best = (u64::MAX, 0);
+        for p in 0..=self.finest {
+            let cost = (0..1 << p).map(|j| self.parameter(p, j).1).sum();
+            if cost < best.0 {
+                best = (cost, p);
+            }
+        }
+        self.order = best.1;
     }
 }
 
-/// The partition order of least estimated cost, from the residual sums of the `2^finest`
-/// finest partitions.
-fn partition_order(sums: &[u64], finest: u32, n: usize, order: usize, max: u32) -> u32 {
-    let mut best = (u64::MAX, 0);
-    for p in 0..=finest {
-        let mut cost = 0;
-        for (j, group) in sums.chunks(1 << (finest - p)).enumerate() {
-            let count = (n >> p) - if j == 0 { order } else { 0 };
-            cost += 4 + rice_parameter(group.iter().sum(), count as u64, max).1;
+/// One pass over a signal, through fixed predictor `plan.order`: the first `warm` samples
+/// are written as they are (all of them: a verbatim subframe), the residuals after them are
+/// summed per partition into `rice` (no `w`) or written as partitioned Rice codes. The same
+/// loops for all three, for less code.
+fn pass<S: Sample>(
+    samples: &[S],
+    ch: usize,
+    plan: &Plan,
+    warm: usize,
+    rice: &mut Rice,
+    mut w: Option<&mut BitWriter<'_>>,
+) {
+    let c = FIXED.get(plan.order).copied().unwrap_or_default();
+    let mut values = samples
+        .chunks_exact(ch)
+        .map(|f| pick(f, plan.signal) >> plan.shift);
+    // The history, newest first.
+    let mut h = [0i32; 4];
+    for x in values.by_ref().take(warm) {
+        if let Some(w) = w.as_deref_mut() {
+            w.put_signed(plan.bits - plan.shift, x);
         }
-        if cost < best.0 {
-            best = (cost, p);
+        h = [x, h[0], h[1], h[2]];
+    }
+    if warm == rice.n {
+        return; // verbatim
+    }
+    let len = rice.n >> rice.order;
+    for j in 0..1 << rice.order {
+        let mut k = 0;
+        if let Some(w) = w.as_deref_mut() {
+            if j == 0 {
+                w.put(2, u32::from(rice.wide));
+                w.put(4, rice.order);
+            }
+            k = rice.parameter(rice.order, j).0;
+            w.put(4 + u32::from(rice.wide), k);
+        }
+        let mut sum = 0;
+        for x in values.by_ref().take(if j == 0 { len - warm } else { len }) {
+            let u = zigzag(x - (c[0] * h[0] + c[1] * h[1] + c[2] * h[2] + c[3] * h[3]));
+            h = [x, h[0], h[1], h[2]];
+            match w.as_deref_mut() {
+                Some(w) => w.put_rice(u >> k, k, u & ((1 << k) - 1)),
+                None => sum += u64::from(u),
+            }
+        }
+        if let (None, Some(s)) = (&w, rice.sums.get_mut(j)) {
+            *s = sum;
         }
     }
-    best.1
 }

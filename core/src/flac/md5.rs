@@ -99,9 +99,7 @@ impl Md5 {
         }
         tail.update(&bits.to_le_bytes());
         let mut digest = [0u8; 16];
-        for (d, s) in digest.chunks_exact_mut(4).zip(tail.state) {
-            d.copy_from_slice(&s.to_le_bytes());
-        }
+        digest.copy_from_slice(tail.state.map(u32::to_le_bytes).as_flattened());
         digest
     }
 }
@@ -178,15 +176,6 @@ static K: [u32; 64] = [
 static R: [u32; 16] = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
 
 fn compress(state: &mut [u32; 4], block: &[u8]) {
-    let mut m = [0u32; 16];
-    for (w, b) in m.iter_mut().zip(block.chunks_exact(4)) {
-        *w = u32::from_le_bytes([
-            b.first().copied().unwrap_or(0),
-            b.get(1).copied().unwrap_or(0),
-            b.get(2).copied().unwrap_or(0),
-            b.get(3).copied().unwrap_or(0),
-        ]);
-    }
     let [mut a, mut b, mut c, mut d] = *state;
     for (i, &k) in K.iter().enumerate() {
         let round = i / 16;
@@ -196,15 +185,24 @@ fn compress(state: &mut [u32; 4], block: &[u8]) {
             2 => (b ^ c ^ d, 3 * i + 5),
             _ => (c ^ (b | !d), 7 * i),
         };
-        let x = m.get(g % 16).copied().unwrap_or(0);
+        // The message word, read where it lies (16 words: less code than copying them).
+        let at = g % 16 * 4;
+        let x = block
+            .get(at..at + 4)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u32::from_le_bytes);
         let rot = R.get(4 * round + i % 4).copied().unwrap_or(0);
         let t = f.wrapping_add(a).wrapping_add(k).wrapping_add(x);
         (a, d, c) = (d, c, b);
         b = b.wrapping_add(t.rotate_left(rot));
     }
-    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
-        *s = s.wrapping_add(v);
-    }
+    let [s0, s1, s2, s3] = *state;
+    *state = [
+        s0.wrapping_add(a),
+        s1.wrapping_add(b),
+        s2.wrapping_add(c),
+        s3.wrapping_add(d),
+    ];
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The `fLaC` marker and the STREAMINFO block: what a decoder needs before the first frame.
 
+use super::bits::{BitReader, BitWriter};
 use super::{FlacError, Format};
 
 /// Bytes of the stream header the encoder writes: `fLaC`, a metadata block header and the
@@ -31,99 +32,78 @@ impl StreamInfo {
     /// length: call it again over the first bytes of a finished stream to record the final
     /// figures.
     pub fn write(&self, out: &mut [u8]) -> Result<usize, FlacError> {
-        let dst = out.get_mut(..HEADER_LEN).ok_or(FlacError::OutputFull)?;
+        // Through the encoder's bit writer: less code than placing the fields by hand.
+        let mut w = BitWriter::new(out.get_mut(..HEADER_LEN).ok_or(FlacError::OutputFull)?);
         let f = self.format;
-        // 20 bits of sample rate, 3 of channels - 1, 5 of bits - 1, 36 of total samples
-        // (0, unknown, past 2^36).
+        // 36 bits of total samples: 0 (unknown) past 2^36.
         let total = if self.total_samples >> 36 == 0 {
             self.total_samples
         } else {
             0
         };
-        let packed = u64::from(f.sample_rate & 0xF_FFFF) << 44
-            | u64::from(f.channels.wrapping_sub(1) & 7) << 41
-            | u64::from(f.bits_per_sample.wrapping_sub(1) & 31) << 36
-            | total;
-        let min_frame = self.min_frame_size.min(0xFF_FFFF).to_be_bytes();
-        let max_frame = self.max_frame_size.min(0xFF_FFFF).to_be_bytes();
-        let fields: [&[u8]; 7] = [
-            // The marker; the last metadata block, type 0 (STREAMINFO), 34 bytes.
-            b"fLaC\x80\0\0\x22",
-            &self.min_block_size.to_be_bytes(),
-            &self.max_block_size.to_be_bytes(),
-            min_frame.get(1..).unwrap_or(&[]),
-            max_frame.get(1..).unwrap_or(&[]),
-            &packed.to_be_bytes(),
-            &self.md5,
+        let fields = [
+            (32, u32::from_be_bytes(*b"fLaC")),
+            // The last metadata block, type 0 (STREAMINFO), 34 bytes.
+            (32, 0x8000_0022),
+            (16, u32::from(self.min_block_size)),
+            (16, u32::from(self.max_block_size)),
+            (24, self.min_frame_size.min(0xFF_FFFF)),
+            (24, self.max_frame_size.min(0xFF_FFFF)),
+            (20, f.sample_rate & 0xF_FFFF),
+            (3, u32::from(f.channels.wrapping_sub(1) & 7)),
+            (5, u32::from(f.bits_per_sample.wrapping_sub(1) & 31)),
+            (4, (total >> 32) as u32),
+            (32, total as u32),
         ];
-        for (d, s) in dst.iter_mut().zip(fields.iter().flat_map(|f| f.iter())) {
-            *d = *s;
+        for (n, v) in fields {
+            w.put(n, v);
         }
-        Ok(HEADER_LEN)
+        for &b in &self.md5 {
+            w.put(8, u32::from(b));
+        }
+        Ok(w.flush())
     }
 
     /// Reads `fLaC` and the metadata blocks at the start of `bytes`; returns STREAMINFO and
     /// the offset of the first frame (other metadata blocks are skipped).
     pub fn read(bytes: &[u8]) -> Result<(Self, usize), FlacError> {
-        let Some(h) = bytes
-            .get(..HEADER_LEN)
-            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
-        else {
-            let marker = bytes.get(..4).is_none_or(|m| m == b"fLaC");
+        let marker = bytes.get(..4).is_none_or(|m| m == b"fLaC");
+        if bytes.len() < HEADER_LEN {
             return Err(if marker {
                 FlacError::Truncated
             } else {
                 FlacError::NotFlac
             });
-        };
-        let [
-            b'f',
-            b'L',
-            b'a',
-            b'C',
-            block,
-            0,
-            0,
-            34,
-            mb0,
-            mb1,
-            xb0,
-            xb1,
-            mf0,
-            mf1,
-            mf2,
-            xf0,
-            xf1,
-            xf2,
-            p @ ..,
-            _,
-        ] = *h
-        else {
-            return Err(FlacError::NotFlac);
-        };
-        if block & 0x7F != 0 {
+        }
+        // Through the decoder's bit reader: less code than picking the fields by hand.
+        let mut r = BitReader::new(bytes);
+        let (_, block_header) = (r.get(32), r.get(32));
+        if !marker || block_header & 0x7FFF_FFFF != 34 {
             return Err(FlacError::NotFlac);
         }
-        let mut packed = [0u8; 8];
-        packed.copy_from_slice(p.get(..8).unwrap_or(&[0; 8]));
-        let packed = u64::from_be_bytes(packed);
+        let (min_block_size, max_block_size) = (r.get(16) as u16, r.get(16) as u16);
+        let (min_frame_size, max_frame_size) = (r.get(24), r.get(24));
+        let format = Format {
+            sample_rate: r.get(20),
+            channels: r.get(3) as u8 + 1,
+            bits_per_sample: r.get(5) as u8 + 1,
+        };
+        let total_samples = u64::from(r.get(4)) << 32 | u64::from(r.get(32));
         let mut md5 = [0u8; 16];
-        md5.copy_from_slice(h.get(26..).unwrap_or(&[0; 16]));
+        for b in &mut md5 {
+            *b = r.get(8) as u8;
+        }
         let info = Self {
-            format: Format {
-                sample_rate: (packed >> 44) as u32,
-                channels: (packed >> 41 & 7) as u8 + 1,
-                bits_per_sample: (packed >> 36 & 31) as u8 + 1,
-            },
-            min_block_size: u16::from_be_bytes([mb0, mb1]),
-            max_block_size: u16::from_be_bytes([xb0, xb1]),
-            min_frame_size: u32::from_be_bytes([0, mf0, mf1, mf2]),
-            max_frame_size: u32::from_be_bytes([0, xf0, xf1, xf2]),
-            total_samples: packed & 0xF_FFFF_FFFF,
+            format,
+            min_block_size,
+            max_block_size,
+            min_frame_size,
+            max_frame_size,
+            total_samples,
             md5,
         };
         let mut offset = HEADER_LEN;
-        let mut last = block >> 7 == 1;
+        let mut last = block_header >> 31 == 1;
         while !last {
             let header = bytes
                 .get(offset..offset + 4)

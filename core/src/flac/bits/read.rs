@@ -76,25 +76,16 @@ impl<'a> BitReader<'a> {
     }
 
     /// Counts zeros up to the next one bit, and consumes them and the one.
+    ///
+    /// A bit at a time: only wasted-bits counts, Rice codes longer than the accumulator
+    /// (over 56 bits, see [`rice`](Self::rice)) and the end of the data come here, so this
+    /// is the least code rather than the fastest.
     pub(crate) fn unary(&mut self) -> u32 {
         let mut zeros = 0u32;
-        loop {
-            let lz = self.acc.leading_zeros();
-            if lz < self.avail {
-                self.acc <<= lz;
-                self.acc <<= 1;
-                self.avail -= lz + 1;
-                return zeros + lz;
-            }
-            zeros = zeros.saturating_add(self.avail);
-            self.acc = 0;
-            self.avail = 0;
-            self.refill();
-            if self.avail == 0 {
-                self.short = true;
-                return zeros;
-            }
+        while self.get(1) == 0 && !self.short {
+            zeros = zeros.saturating_add(1);
         }
+        zeros
     }
 
     /// A Rice code with parameter `k <= 30`: `(zeros << k) | the k bits after the one`.
@@ -124,6 +115,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Skips to the next byte boundary and returns the byte position there.
+    #[inline(never)]
     pub(crate) fn align(&mut self) -> usize {
         let skip = self.avail % 8;
         self.acc <<= skip;
