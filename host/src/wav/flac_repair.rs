@@ -161,13 +161,7 @@ impl fmt::Display for FlacReport {
 ///
 /// As for [`plan_flac`], or the file cannot be written or backed up (it is unchanged then).
 pub fn recover_with(path: &Path, options: RecoverOptions) -> Result<FlacReport, RecoverError> {
-    let io_err = |op: &'static str| {
-        move |source: io::Error| RecoverError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
+    let io_err = |op| RecoverError::io(op, path);
     let report = |repair: FlacRepair, backup: Option<PathBuf>| FlacReport {
         path: path.to_path_buf(),
         repaired: repair.needed() && !options.dry_run,

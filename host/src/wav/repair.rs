@@ -116,6 +116,17 @@ pub enum RecoverError {
     },
 }
 
+impl RecoverError {
+    /// An I/O error while doing `op` ("read", "truncate") to the file at `path`, for `map_err`.
+    pub(crate) fn io<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Self + 'p {
+        move |source| Self::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 impl fmt::Display for RecoverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -289,13 +300,7 @@ pub fn recover(path: &Path) -> Result<RecoverReport, RecoverError> {
 /// The file is not a WAV file w4l can repair, it cannot be read or written, or the backup
 /// exists already or cannot be written (the file is unchanged then).
 pub fn recover_with(path: &Path, options: RecoverOptions) -> Result<RecoverReport, RecoverError> {
-    let io_err = |op: &'static str| {
-        move |source: io::Error| RecoverError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
+    let io_err = |op| RecoverError::io(op, path);
     let report = |repair: Repair, backup: Option<PathBuf>| RecoverReport {
         path: path.to_path_buf(),
         repaired: repair.needed() && !options.dry_run,
