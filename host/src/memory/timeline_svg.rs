@@ -463,9 +463,12 @@ fn legend(svg: &mut String, timeline: &Timeline) {
     for (category, fill) in AREAS {
         l.entry(Swatch::Area(fill), category.name());
     }
-    l.entry(Swatch::Line(DISK, "2", "7 4"), "disk (spilled audio)");
+    l.entry(Swatch::Line(DISK, "2", "7 4"), "disk (journal, spill)");
     l.heading("lines (% of budget)");
-    l.entry(Swatch::Line(RSS, "2", "none"), "RSS (whole process)");
+    // Drawn only where it was read (the demo charts its budget alone).
+    if timeline.samples.iter().any(|s| s.rss > 0) {
+        l.entry(Swatch::Line(RSS, "2", "none"), "RSS (whole process)");
+    }
     l.entry(Swatch::Line(BUDGET, "2.2", "none"), "budget");
     for (i, (level, colour, _)) in LEVELS.iter().enumerate() {
         let text = format!(
