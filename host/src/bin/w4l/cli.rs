@@ -36,7 +36,7 @@ pub struct Cli {
 pub enum Command {
     /// List the audio input devices.
     Devices(DevicesArgs),
-    /// Record from a microphone (or replay a WAV file) into a WAV file, inside a memory budget.
+    /// Record from a microphone (or replay a WAV file) into a WAV or FLAC file, inside a memory budget.
     ///
     /// Exit status 3: the take was saved, but audio was dropped to stay within the budget (the
     /// summary's `lost:` line says how much).
@@ -95,11 +95,11 @@ pub struct DevicesArgs {
 /// `--mode`: the library's [`Mode`], as clap lists and parses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
-    /// Every sample written to a temporary WAV file as it is captured (a crash loses at most
-    /// the last second), and as much of the take in memory as the budget allows.
+    /// Every sample to the take's journal on disk as it is captured (a crash loses at most the
+    /// last second), and as much of the take in memory as the budget allows.
     Stream,
-    /// The take goes to a temporary WAV file as it is captured (header checkpointed every
-    /// second), moved to the output at the end; nothing of it in memory beyond the window.
+    /// Every sample to the journal as it is captured, and nothing of the take in memory beyond
+    /// the window.
     File,
     /// Nothing on disk until the take is saved: what memory pressure evicts is lost (counted,
     /// reported, exit status 3).
@@ -167,10 +167,8 @@ pub struct RecordArgs {
     #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration)]
     pub seconds: Option<Duration>,
 
-    /// How much of the take memory keeps. stream and file write every sample to the take's
-    /// journal on disk as it is captured (a crash loses at most the last second) and keep as much
-    /// as the budget allows (stream) or nothing beyond the window (file); memory writes nothing
-    /// until the end (what memory pressure evicts is lost, counted and reported).
+    /// Where the take lives while it records: its journal on disk (the output's format, moved to
+    /// the output at the end) and how much of it memory keeps.
     #[arg(long, value_enum, default_value_t = ModeArg::Stream)]
     pub mode: ModeArg,
 
