@@ -26,6 +26,8 @@ pub struct RecorderConfig {
     /// and maximum [`WAV_DATA_LIMIT`] (a WAV file's 4 GiB); tests lower it.
     pub max_file_bytes: u64,
     /// Length of the rolling window behind [`Recorder::latest`](super::Recorder::latest).
+    /// [`Duration::ZERO`]: an app that never reads it keeps one frame, and copies no audio
+    /// into it.
     pub window: Duration,
     /// Bytes per cached block of the take (16-bit samples). Default 64 KiB: 2 s of 16 kHz mono.
     pub block_bytes: usize,

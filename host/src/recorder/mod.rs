@@ -75,6 +75,9 @@ struct Shared {
     /// Set by the worker when the take is complete (limit reached or source finished).
     done: Mutex<bool>,
     done_cv: Condvar,
+    /// Set (under `done`'s lock) by a [`WaitInterrupter`]: the next [`Recorder::wait`] returns
+    /// at once, and clears it.
+    interrupted: AtomicBool,
     /// Set if the worker thread panicked.
     worker_failed: AtomicBool,
     /// The recorder's buffers in the registry: the take's cache (its bytes follow the cache),
@@ -94,6 +97,26 @@ impl Shared {
     fn signal_done(&self) {
         *lock(&self.done) = true;
         self.done_cv.notify_all();
+    }
+}
+
+/// Makes the current (or else the next) [`Recorder::wait`] return early; from
+/// [`Recorder::interrupter`]. `Clone`, `Send` and `Sync`.
+#[derive(Clone)]
+pub struct WaitInterrupter(Arc<Shared>);
+
+impl WaitInterrupter {
+    /// Ends the current wait, or the next one if nobody waits now.
+    pub fn interrupt(&self) {
+        let _done = lock(&self.0.done);
+        self.0.interrupted.store(true, Ordering::Relaxed);
+        self.0.done_cv.notify_all();
+    }
+}
+
+impl std::fmt::Debug for WaitInterrupter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitInterrupter")
     }
 }
 
@@ -174,6 +197,7 @@ impl Recorder {
             stop: AtomicBool::new(false),
             done: Mutex::new(false),
             done_cv: Condvar::new(),
+            interrupted: AtomicBool::new(false),
             worker_failed: AtomicBool::new(false),
         });
         let recorder = Self {
@@ -360,18 +384,45 @@ impl Recorder {
     }
 
     /// Waits until the take is complete — the `limit_frames` were captured, or the source ran
-    /// out (end of file) or failed — or `timeout` passed. Returns whether it is complete.
+    /// out (end of file) or failed — or `timeout` passed, or a [`WaitInterrupter`] cut the
+    /// wait short. Returns whether it is complete.
     pub fn wait(&self, timeout: Duration) -> bool {
-        let done = lock(&self.shared.done);
-        if *done {
-            return true;
-        }
-        let (done, _) = self
-            .shared
+        let shared = &self.shared;
+        let done = lock(&shared.done);
+        let (done, _) = shared
             .done_cv
-            .wait_timeout_while(done, timeout, |d| !*d)
+            .wait_timeout_while(done, timeout, |d| {
+                !*d && !shared.interrupted.load(Ordering::Relaxed)
+            })
             .unwrap_or_else(PoisonError::into_inner);
+        shared.interrupted.store(false, Ordering::Relaxed);
         *done
+    }
+
+    /// A handle another thread (a signal watcher, a push-to-talk release) uses to make a
+    /// [`wait`](Self::wait) return early, so the waiting thread need not wake up periodically
+    /// to look for a reason to stop.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use w4l::prelude::*;
+    /// use w4l::source::Synthetic;
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let temp = w4l::tempfiles::ResourceManager::open(dir.path().join("w4l"))?;
+    /// // An hour of audio, in real time.
+    /// let session = Dictation::new()
+    ///     .source(Box::new(Synthetic::new(16_000, 1, 7, 3_600 * 16_000, true)))
+    ///     # .temp_files(temp)
+    ///     .start()?;
+    /// let interrupter = session.recorder().interrupter();
+    /// std::thread::spawn(move || interrupter.interrupt()); // a key released, a signal...
+    /// // Returns as soon as the other thread interrupts it, not in an hour.
+    /// assert!(!session.recorder().wait(Duration::from_secs(3_600)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn interrupter(&self) -> WaitInterrupter {
+        WaitInterrupter(self.shared.clone())
     }
 
     /// Whether the take is complete (see [`wait`](Self::wait)).

@@ -25,8 +25,8 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -81,7 +81,11 @@ pub struct SignalCleanup {
     handle: Handle,
     thread: Option<JoinHandle<()>>,
     received: Arc<AtomicI32>,
+    on_first: Listener,
 }
+
+/// What the watcher calls on the first signal (see [`SignalCleanup::on_first_signal`]).
+type Listener = Arc<Mutex<Option<Box<dyn Fn() + Send>>>>;
 
 impl fmt::Debug for SignalCleanup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,6 +102,8 @@ impl SignalCleanup {
         let handle = signals.handle();
         let received = Arc::new(AtomicI32::new(0));
         let seen = Arc::clone(&received);
+        let on_first: Listener = Arc::default();
+        let listener = Arc::clone(&on_first);
         let thread = std::thread::Builder::new()
             .name("w4l-signals".into())
             .spawn(move || {
@@ -106,6 +112,13 @@ impl SignalCleanup {
                         .compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst)
                         .is_ok();
                     if on_signal == OnSignal::NotifyFirst && first {
+                        if let Some(f) = listener
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .as_ref()
+                        {
+                            f();
+                        }
                         continue;
                     }
                     cleanup_and_exit(signo);
@@ -116,7 +129,22 @@ impl SignalCleanup {
             handle,
             thread: Some(thread),
             received,
+            on_first,
         })
+    }
+
+    /// With [`OnSignal::NotifyFirst`]: calls `f` on the watcher thread when the first signal
+    /// arrives (at once if it already has), so an application blocked in a wait (for example
+    /// [`crate::recorder::Recorder::wait`], through its
+    /// [`interrupter`](crate::recorder::Recorder::interrupter)) stops without polling
+    /// [`received`](Self::received). Replaces the previous `f`.
+    pub fn on_first_signal(&self, f: impl Fn() + Send + 'static) {
+        let mut slot = self.on_first.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the lock: a signal arriving now either finds `f` or is seen here.
+        if self.received().is_some() {
+            f();
+        }
+        *slot = Some(Box::new(f));
     }
 
     /// The first signal received, if any.

@@ -177,10 +177,11 @@ pub struct RecordArgs {
     pub disk_budget: Option<u64>,
 
     /// Length of the rolling "latest audio" window kept in memory (e.g. 30s). The command line
-    /// reads none of it (the level meter measures the audio as it arrives), so it keeps 1 s; a
-    /// library app that calls latest() chooses its own (the library's default is 30 s).
-    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
-    pub window: Duration,
+    /// reads none of it (the level meter measures the audio as it arrives), so by default it
+    /// keeps none; a library app that calls latest() chooses its own (the library's default is
+    /// 30 s).
+    #[arg(long, allow_hyphen_values = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub window: Option<Duration>,
 
     /// Memory budget for the take (e.g. 512MiB, 100MB, 64k). Default: the --model's budget.
     /// Either is capped by the memory the machine has available now; a --window whose buffers
