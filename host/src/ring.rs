@@ -1,5 +1,7 @@
 //! The ring between a source and the recorder's worker: the core's heap ring
-//! ([`w4l_core::ring::HeapRing`], feature `alloc`) of interleaved `f32` samples, created split.
+//! ([`w4l_core::ring::HeapRing`], feature `alloc`) of interleaved 16-bit samples, created
+//! split: the format of the take, so a 16-bit device's samples are never converted, and the
+//! ring holds twice the audio that `f32` would in the same memory.
 //! The [`AudioProducer`] is `Send + 'static` (it moves into a capture callback), the
 //! [`AudioConsumer`] lives in the recorder's worker. Also the zeroed allocation the window's
 //! storage comes from.
@@ -9,16 +11,16 @@
 //! use w4l::core::ring::Overflow;
 //!
 //! let (mut producer, mut consumer) = AudioRing::new(1024, Overflow::RejectNewest)?;
-//! assert_eq!(producer.push_slice(&[0.5; 10]), 10);
-//! let mut out = [0.0; 16];
+//! assert_eq!(producer.push_slice(&[16_384; 10]), 10);
+//! let mut out = [0; 16];
 //! assert_eq!(consumer.pop_slice(&mut out), 10);
 //! # Ok::<(), w4l::core::ring::RingError>(())
 //! ```
 
 use w4l_core::ring::{Consumer, HeapRing, Producer};
 
-/// The ring the recorder uses: interleaved `f32` samples on the heap.
-pub type AudioRing = HeapRing<f32>;
+/// The ring the recorder uses: interleaved 16-bit samples on the heap.
+pub type AudioRing = HeapRing<i16>;
 
 /// The writing half a source pushes into (`Send + 'static`, fit for a capture callback).
 pub type AudioProducer = Producer<AudioRing>;

@@ -22,7 +22,6 @@ use w4l::take::Mode;
 use w4l::tempfiles::ResourceManager;
 use w4l::wav::SampleFormat;
 use w4l_core::accountant::Accountant;
-use w4l_core::sample::Sample;
 
 const RATE: u32 = 16_000;
 
@@ -42,13 +41,13 @@ fn monitor(budget: usize) -> Arc<MemoryMonitor> {
 /// A source the test feeds by hand: each `Vec` sent is pushed whole (waiting for room), and
 /// closing the channel ends the source.
 struct Gate {
-    rx: Arc<Mutex<Option<Receiver<Vec<f32>>>>>,
+    rx: Arc<Mutex<Option<Receiver<Vec<i16>>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Gate {
-    fn new() -> (Gate, Sender<Vec<f32>>) {
+    fn new() -> (Gate, Sender<Vec<i16>>) {
         let (tx, rx) = channel();
         (
             Gate {
@@ -112,10 +111,6 @@ impl Source for Gate {
     }
 }
 
-fn as_f32(samples: &[i16]) -> Vec<f32> {
-    samples.iter().map(|s| s.to_f32()).collect()
-}
-
 #[track_caller]
 fn wait_for(rec: &Recorder, frames: u64) {
     let until = Instant::now() + Duration::from_secs(30);
@@ -164,7 +159,7 @@ fn switching_back_and_forth_loses_and_duplicates_nothing() {
     let mut spilled_at_switch = 0;
     for (n, switch) in plan {
         let end = fed.saturating_add(n).min(samples.len());
-        tx.send(as_f32(&samples[fed..end])).expect("feed");
+        tx.send(samples[fed..end].to_vec()).expect("feed");
         fed = end;
         wait_for(&rec, fed as u64);
         if let Some(mode) = switch {

@@ -21,7 +21,6 @@ use w4l::ring::AudioProducer;
 use w4l::source::{Source, SourceStatus, Synthetic};
 use w4l::take::recover::{RecoveryConfig, recover_orphans};
 use w4l::tempfiles::{ResourceManager, unfinished_takes};
-use w4l_core::sample::Sample;
 
 const RATE: u32 = 16_000;
 const CHILD_ENV: &str = "W4L_ROW_CHILD";
@@ -39,7 +38,7 @@ fn manager(dir: &Path) -> Arc<ResourceManager> {
 /// A source the test feeds by hand (each `Vec` pushed whole), counting how often it is started
 /// (opened).
 struct Gate {
-    rx: Arc<Mutex<Option<Receiver<Vec<f32>>>>>,
+    rx: Arc<Mutex<Option<Receiver<Vec<i16>>>>>,
     stop: Arc<AtomicBool>,
     opens: Arc<AtomicUsize>,
     channels: u16,
@@ -47,7 +46,7 @@ struct Gate {
 }
 
 impl Gate {
-    fn new(channels: u16) -> (Gate, Sender<Vec<f32>>, Arc<AtomicUsize>) {
+    fn new(channels: u16) -> (Gate, Sender<Vec<i16>>, Arc<AtomicUsize>) {
         let (tx, rx) = channel();
         let opens = Arc::new(AtomicUsize::new(0));
         let gate = Gate {
@@ -105,16 +104,14 @@ struct Feeder<'a> {
     input: &'a [i16],
     fed: usize,
     channels: usize,
-    tx: Sender<Vec<f32>>,
+    tx: Sender<Vec<i16>>,
 }
 
 impl Feeder<'_> {
     #[track_caller]
     fn feed(&mut self, session: &Session, n: usize) {
-        let chunk = self.input[self.fed..self.fed + n]
-            .iter()
-            .map(|s| s.to_f32());
-        self.tx.send(chunk.collect()).expect("send");
+        let chunk = self.input[self.fed..self.fed + n].to_vec();
+        self.tx.send(chunk).expect("send");
         self.fed += n;
         let until = Instant::now() + Duration::from_secs(30);
         let whole = (self.fed - self.fed % self.channels) as u64;

@@ -75,7 +75,7 @@ impl Default for RecorderConfig {
     }
 }
 
-/// The fixed buffers of a recorder: ring samples (`f32`), window samples (`i16`), bytes per
+/// The fixed buffers of a recorder: ring samples and window samples (both `i16`), bytes per
 /// block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Sizes {
@@ -110,8 +110,8 @@ impl Sizes {
     /// channels must be refused, not wrap around).
     pub(crate) fn bytes(&self) -> u64 {
         (self.ring as u64)
-            .saturating_mul(size_of::<f32>() as u64)
-            .saturating_add((self.window as u64).saturating_mul(size_of::<i16>() as u64))
+            .saturating_add(self.window as u64)
+            .saturating_mul(size_of::<i16>() as u64)
             .saturating_add(self.block_bytes as u64)
     }
 

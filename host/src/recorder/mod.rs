@@ -22,7 +22,8 @@
 //!   loss. The other sources wait for room instead.
 //! * **Empty recording without error.** [`Recorder::start`] returns only once the source runs
 //!   (or with its error), and [`Recorder::stop`] fails if nothing at all was captured.
-//! * **Wrap-around conversion.** `f32` → `i16` is the core's saturating conversion.
+//! * **Wrap-around conversion.** A device's samples become the take's `i16` once, at the
+//!   source, by the core's saturating, correctly rounded conversion.
 
 mod config;
 mod info;
@@ -357,7 +358,7 @@ impl Recorder {
             )
         };
         for bytes in [
-            self.sizes.ring * size_of::<f32>(),
+            self.sizes.ring * size_of::<i16>(),
             self.sizes.window * size_of::<i16>(),
         ] {
             let r = Accountant::try_reserve_in(self.accountant.clone(), Category::Audio, bytes)
@@ -366,13 +367,13 @@ impl Recorder {
         }
         life.ring_buffer = Some(self.buffers.track(
             "ring",
-            self.sizes.ring * size_of::<f32>(),
+            self.sizes.ring * size_of::<i16>(),
             Priority::High,
         )?);
         let (producer, consumer) = AudioRing::new(self.sizes.ring, Overflow::RejectNewest)
             .map_err(|e| match e {
                 RingError::AllocFailed { .. } => {
-                    out_of_memory("the ring", self.sizes.ring.saturating_mul(4))
+                    out_of_memory("the ring", self.sizes.ring.saturating_mul(2))
                 }
                 other => Error::runtime(
                     format!("cannot build the ring ({other})"),

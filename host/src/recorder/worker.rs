@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use w4l_core::level::to_dbfs;
 use w4l_core::policy::Action;
-use w4l_core::sample::convert;
 
 use super::Shared;
 use crate::memory::buffers::Buffers;
@@ -120,8 +119,7 @@ impl Worker {
         let mut pressure_seen = self.monitor.pressure_events();
         // At least a frame: `pop` takes whole frames only.
         let chunk = DRAIN_CHUNK.max(usize::from(self.channels));
-        let mut buf = vec![0.0f32; chunk];
-        let mut i16s = vec![0i16; chunk];
+        let mut buf = vec![0i16; chunk];
         let channels = u64::from(self.channels);
         let mut meter = Meter {
             peak: 0,
@@ -160,8 +158,7 @@ impl Worker {
                 .map_or(u64::MAX, |l| l.saturating_sub(taken));
             // Past the limit, what arrives until `stop` is not part of the take.
             let n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
-            let out = &mut i16s[..n];
-            convert(&buf[..n], out);
+            let out = &buf[..n];
             if let Some(dbfs) = meter.feed(out) {
                 self.shared
                     .peak_bits
@@ -182,7 +179,7 @@ impl Worker {
     /// Pops from the ring into `buf`: whole frames only while the source runs, so that the
     /// window never holds half a frame that a take in a row, begun then, would miss (see
     /// [`super::row`]); everything once it stopped or finished.
-    fn pop(&mut self, buf: &mut [f32], stopping: bool) -> usize {
+    fn pop(&mut self, buf: &mut [i16], stopping: bool) -> usize {
         let mut want = buf.len();
         if !stopping && !self.status.is_finished() {
             let channels = usize::from(self.channels);

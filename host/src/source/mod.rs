@@ -163,7 +163,7 @@ const FULL_RING_WAIT: Duration = Duration::from_millis(5);
 /// is raised; returns whether everything was pushed. Wakes the worker after each push.
 fn push_all(
     producer: &mut AudioProducer,
-    mut samples: &[f32],
+    mut samples: &[i16],
     status: &SourceStatus,
     stop: &AtomicBool,
 ) -> bool {
@@ -295,7 +295,7 @@ impl Source for WavReplay {
         self.pusher.spawn("w4l-replay", move |stop| {
             status.set_producer();
             let started = Instant::now();
-            let mut chunk = vec![0.0f32; chunk_frames(info.channels) * usize::from(info.channels)];
+            let mut chunk = vec![0i16; chunk_frames(info.channels) * usize::from(info.channels)];
             let mut frames = 0u64;
             let mut samples = Samples::new(reader, info);
             loop {
@@ -332,7 +332,8 @@ impl Source for WavReplay {
     }
 }
 
-/// The samples of a WAV file as `f32`, whatever their stored format.
+/// The samples of a WAV file as 16-bit integers, whatever their stored format (converted by
+/// the core's [`Sample`], correctly rounded).
 enum Samples {
     /// 16-bit integers or 32-bit floats in their natural containers (nearly every WAV file):
     /// read in bulk and decoded a slice at a time. `left` samples remain.
@@ -367,7 +368,7 @@ impl Samples {
 
     /// Fills the start of `out` with the next samples and returns how many: `out.len()`, fewer
     /// only at the end of the file.
-    fn fill(&mut self, out: &mut [f32]) -> std::result::Result<usize, hound::Error> {
+    fn fill(&mut self, out: &mut [i16]) -> std::result::Result<usize, hound::Error> {
         match self {
             Samples::Bulk {
                 reader,
@@ -382,11 +383,11 @@ impl Samples {
                 *left -= n as u64;
                 if *float {
                     for (s, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                        *s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        *s = i16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
                     }
                 } else {
                     for (s, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                        *s = i16::from_le_bytes([b[0], b[1]]).to_f32();
+                        *s = i16::from_le_bytes([b[0], b[1]]);
                     }
                 }
                 Ok(n)
@@ -397,14 +398,14 @@ impl Samples {
                     // `out` first in each `zip`: it ends the loop without taking a sample
                     // from the reader that would then be lost.
                     for (s, x) in out.iter_mut().zip(reader.samples::<f32>()) {
-                        *s = x?;
+                        *s = i16::from_f32(x?);
                         n += 1;
                     }
                 } else {
                     match info.bits {
                         8 => {
                             for (s, x) in out.iter_mut().zip(reader.samples::<i8>()) {
-                                *s = x?.to_f32();
+                                *s = x?.to_i16();
                                 n += 1;
                             }
                         }
@@ -412,7 +413,7 @@ impl Samples {
                             // 24- and 32-bit integers, scaled up to the full i32 range.
                             let shift = 32 - u32::from(bits);
                             for (s, x) in out.iter_mut().zip(reader.samples::<i32>()) {
-                                *s = (x? << shift).to_f32();
+                                *s = (x? << shift).to_i16();
                                 n += 1;
                             }
                         }
@@ -471,7 +472,7 @@ impl Source for Synthetic {
             status.set_producer();
             let started = Instant::now();
             let frames_per_chunk = chunk_frames(channels);
-            let mut chunk = vec![0.0f32; frames_per_chunk * usize::from(channels)];
+            let mut chunk = vec![0i16; frames_per_chunk * usize::from(channels)];
             let mut done = 0u64;
             while done < total {
                 let frames = (total - done).min(frames_per_chunk as u64) as usize;
@@ -659,13 +660,14 @@ impl SyntheticVoice {
         value as f32
     }
 
-    /// Fills `out` with the next interleaved samples.
-    pub fn fill(&mut self, out: &mut [f32]) {
+    /// Fills `out` with the next interleaved samples (`f32`, or converted to any other
+    /// [`Sample`] format).
+    pub fn fill<S: Sample>(&mut self, out: &mut [S]) {
         for s in out {
             if self.channel == 0 {
                 self.current = self.next_frame_value();
             }
-            *s = self.current;
+            *s = S::from_f32(self.current);
             self.channel = (self.channel + 1) % self.channels;
         }
     }

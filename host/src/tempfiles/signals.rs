@@ -135,8 +135,7 @@ impl SignalCleanup {
 
     /// With [`OnSignal::NotifyFirst`]: calls `f` on the watcher thread when the first signal
     /// arrives (at once if it already has), so an application blocked in a wait (for example
-    /// [`crate::recorder::Recorder::wait`], through its
-    /// [`interrupter`](crate::recorder::Recorder::interrupter)) stops without polling
+    /// the recorder's `wait`, ended through its `interrupter`) stops without polling
     /// [`received`](Self::received). Replaces the previous `f`.
     pub fn on_first_signal(&self, f: impl Fn() + Send + 'static) {
         let mut slot = self.on_first.lock().unwrap_or_else(PoisonError::into_inner);

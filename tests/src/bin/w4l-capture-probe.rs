@@ -7,8 +7,8 @@
 //!                   [--rate HZ] [--channels N] [--buffer FRAMES] [--stall-ms MS]
 //! ```
 //!
-//! Stops once S seconds of audio (S × rate frames) have been captured, writes them as a 32-bit
-//! float WAV and prints one JSON line: the negotiated format, the capture's counters, the frames
+//! Stops once S seconds of audio (S × rate frames) have been captured, writes them as a 16-bit
+//! WAV (the ring's format) and prints one JSON line: the negotiated format, the capture's counters, the frames
 //! written and the wall-clock seconds the take needed. Prints `started` on stderr when the stream
 //! runs. Errors: one line on stderr, exit 2 for a bad request, 1 otherwise.
 
@@ -95,8 +95,8 @@ fn main() {
                 std::process::exit(1)
             },
         );
-    let mut take: Vec<f32> = Vec::with_capacity(wanted);
-    let mut buf = vec![0.0f32; 8192];
+    let mut take: Vec<i16> = Vec::with_capacity(wanted);
+    let mut buf = vec![0i16; 8192];
     let open_s = opening.elapsed().as_secs_f64();
     let starting = Instant::now();
     capture.start(producer).unwrap_or_else(|e| fail(&e));
@@ -129,8 +129,8 @@ fn main() {
     let spec = hound::WavSpec {
         channels: format.channels,
         sample_rate: format.rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
     };
     let written = hound::WavWriter::create(&args.out, spec).and_then(|mut w| {
         for &s in &take {

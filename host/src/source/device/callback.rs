@@ -169,7 +169,7 @@ impl SinkSlot {
     }
 }
 
-/// Samples in the callback's conversion buffer (16 KiB of `f32`).
+/// Samples in the callback's conversion buffer (8 KiB of `i16`).
 pub(super) const SCRATCH_SAMPLES: usize = 4096;
 
 /// A sample type a backend delivers and the core converts.
@@ -180,7 +180,7 @@ pub(super) trait Incoming: Sample + Send + 'static {
     #[inline]
     fn deliver<const N: usize>(
         data: &[Self],
-        scratch: &mut [f32; N],
+        scratch: &mut [i16; N],
         sink: &mut dyn SampleSink,
     ) -> usize {
         const { assert!(N > 0, "the scratch buffer must hold a sample") };
@@ -195,17 +195,17 @@ pub(super) trait Incoming: Sample + Send + 'static {
     }
 }
 
-impl Incoming for f32 {
+impl Incoming for i16 {
     #[inline]
     fn deliver<const N: usize>(
-        data: &[f32],
-        _scratch: &mut [f32; N],
+        data: &[i16],
+        _scratch: &mut [i16; N],
         sink: &mut dyn SampleSink,
     ) -> usize {
         sink.push(data)
     }
 }
-impl Incoming for i16 {}
+impl Incoming for f32 {}
 impl Incoming for i32 {}
 impl Incoming for u16 {}
 impl Incoming for u8 {}
@@ -219,7 +219,7 @@ const DECODE_SAMPLES: usize = 1024;
 pub(super) struct Feed<const N: usize = SCRATCH_SAMPLES> {
     shared: Arc<Shared>,
     slot: Arc<SinkSlot>,
-    scratch: Box<[f32; N]>,
+    scratch: Box<[i16; N]>,
     generation: u64,
 }
 
@@ -228,7 +228,7 @@ impl<const N: usize> Feed<N> {
         Self {
             shared,
             slot,
-            scratch: Box::new([0.0; N]),
+            scratch: Box::new([0; N]),
             generation,
         }
     }
@@ -354,11 +354,11 @@ mod tests {
     /// A sink that takes at most `room` samples in all.
     struct Limited {
         room: usize,
-        got: Arc<std::sync::Mutex<Vec<f32>>>,
+        got: Arc<std::sync::Mutex<Vec<i16>>>,
     }
 
     impl Limited {
-        fn boxed(room: usize) -> (Box<dyn SampleSink>, Arc<std::sync::Mutex<Vec<f32>>>) {
+        fn boxed(room: usize) -> (Box<dyn SampleSink>, Arc<std::sync::Mutex<Vec<i16>>>) {
             let got = Arc::new(std::sync::Mutex::new(Vec::new()));
             (
                 Box::new(Limited {
@@ -371,7 +371,7 @@ mod tests {
     }
 
     impl SampleSink for Limited {
-        fn push(&mut self, samples: &[f32]) -> usize {
+        fn push(&mut self, samples: &[i16]) -> usize {
             let n = samples.len().min(self.room);
             self.room -= n;
             self.got
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn conversion_and_overrun_counting_for_every_format() {
-        fn run<T: Incoming>(data: &[T], room: usize) -> (Vec<f32>, CaptureStats) {
+        fn run<T: Incoming>(data: &[T], room: usize) -> (Vec<i16>, CaptureStats) {
             let shared = Arc::new(Shared::default());
             shared.generation.store(1, Ordering::Relaxed);
             let slot = Arc::new(SinkSlot::new());
@@ -399,19 +399,21 @@ mod tests {
             (got, stats)
         }
         let (got, s) = run(&[0i16, 16384, -32768, 32767, -16384], 100);
-        assert_eq!(got, [0.0, 0.5, -1.0, 32767.0 / 32768.0, -0.5]);
+        assert_eq!(got, [0, 16384, -32768, 32767, -16384]);
         assert_eq!((s.frames, s.samples_pushed, s.overruns), (5, 5, 0));
         let (got, s) = run(&[128u8, 0, 255, 192], 100);
-        assert_eq!(got, [0.0, -1.0, 127.0 / 128.0, 0.5]);
+        assert_eq!(got, [0, -32768, 127 << 8, 16384]);
         assert_eq!(s.overruns, 0);
         let (got, _) = run(&[32768u16, 0], 100);
-        assert_eq!(got, [0.0, -1.0]);
-        let (got, _) = run(&[i32::MIN, 0x4000_0000], 100);
-        assert_eq!(got, [-1.0, 0.5]);
+        assert_eq!(got, [0, -32768]);
+        // 32-bit: correctly rounded to 16 bits (0x1_8000 is a tie, to even).
+        let (got, _) = run(&[i32::MIN, 0x4000_0000, 0x1_8000, i32::MAX], 100);
+        assert_eq!(got, [-32768, 16384, 2, 32767]);
         let (got, _) = run(&[-128i8, 64], 100);
-        assert_eq!(got, [-1.0, 0.5]);
-        let (got, _) = run(&[0.25f32, 1.5, -2.0], 100);
-        assert_eq!(got, [0.25, 1.5, -2.0]);
+        assert_eq!(got, [-32768, 16384]);
+        // Float: rounded and saturated.
+        let (got, _) = run(&[0.25f32, 1.5, -2.0, 0.5 / 32768.0], 100);
+        assert_eq!(got, [8192, 32767, -32768, 0]);
         // A full sink: what it accepted is pushed, the rest counted, never silent.
         let (got, s) = run(&[1i16, 2, 3, 4, 5, 6, 7], 4);
         assert_eq!(got.len(), 4);
@@ -464,7 +466,7 @@ mod tests {
     }
 
     impl SampleSink for Alternating {
-        fn push(&mut self, samples: &[f32]) -> usize {
+        fn push(&mut self, samples: &[i16]) -> usize {
             self.refuse = !self.refuse;
             if self.refuse {
                 self.refused
@@ -487,8 +489,8 @@ mod tests {
             refused: refused.clone(),
         })));
         let mut feed = Feed::<4>::new(shared.clone(), slot.clone(), 1);
-        // Chunks of 4, 4, 2: refused, accepted, refused.
-        feed.on_data(&[1i16; 10]);
+        // Converted in chunks of 4, 4, 2: refused, accepted, refused.
+        feed.on_data(&[0.5f32; 10]);
         assert_eq!(shared.overruns.load(Ordering::Relaxed), 6);
         assert_eq!(refused.load(Ordering::Relaxed), 6);
         assert_eq!(shared.pushed.load(Ordering::Relaxed), 4);

@@ -85,11 +85,12 @@ pub use recorder_source::CaptureSource;
 pub use supervisor::{Capture, SUPERVISOR_IDLE_PERIOD, SUPERVISOR_PERIOD};
 
 /// Where captured samples go. The data callback calls [`push`](Self::push) with interleaved
-/// `f32` samples; it must not block, allocate or lock.
+/// 16-bit samples (the take's format: a device's other formats are converted by the core's
+/// [`w4l_core::sample`], correctly rounded); it must not block, allocate or lock.
 pub trait SampleSink: Send + 'static {
     /// Takes as many of `samples` as it can and returns how many (a prefix). The rest are lost
     /// and counted as overruns.
-    fn push(&mut self, samples: &[f32]) -> usize;
+    fn push(&mut self, samples: &[i16]) -> usize;
 
     /// How many samples [`push`](Self::push) would take now (a backend that can leave audio in
     /// its server waits for room instead of losing it). Unbounded by default.
@@ -110,10 +111,10 @@ pub trait SampleSink: Send + 'static {
 impl<R> SampleSink for Producer<R>
 where
     R: RingRef + Send + 'static,
-    R::Storage: Storage<Item = f32>,
+    R::Storage: Storage<Item = i16>,
 {
     #[inline]
-    fn push(&mut self, samples: &[f32]) -> usize {
+    fn push(&mut self, samples: &[i16]) -> usize {
         self.push_slice(samples)
     }
 

@@ -164,7 +164,7 @@ struct WakingProducer {
 }
 
 impl SampleSink for WakingProducer {
-    fn push(&mut self, samples: &[f32]) -> usize {
+    fn push(&mut self, samples: &[i16]) -> usize {
         self.producer.push_slice(samples)
     }
 
