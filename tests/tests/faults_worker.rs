@@ -82,7 +82,7 @@ fn a_panic_on_the_worker_keeps_the_audio_captured_before_it() {
     let samples = test_signal(20 * RATE as usize, 1, 41);
     write_wav_i16(&input, RATE, 1, &samples);
 
-    // Ring 32 KiB + window 32 KB + 64 KiB blocks: 5 blocks (10 s) are 64 % of 600 KiB.
+    // Ring 16 KiB + window 32 KB + 64 KiB blocks: 5 blocks (10 s) are 61 % of 600 KiB.
     let (recorder, stopped, at_ms) = record_until_the_worker_panics(
         &input,
         600 << 10,
@@ -139,11 +139,11 @@ fn a_panic_on_the_worker_in_file_mode_keeps_the_audio_captured_before_it() {
     let temp = w4l_tests::faults::private_dir(dir.path());
     let manager = ResourceManager::open(&temp).expect("manager");
 
-    // No blocks in memory in file mode: ring 32 KiB + window 32 KB are 63 % of 100 KiB (with
+    // No blocks in memory in file mode: ring 16 KiB + window 32 KB are 63 % of 75 KiB (with
     // 4 KiB blocks, the budget holds one); the panic comes at the first request from 3 s on.
     let (recorder, stopped, at_ms) = record_until_the_worker_panics(
         &input,
-        100 << 10,
+        75 << 10,
         3000,
         RecorderConfig {
             mode: Mode::File,
