@@ -656,8 +656,14 @@ const STREAM_DROP_WAIT: Duration = Duration::from_secs(2);
 /// ever (in libpulse's mainloop), which hung the supervisor and with it Ctrl-C. The drop runs on
 /// its own thread; after [`STREAM_DROP_WAIT`] the stream is left to go (or not) on its own.
 /// Callbacks no longer reach the sink by then: the generation and the sink slot see to that.
+/// w4l's own PulseAudio client needs none of that: its thread ends as soon as it is told to
+/// (it never waits on the server), so it is dropped here, without a thread.
 fn drop_bounded(stream: Option<InputStream>) {
-    let Some(stream) = stream else { return };
+    let stream = match stream {
+        None => return,
+        Some(InputStream::Pulse(pulse)) => return drop(pulse),
+        Some(alsa) => alsa,
+    };
     let (done, gone) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("w4l-stream-drop".into())
