@@ -41,7 +41,8 @@ fn main() {
     unsafe { libc::_exit(i32::from(status)) }
 }
 
-/// The command line, run: its exit status (0, 1 failure, 2 usage, 3 audio lost, 128 + signal).
+/// The command line, run: its exit status (0, 1 failure, 2 usage, 3 audio lost; a second
+/// Ctrl-C exits from the signal watcher with 128 + the signal).
 fn run_cli() -> u8 {
     install_panic_hook();
     // Chained in front of ours: a panic that ends the process removes the temporary files.
