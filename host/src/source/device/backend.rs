@@ -115,10 +115,14 @@ impl NamedDevice {
         }
     }
 
-    /// The device's own rate, channels and (if w4l has it) sample format.
+    /// The device's own rate and channels, and the sample format to ask it for first: an ALSA
+    /// device's own (if w4l has it); from a PulseAudio source always 16-bit, the take's format,
+    /// which the server converts to from the source's own as it does for `arecord -f S16_LE`
+    /// (from a `float32le` source, as PipeWire's are, half the bytes through the socket and no
+    /// conversion in w4l).
     pub(crate) fn default_config(&self) -> Option<(u32, u16, Option<SampleFormat>)> {
         match &self.device {
-            Device::Pulse(s) => Some((s.rate, s.channels, s.format)),
+            Device::Pulse(s) => Some((s.rate, s.channels, Some(SampleFormat::I16))),
             Device::Alsa(d) => alsa::default_config(d),
         }
     }
