@@ -1,7 +1,7 @@
 //! Where samples come from: a cpal device (the `capture` module), a WAV file replayed through the
 //! same ring ([`WavReplay`]), or the built-in synthetic voice of `w4l demo` ([`Synthetic`]).
 //!
-//! Every source pushes interleaved `f32` samples into the producer half of the core ring. The
+//! Every source pushes interleaved 16-bit samples into the producer half of the core ring. The
 //! device source is a real-time callback: when the ring is full it drops and the ring counts an
 //! overrun. The file and synthetic sources are not real-time: when the ring is full they wait
 //! for the worker, so a replay never loses a sample however slow the consumer is.
@@ -120,7 +120,7 @@ pub struct SourceStats {
     pub lost_frames: u64,
 }
 
-/// A producer of interleaved `f32` samples.
+/// A producer of interleaved 16-bit samples.
 pub trait Source: Send {
     /// What it is, for messages (`"device 'USB Mic'"`, `"take.wav"`).
     fn describe(&self) -> String;

@@ -527,7 +527,7 @@ fn record(args: &RecordArgs, signals: &SignalCleanup) -> Result<u8> {
     let started = Instant::now();
     // Ctrl-C ends the wait at once, so the loop wakes only to refresh the live line (ten times
     // a second) or else once a second to warn of lost audio: on a VM every wake-up costs
-    // about 50 us, four a second were an eighth of the whole recording's CPU.
+    // about 50 us, four a second were 14 % of the whole recording's CPU.
     let interrupter = recorder.interrupter();
     signals.on_first_signal(move || interrupter.interrupt());
     let tick = Duration::from_millis(if live.is_visible() { 100 } else { 1000 });

@@ -116,10 +116,9 @@ impl NamedDevice {
     }
 
     /// The device's own rate and channels, and the sample format to ask it for first: an ALSA
-    /// device's own (if w4l has it); from a PulseAudio source always 16-bit, the take's format,
-    /// which the server converts to from the source's own as it does for `arecord -f S16_LE`
-    /// (from a `float32le` source, as PipeWire's are, half the bytes through the socket and no
-    /// conversion in w4l).
+    /// device's own (if w4l has it); from a PulseAudio source 16-bit, the ring's format, which
+    /// the server converts to from the source's own, as it does for `arecord -f S16_LE` (from
+    /// PipeWire's `float32le` sources: half the bytes through the socket, no conversion in w4l).
     pub(crate) fn default_config(&self) -> Option<(u32, u16, Option<SampleFormat>)> {
         match &self.device {
             Device::Pulse(s) => Some((s.rate, s.channels, Some(SampleFormat::I16))),

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  Capture::open(&CaptureRequest)   backend, device and format negotiated, nothing running yet
-//!  capture.start(sink)              the stream runs; every sample is converted to f32 and
-//!                                   pushed into the sink
+//!  capture.start(sink)              the stream runs; every sample is converted to i16 (if it
+//!                                   is not already) and pushed into the sink
 //!  capture.poll()                   the supervisor step (the caller's thread): rebuilds a stream
 //!                                   that failed, with bounded retries and back-off; counts loss
 //!  capture.finish(at)               the exact stop: every frame captured up to `at`, no more
@@ -33,7 +33,7 @@
 //! No allocation, no lock, no system call, no logging, no panic. Both backends hand the device's
 //! samples (`f32`, `i16`, `u16`, `i32`, `u8` or `i8`) to the same `Feed` (`callback.rs`), which
 //! converts them with [`w4l_core::sample::convert`] into a fixed-size scratch buffer allocated when
-//! the stream is built, offers every chunk to the sink, and adds to atomic counters: samples
+//! the stream is built (16-bit samples go to the sink as they are), offers every chunk to the sink, and adds to atomic counters: samples
 //! delivered, and samples the sink refused (**overruns**, never silent). The sink lives in a slot
 //! guarded by an atomic flag, not a mutex, so that a rebuilt stream can take it over and
 //! [`Capture::stop`] can take it away: after `stop` returns, nothing can reach it.
@@ -186,8 +186,9 @@ pub enum SampleFormat {
 }
 
 impl SampleFormat {
-    /// Every format, most preferred first: `f32` (no conversion), `i16` (what most microphones
-    /// deliver), then the others, widest first. The device's own format, when it has one,
+    /// Every format, most preferred first: `f32` (a device's full resolution, rounded once by
+    /// the core to the take's 16 bits), `i16` (what most microphones deliver), then the others,
+    /// widest first. The device's own format, when it has one,
     /// comes before all of them (see [`negotiate`]).
     pub const PREFERENCE: [SampleFormat; 6] = [
         SampleFormat::F32,
@@ -286,7 +287,7 @@ pub struct StreamFormat {
     pub device_name: String,
     /// The device's id within its backend (what `--device` matches exactly, with the name).
     pub device_id: String,
-    /// The device's sample format (converted to `f32` in the callback).
+    /// The device's sample format (converted to `i16` in the callback, unless it is `i16`).
     pub sample_format: SampleFormat,
     /// The backend actually used (never `Auto`).
     pub backend: Backend,

@@ -108,10 +108,9 @@ pub const PREFERRED_RATES: [u32; 2] = [48_000, 16_000];
 ///
 /// Rate: the requested one, else 48000, else 16000, else `default_rate`, else the highest
 /// supported rate up to 48000 (or the lowest above). Channels: the requested count, else
-/// `default_channels`, else the fewest supported. Format: `default_format` (the device's own:
-/// no conversion in the audio server, and for a PulseAudio source of 16-bit samples half the
-/// bytes through its socket of `f32`), else the first of [`SampleFormat::PREFERENCE`], that
-/// supports both. `Err` describes what was wanted and what is supported.
+/// `default_channels`, else the fewest supported. Format: `default_format` (what the device
+/// is best asked for: an ALSA device's own, no conversion in ALSA; 16-bit from a PulseAudio
+/// source), else the first of [`SampleFormat::PREFERENCE`], that supports both. `Err` describes what was wanted and what is supported.
 pub fn negotiate(
     ranges: &[ConfigRange],
     rate: Option<u32>,

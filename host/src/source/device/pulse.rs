@@ -65,10 +65,10 @@ pub(crate) struct SourceDesc {
     pub(crate) id: String,
     /// Its description (`Monitor of w4l_virtual_microphone`).
     pub(crate) name: String,
-    /// Its own rate, channels and format (when w4l can take that format as it is).
+    /// Its own rate and channels (its format does not matter: w4l asks for 16-bit samples and
+    /// the server converts).
     pub(crate) rate: u32,
     pub(crate) channels: u16,
-    pub(crate) format: Option<SampleFormat>,
 }
 
 /// What a server holds: its sources and the default one.
@@ -172,7 +172,6 @@ pub(crate) fn snapshot() -> Result<Snapshot, String> {
                     .to_string(),
                 rate: info.sample_spec.rate,
                 channels: u16::from(info.sample_spec.channels),
-                format: from_pulse(info.sample_spec.format),
             });
         }
     });
@@ -184,16 +183,6 @@ pub(crate) fn snapshot() -> Result<Snapshot, String> {
     conn.wait(&op, deadline)?;
     let snapshot = found.borrow().clone();
     Ok(snapshot)
-}
-
-fn from_pulse(format: Format) -> Option<SampleFormat> {
-    match format {
-        Format::F32le => Some(SampleFormat::F32),
-        Format::S16le => Some(SampleFormat::I16),
-        Format::S32le => Some(SampleFormat::I32),
-        Format::U8 => Some(SampleFormat::U8),
-        _ => None,
-    }
 }
 
 fn to_pulse(format: SampleFormat) -> Option<Format> {
