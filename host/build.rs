@@ -1,5 +1,6 @@
 //! Builds the C shim that silences ALSA's own diagnostics (called by `quiet_alsa` in
-//! `src/capture/alsa.rs`), on Linux only, against libasound found by pkg-config.
+//! `src/source/device/alsa.rs`), on Linux only, against libasound found by pkg-config; and has
+//! the linker lay the `w4l` binary's code out in the order of `symbol-order.txt`.
 //!
 //! ALSA's error handler is C-variadic, and stable Rust cannot define a C-variadic function, so
 //! the handler is defined in C, with the exact type ALSA calls it through.
@@ -25,6 +26,7 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
     }
+    order_symbols();
     // Also emits the link line for libasound, which the shim needs.
     let alsa = pkg_config::Config::new()
         .probe("alsa")
@@ -38,4 +40,33 @@ fn main() {
         build.include(dir);
     }
     build.compile("w4l_alsa_quiet");
+}
+
+/// The functions a recording runs, listed in `symbol-order.txt` (made by
+/// `scripts/symbol-order`), are placed first and together in the `w4l` binary. The kernel maps
+/// a program's code 64 KiB around every page it first runs (fault-around): spread over the
+/// whole 2.4 MB of code, the 0.8 MB a recording runs mapped 1.9 MiB; packed, 0.9 MiB.
+///
+/// Only on x86-64 Linux with glibc, where Rust links with LLD (which reads the file; names it
+/// does not find are skipped silently), and not with `W4L_SYMBOL_ORDER=0` (for a linker
+/// without `--symbol-ordering-file`, such as GNU ld).
+fn order_symbols() {
+    println!("cargo::rerun-if-changed=symbol-order.txt");
+    println!("cargo::rerun-if-env-changed=W4L_SYMBOL_ORDER");
+    let target = |key: &str| std::env::var(key).unwrap_or_default();
+    if target("CARGO_CFG_TARGET_ARCH") != "x86_64"
+        || target("CARGO_CFG_TARGET_ENV") != "gnu"
+        || std::env::var("W4L_SYMBOL_ORDER").as_deref() == Ok("0")
+    {
+        return;
+    }
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let file = std::path::Path::new(&dir).join("symbol-order.txt");
+    if file.is_file() {
+        println!(
+            "cargo::rustc-link-arg-bin=w4l=-Wl,--symbol-ordering-file={}",
+            file.display()
+        );
+        println!("cargo::rustc-link-arg-bin=w4l=-Wl,--no-warn-symbol-ordering");
+    }
 }

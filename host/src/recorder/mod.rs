@@ -182,6 +182,10 @@ impl Recorder {
             interrupted: AtomicBool::new(false),
             worker_failed: AtomicBool::new(false),
         });
+        let status = SourceStatus::new();
+        // Lost audio ends a wait: the waiter warns at once, without waking to look.
+        let interrupter = WaitInterrupter::new(shared.clone());
+        status.on_loss(move || interrupter.interrupt());
         let recorder = Self {
             description: source.describe(),
             source: Mutex::new(source),
@@ -192,7 +196,7 @@ impl Recorder {
             monitor,
             buffers,
             shared,
-            status: SourceStatus::new(),
+            status,
             life: Mutex::new(Life {
                 state: RecorderState::Idle,
                 ring: None,

@@ -10,7 +10,8 @@ use crate::units::lock;
 impl Recorder {
     /// Waits until the take is complete — the `limit_frames` were captured, or the source ran
     /// out (end of file) or failed — or `timeout` passed, or a [`WaitInterrupter`] cut the
-    /// wait short. Returns whether it is complete.
+    /// wait short, or the source counted lost audio (see [`source_stats`](Self::source_stats)).
+    /// Returns whether it is complete.
     pub fn wait(&self, timeout: Duration) -> bool {
         let shared = &self.shared;
         let done = lock(&shared.done);
@@ -47,7 +48,7 @@ impl Recorder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn interrupter(&self) -> WaitInterrupter {
-        WaitInterrupter(self.shared.clone())
+        WaitInterrupter::new(self.shared.clone())
     }
 
     /// Whether the take is complete (see [`wait`](Self::wait)).
@@ -62,6 +63,10 @@ impl Recorder {
 pub struct WaitInterrupter(Arc<Shared>);
 
 impl WaitInterrupter {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self(shared)
+    }
+
     /// Ends the current wait, or the next one if nobody waits now.
     pub fn interrupt(&self) {
         let _done = lock(&self.0.done);

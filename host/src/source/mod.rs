@@ -27,7 +27,7 @@ use crate::wav::{self, WavInfo};
 /// and the worker, so neither polls: the source wakes the worker when it pushed, the worker wakes
 /// the source when it made room. A real-time source never calls those (waking a thread may be a
 /// syscall, which a device callback must not make): the worker then polls the ring.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SourceStatus {
     finished: AtomicBool,
     error: Mutex<Option<Error>>,
@@ -35,6 +35,19 @@ pub struct SourceStatus {
     consumer: Mutex<Option<Thread>>,
     /// The thread of a non-real-time source, waiting for room in the ring.
     producer: Mutex<Option<Thread>>,
+    /// Called when the source counts lost audio (the recorder ends its waits with it).
+    on_loss: Mutex<Option<LossHook>>,
+}
+
+/// What [`SourceStatus::note_loss`] calls.
+type LossHook = Box<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for SourceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceStatus")
+            .field("finished", &self.is_finished())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SourceStatus {
@@ -80,6 +93,20 @@ impl SourceStatus {
         }
         drop(slot);
         self.finish();
+    }
+
+    /// Has [`note_loss`](Self::note_loss) call `hook` (replacing an earlier one): the recorder
+    /// wakes its waiter with it, so a warning needs no thread polling the counters.
+    pub fn on_loss(&self, hook: impl Fn() + Send + Sync + 'static) {
+        *self.on_loss.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(hook));
+    }
+
+    /// The source counted lost audio (more than it had before): tells whoever asked
+    /// ([`on_loss`](Self::on_loss)). Not from a real-time callback.
+    pub fn note_loss(&self) {
+        if let Some(hook) = &*self.on_loss.lock().unwrap_or_else(PoisonError::into_inner) {
+            hook();
+        }
     }
 
     /// Whether the source is done (finished or failed).

@@ -89,6 +89,7 @@ impl CaptureSource {
             .spawn(move || {
                 capture.wake_on_error(Some(std::thread::current()));
                 let mut period = SUPERVISOR_PERIOD;
+                let mut lost = 0;
                 while stop.get().is_none() {
                     std::thread::park_timeout(period);
                     if stop.get().is_some() {
@@ -99,6 +100,12 @@ impl CaptureSource {
                             status.fail(e.into());
                         }
                         break;
+                    }
+                    if capture.stats().lost_frames > lost {
+                        lost = capture.stats().lost_frames;
+                        if let Some(status) = &status {
+                            status.note_loss();
+                        }
                     }
                     period = capture.poll_interval();
                 }
