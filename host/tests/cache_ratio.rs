@@ -3,7 +3,12 @@
 //! against raw 16-bit blocks. Goal: at least 1.6 times as many.
 //!
 //! The speech is made as `scripts/bench-flac` makes it: espeak-ng, resampled with sox, over a
-//! white-noise floor at `-64dB` (sox's `synth whitenoise vol -64dB`, seeded: repeatable).
+//! white-noise floor at `-64dB` (sox's `synth whitenoise vol -64dB`, seeded: repeatable),
+//! mixed at full level ([`Mix::FullLevel`]). On that corpus no FLAC encoder reaches the goal at
+//! 16 kHz mono: `flac -8` (LPC up to order 12) makes 0.634 of the raw size, as w4l's fixed
+//! predictors do, a bound of 1.58x. The issue's own table was made another way: its rows match
+//! a plain `sox -m` ([`Mix::SoxDefault`], which halves each input: speech at -6 dB, the floor
+//! at -70 dB; `flac -0` gives 0.596 here, 0.603 in the issue), so that row is measured too.
 //! Needs `espeak-ng` and `sox` (`scripts/setup --test` installs them). Each row prints its
 //! figures; `cargo test --test cache_ratio -- --nocapture` shows them.
 
@@ -35,9 +40,18 @@ fn sox(args: &[&str]) {
     assert!(status.success(), "sox {args:?}: {status}");
 }
 
+/// How speech and noise are mixed.
+#[derive(Clone, Copy)]
+enum Mix {
+    /// Each at its own level (`sox -m -v 1 … -v 1 …`).
+    FullLevel,
+    /// sox's default for `-m`: each input scaled by 1/2.
+    SoxDefault,
+}
+
 /// Speech at `rate` Hz in `channels` channels (the same voice in each), independent white
-/// noise at -64dB in each channel, as raw interleaved samples.
-fn speech(dir: &Path, rate: u32, channels: u16) -> Vec<i16> {
+/// noise at -64dB in each channel, mixed as `mix` says, as raw interleaved samples.
+fn speech(dir: &Path, rate: u32, channels: u16, mix: Mix) -> Vec<i16> {
     let voice = dir.join("voice.wav");
     let status = Command::new("espeak-ng")
         .arg("-w")
@@ -82,10 +96,13 @@ fn speech(dir: &Path, rate: u32, channels: u16) -> Vec<i16> {
         "-64dB",
     ]);
     let raw = p("mix.raw");
-    sox(&[
-        "-q", "-m", "-v", "1", &speech, "-v", "1", &noise, "-t", "raw", "-e", "signed", "-b", "16",
-        &raw,
-    ]);
+    let mut args = vec!["-q", "-m"];
+    match mix {
+        Mix::FullLevel => args.extend(["-v", "1", &speech, "-v", "1", &noise]),
+        Mix::SoxDefault => args.extend([speech.as_str(), &noise]),
+    }
+    args.extend(["-t", "raw", "-e", "signed", "-b", "16", &raw]);
+    sox(&args);
     std::fs::read(&raw)
         .expect("read the mix")
         .chunks_exact(2)
@@ -120,9 +137,9 @@ fn seconds_before_eviction(audio: &[i16], rate: u32, channels: u16, compress: bo
     unreachable!("cycle never ends")
 }
 
-fn row(name: &str, rate: u32, channels: u16) -> f64 {
+fn row(name: &str, rate: u32, channels: u16, mix: Mix) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
-    let audio = speech(dir.path(), rate, channels);
+    let audio = speech(dir.path(), rate, channels, mix);
     let (raw, _) = seconds_before_eviction(&audio, rate, channels, false);
     let (packed, bytes) = seconds_before_eviction(&audio, rate, channels, true);
     let gain = packed / raw;
@@ -136,12 +153,13 @@ fn row(name: &str, rate: u32, channels: u16) -> f64 {
 #[test]
 fn the_packed_cache_holds_more_speech_before_its_first_eviction() {
     let gains = [
-        row("16 kHz mono, -64 dB floor", 16_000, 1),
-        row("48 kHz mono, -64 dB floor", 48_000, 1),
-        row("48 kHz stereo, -64 dB floor", 48_000, 2),
+        row("16 kHz mono, -64 dB floor", 16_000, 1, Mix::FullLevel),
+        row("16 kHz mono, as the issue's table", 16_000, 1, Mix::SoxDefault),
+        row("48 kHz mono, -64 dB floor", 48_000, 1, Mix::FullLevel),
+        row("48 kHz stereo, -64 dB floor", 48_000, 2, Mix::FullLevel),
     ];
-    // 16 kHz mono is the codec's hardest row: its fixed predictors reach 0.633 of the raw
-    // size there (README, "Measured"), so the gain is bounded by 1 / 0.633 = 1.58.
+    // 16 kHz mono at full level is the hardest row: every FLAC encoder stops near 0.633 of the
+    // raw size there (module documentation), so the gain is bounded by 1 / 0.633 = 1.58.
     assert!(gains[0] >= 1.5, "{gains:?}");
-    assert!(gains[1] >= 1.6 && gains[2] >= 1.6, "{gains:?}");
+    assert!(gains[1..].iter().all(|&g| g >= 1.6), "{gains:?}");
 }
