@@ -154,7 +154,7 @@ fn row(name: &str, rate: u32, channels: u16, mix: Mix) -> f64 {
 fn the_packed_cache_holds_more_speech_before_its_first_eviction() {
     let gains = [
         row("16 kHz mono, -64 dB floor", 16_000, 1, Mix::FullLevel),
-        row("16 kHz mono, as the issue's table", 16_000, 1, Mix::SoxDefault),
+        row("16 kHz mono, issue mix", 16_000, 1, Mix::SoxDefault),
         row("48 kHz mono, -64 dB floor", 48_000, 1, Mix::FullLevel),
         row("48 kHz stereo, -64 dB floor", 48_000, 2, Mix::FullLevel),
     ];
