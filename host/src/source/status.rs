@@ -115,3 +115,25 @@ fn wake(slot: &Mutex<Option<Thread>>) {
         t.unpark();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::SourceStatus;
+
+    #[test]
+    fn a_noted_loss_reaches_the_hook_each_time() {
+        let status = SourceStatus::new();
+        status.note_loss(); // no hook yet: nothing happens
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        status.on_loss(move || {
+            seen.fetch_add(1, Ordering::Relaxed);
+        });
+        status.note_loss();
+        status.note_loss();
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+}
