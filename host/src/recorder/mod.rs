@@ -182,10 +182,6 @@ impl Recorder {
             interrupted: AtomicBool::new(false),
             worker_failed: AtomicBool::new(false),
         });
-        let status = SourceStatus::new();
-        // Lost audio ends a wait: the waiter warns at once, without waking to look.
-        let interrupter = WaitInterrupter::new(shared.clone());
-        status.on_loss(move || interrupter.interrupt());
         let recorder = Self {
             description: source.describe(),
             source: Mutex::new(source),
@@ -196,7 +192,7 @@ impl Recorder {
             monitor,
             buffers,
             shared,
-            status,
+            status: SourceStatus::new(),
             life: Mutex::new(Life {
                 state: RecorderState::Idle,
                 ring: None,
@@ -208,6 +204,9 @@ impl Recorder {
             }),
             config,
         };
+        // Lost audio ends a wait: the waiter warns at once, without waking to look.
+        let interrupter = recorder.interrupter();
+        recorder.status.on_loss(move || interrupter.interrupt());
         if !recorder.config.takes_in_a_row {
             let take = recorder.first_take()?;
             *lock(&recorder.shared.take) = Some(take);

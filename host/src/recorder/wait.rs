@@ -48,7 +48,7 @@ impl Recorder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn interrupter(&self) -> WaitInterrupter {
-        WaitInterrupter::new(self.shared.clone())
+        WaitInterrupter(self.shared.clone())
     }
 
     /// Whether the take is complete (see [`wait`](Self::wait)).
@@ -63,10 +63,6 @@ impl Recorder {
 pub struct WaitInterrupter(Arc<Shared>);
 
 impl WaitInterrupter {
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        Self(shared)
-    }
-
     /// Ends the current wait, or the next one if nobody waits now.
     pub fn interrupt(&self) {
         let _done = lock(&self.0.done);

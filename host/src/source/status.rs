@@ -2,10 +2,11 @@
 //! audio, and the wake-ups between the source's thread and the worker.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 
 use crate::error::Error;
+use crate::units::lock;
 
 /// What a source and the recorder's worker share while it runs: the end of the input or a
 /// failure, and for a non-real-time source (file, synthetic) the wake-ups between its thread
@@ -49,14 +50,12 @@ impl SourceStatus {
 
     /// The calling thread drains the ring: [`wake_consumer`](Self::wake_consumer) unparks it.
     pub fn set_consumer(&self) {
-        *self.consumer.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(std::thread::current());
+        *lock(&self.consumer) = Some(std::thread::current());
     }
 
     /// The calling thread feeds the ring: [`wake_producer`](Self::wake_producer) unparks it.
     pub fn set_producer(&self) {
-        *self.producer.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(std::thread::current());
+        *lock(&self.producer) = Some(std::thread::current());
     }
 
     /// Wakes the consumer (if parked): there is something new in the ring. Not from a real-time
@@ -72,7 +71,7 @@ impl SourceStatus {
 
     /// The source failed; it delivers nothing more. The first error is kept.
     pub fn fail(&self, error: Error) {
-        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.error);
         if slot.is_none() {
             *slot = Some(error);
         }
@@ -83,13 +82,13 @@ impl SourceStatus {
     /// Has [`note_loss`](Self::note_loss) call `hook` (replacing an earlier one): the recorder
     /// wakes its waiter with it, so a warning needs no thread polling the counters.
     pub fn on_loss(&self, hook: impl Fn() + Send + Sync + 'static) {
-        *self.on_loss.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(hook));
+        *lock(&self.on_loss) = Some(Box::new(hook));
     }
 
     /// The source counted lost audio (more than it had before): tells whoever asked
     /// ([`on_loss`](Self::on_loss)). Not from a real-time callback.
     pub fn note_loss(&self) {
-        if let Some(hook) = &*self.on_loss.lock().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(hook) = &*lock(&self.on_loss) {
             hook();
         }
     }
@@ -101,17 +100,14 @@ impl SourceStatus {
 
     /// The failure, if any (taken: reported once).
     pub fn take_error(&self) -> Option<Error> {
-        self.error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        lock(&self.error).take()
     }
 }
 
 /// Unparks the thread in `slot`, if any: an uncontended lock, and an atomic swap unless that
 /// thread is parked (a syscall only then).
 fn wake(slot: &Mutex<Option<Thread>>) {
-    if let Some(t) = &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
+    if let Some(t) = &*lock(slot) {
         t.unpark();
     }
 }

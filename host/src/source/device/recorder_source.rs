@@ -101,8 +101,9 @@ impl CaptureSource {
                         }
                         break;
                     }
-                    if capture.stats().lost_frames > lost {
-                        lost = capture.stats().lost_frames;
+                    let now_lost = capture.stats().lost_frames;
+                    if now_lost > lost {
+                        lost = now_lost;
                         if let Some(status) = &status {
                             status.note_loss();
                         }
