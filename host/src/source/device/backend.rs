@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use super::callback::Feed;
 use super::negotiate::{ConfigRange, select_by_name};
-use super::pulse::{self, PulseStream, SourceDesc, StreamSpec};
+use super::pulse::{self, PulseStream, Session, SourceDesc, StreamSpec};
 use super::{Backend, CaptureError, SampleFormat, alsa};
 
 /// An opened backend.
 pub(crate) enum Host {
-    /// The server's sources, as listed when it was opened.
-    Pulse(pulse::Snapshot),
+    /// The server's sources, as listed when it was opened, and the connection that listed them
+    /// (kept for the first stream; see [`pulse::Session`]).
+    Pulse(pulse::Snapshot, Option<Session>),
     Alsa(cpal::Host),
 }
 
@@ -26,9 +27,9 @@ pub(crate) struct OpenHost {
 /// else ALSA.
 pub(crate) fn open_host(backend: Backend) -> Result<OpenHost, CaptureError> {
     let pulse = || {
-        pulse::snapshot()
-            .map(|s| OpenHost {
-                host: Host::Pulse(s),
+        Session::open()
+            .map(|(session, s)| OpenHost {
+                host: Host::Pulse(s, Some(session)),
                 backend: Backend::PulseAudio,
             })
             .map_err(|reason| CaptureError::BackendUnavailable {
@@ -46,6 +47,17 @@ pub(crate) fn open_host(backend: Backend) -> Result<OpenHost, CaptureError> {
         Backend::Auto => pulse().or_else(|_| alsa()),
         Backend::PulseAudio => pulse(),
         Backend::Alsa => alsa(),
+    }
+}
+
+impl OpenHost {
+    /// The PulseAudio connection kept for the first stream, if any (taken: one stream per
+    /// session).
+    pub(super) fn take_session(&mut self) -> Option<Session> {
+        match &mut self.host {
+            Host::Pulse(_, session) => session.take(),
+            Host::Alsa(_) => None,
+        }
     }
 }
 
@@ -130,7 +142,7 @@ impl NamedDevice {
 /// The backend's input devices.
 pub(crate) fn input_devices(host: &OpenHost) -> Result<Vec<NamedDevice>, CaptureError> {
     match &host.host {
-        Host::Pulse(s) => Ok(s.sources.iter().map(NamedDevice::pulse).collect()),
+        Host::Pulse(s, _) => Ok(s.sources.iter().map(NamedDevice::pulse).collect()),
         Host::Alsa(h) => {
             use cpal::traits::HostTrait;
             let devices = h.input_devices().map_err(|e| CaptureError::Enumerate {
@@ -145,7 +157,7 @@ pub(crate) fn input_devices(host: &OpenHost) -> Result<Vec<NamedDevice>, Capture
 /// The backend's default input device.
 pub(crate) fn default_device(host: &OpenHost) -> Result<NamedDevice, CaptureError> {
     let found = match &host.host {
-        Host::Pulse(s) => s
+        Host::Pulse(s, _) => s
             .default_source
             .as_ref()
             .and_then(|name| s.sources.iter().find(|d| &d.id == name))
@@ -218,9 +230,11 @@ pub(super) struct StreamParams {
     pub(super) buffer_frames: u32,
 }
 
-/// Builds and starts a stream on `device` that feeds what `make_feed` makes.
+/// Builds and starts a stream on `device` that feeds what `make_feed` makes; a PulseAudio
+/// stream on `session`'s connection when there is one.
 pub(super) fn open_stream(
     device: &NamedDevice,
+    session: Option<Session>,
     params: StreamParams,
     make_feed: impl Fn() -> Feed,
     timeout: Duration,
@@ -238,7 +252,7 @@ pub(super) fn open_stream(
                 format: params.format,
                 fragment_frames: params.buffer_frames,
             };
-            PulseStream::open(spec, make_feed(), timeout)
+            PulseStream::open(session, spec, make_feed(), timeout)
                 .map(InputStream::Pulse)
                 .map_err(failed)
         }

@@ -5,7 +5,6 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::callback::Shared;
-use super::supervisor::SUPERVISOR_PERIOD;
 use super::{
     Backend, Capture, CaptureError, CaptureRequest, CaptureStats, SampleSink, StreamFormat,
 };
@@ -22,8 +21,8 @@ enum Stop {
 }
 
 /// A [`Capture`] as a recorder [`Source`]: a small thread runs [`Capture::poll`] at the
-/// capture's [`poll_interval`](Capture::poll_interval) (once a second while the stream
-/// delivers; errors wake it at once) and reports a lost stream through the [`SourceStatus`].
+/// capture's [`poll_interval`](Capture::poll_interval) (once a second while a stream runs;
+/// errors wake it at once) and reports a lost stream through the [`SourceStatus`].
 #[derive(Debug)]
 pub struct CaptureSource {
     format: StreamFormat,
@@ -88,7 +87,7 @@ impl CaptureSource {
             .name("w4l-capture".into())
             .spawn(move || {
                 capture.wake_on_error(Some(std::thread::current()));
-                let mut period = SUPERVISOR_PERIOD;
+                let mut period = capture.poll_interval();
                 let mut lost = 0;
                 while stop.get().is_none() {
                     std::thread::park_timeout(period);

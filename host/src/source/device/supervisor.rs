@@ -14,6 +14,7 @@ use super::backend::{
 use super::callback::{Feed, Shared, SinkSlot};
 use super::clock::{Reading, StreamClock};
 use super::negotiate::negotiate;
+use super::pulse::Session;
 use super::{
     CaptureError, CaptureRequest, CaptureStats, RetryPolicy, SampleSink, StreamFormat, alsa,
 };
@@ -94,6 +95,8 @@ struct Progress {
 pub struct Capture {
     format: StreamFormat,
     device: NamedDevice,
+    /// The PulseAudio connection that listed the device, kept for the first stream.
+    session: Option<Session>,
     retry: RetryPolicy,
     pub(super) shared: Arc<Shared>,
     slot: Arc<SinkSlot>,
@@ -131,7 +134,7 @@ impl Capture {
     pub fn open(request: &CaptureRequest) -> Result<Capture, CaptureError> {
         // `Auto` settles on one backend first (PulseAudio when a server answers): a name is
         // looked up there only, so that a typo does not probe every ALSA plugin.
-        let host = open_host(request.backend)?;
+        let mut host = open_host(request.backend)?;
         let named = match &request.device {
             None => default_device(&host)?,
             Some(wanted) => find_device(&host, wanted)?,
@@ -166,6 +169,7 @@ impl Capture {
                 buffer_frames,
             },
             device: named,
+            session: host.take_session(),
             retry: request.retry,
             shared: Arc::new(Shared::default()),
             slot: Arc::new(SinkSlot::new()),
@@ -254,14 +258,15 @@ impl Capture {
             self.format.device_id.clone(),
             self.format.device_name.clone(),
         );
-        let known = self.device.clone();
+        let known = (self.device.clone(), self.session.take());
         move || {
-            let device = if fresh_host {
-                find_device_by_id(&open_host(backend)?, &id, &name)?
+            let (device, session) = if fresh_host {
+                let mut host = open_host(backend)?;
+                (find_device_by_id(&host, &id, &name)?, host.take_session())
             } else {
                 known
             };
-            let stream = open_stream(&device, params, make_feed, BUILD_TIMEOUT)?;
+            let stream = open_stream(&device, session, params, make_feed, BUILD_TIMEOUT)?;
             Ok(Opened { stream, device })
         }
     }
@@ -351,14 +356,16 @@ impl Capture {
         matches!(self.state, State::Running { .. })
     }
 
-    /// How long the supervisor may wait before its next [`poll`](Self::poll): while the stream
-    /// delivers, half the stall timeout (at most [`SUPERVISOR_IDLE_PERIOD`], at least
+    /// How long the supervisor may wait before its next [`poll`](Self::poll): while a stream
+    /// runs, half the stall timeout (at most [`SUPERVISOR_IDLE_PERIOD`], at least
     /// [`SUPERVISOR_PERIOD`]): an error that breaks the stream wakes the thread given to
-    /// [`wake_on_error`](Self::wake_on_error) at once, so only a silent stall waits for it.
-    /// Otherwise (starting, recovering) [`SUPERVISOR_PERIOD`], for prompt rebuilds.
+    /// [`wake_on_error`](Self::wake_on_error) at once, so only a silent stall waits for it. That
+    /// holds before its first data too: a PulseAudio monitor can take 1.5 s to deliver, and
+    /// nothing needs to see the first data sooner (the loss clock starts wherever it first
+    /// looks). Otherwise (recovering) [`SUPERVISOR_PERIOD`], for prompt rebuilds.
     pub fn poll_interval(&self) -> Duration {
         match self.state {
-            State::Running { flowing: true, .. } => (stall_timeout(&self.retry, &self.format) / 2)
+            State::Running { .. } => (stall_timeout(&self.retry, &self.format) / 2)
                 .clamp(SUPERVISOR_PERIOD, SUPERVISOR_IDLE_PERIOD),
             _ => SUPERVISOR_PERIOD,
         }
