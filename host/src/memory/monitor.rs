@@ -18,8 +18,8 @@
 //! the policy's timings are built around one reading per second: `High` is entered after 1 s
 //! of confirmation, `Critical` after 3 s, actions repeat at most every 1.5 s, and the trend
 //! fit uses the last 16 readings. At 30 s the policy could neither confirm nor predict before
-//! a small budget ran out. One reading costs one `pread` of `/proc/self/statm` and one read of
-//! `/proc/meminfo` through `sysinfo` (about 10 µs), so 1 s is cheap.
+//! a small budget ran out. One reading costs one `pread` each of `/proc/self/statm` and
+//! `/proc/meminfo`, kept open (about 10 µs), so 1 s is cheap.
 //!
 //! The recorder (`w4l::recorder::Recorder`) does not use the background thread: its worker
 //! calls [`MemoryMonitor::step_at`] once per second of *captured audio*, so decisions follow the

@@ -39,7 +39,7 @@ impl std::fmt::Display for MemoryCeiling {
 }
 
 /// The most memory a budget may promise now: the smaller of what the system can give without
-/// swapping (`MemAvailable` of `/proc/meminfo`, read through `sysinfo`) and the headroom of
+/// swapping (`MemAvailable` of `/proc/meminfo`, see [`Probe`]) and the headroom of
 /// this process's cgroup under its `memory.high`/`memory.max` (v2) or `memory.limit_in_bytes`
 /// (v1) (see [`CgroupMemory::headroom`]). `None` when neither can be read; budgets then stand
 /// as given.
