@@ -37,7 +37,11 @@ pub struct RecorderConfig {
     /// holds everything (evicting is free there). See [`crate::take`].
     pub compress_cache: bool,
     /// Capacity of the ring between the source and the worker, as audio time. Default 500 ms:
-    /// a device delivers in 200 ms fragments.
+    /// a device delivers in 200 ms fragments. A PulseAudio source wakes the worker when the
+    /// ring is half full, so this also bounds how far [`Recorder::latest`] lags behind the
+    /// device (by half of it, rounded up to a power of two of samples).
+    ///
+    /// [`Recorder::latest`]: super::Recorder::latest
     pub ring: Duration,
     /// Stop taking audio after exactly this many frames (`--seconds`).
     pub limit_frames: Option<u64>,

@@ -451,7 +451,9 @@ impl Recorder {
     }
 
     /// The latest `seconds` of audio (or as much as there is), interleaved `f32` — what live
-    /// transcription feeds to Whisper.
+    /// transcription feeds to Whisper. It lags behind the device by what the worker has not
+    /// taken yet: up to half the [ring](RecorderConfig::ring) (about 340 ms at 48 kHz stereo
+    /// with the default ring) plus the fragment in flight.
     pub fn latest(&self, seconds: f32) -> Vec<f32> {
         let window = lock(&self.shared.window);
         let frames = if seconds.is_finite() && seconds > 0.0 {

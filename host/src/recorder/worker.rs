@@ -27,7 +27,7 @@ const DRAIN_CHUNK: usize = 8192;
 
 /// How long the worker sleeps when the ring is empty, unless woken: a fifth of the ring's
 /// duration (100 ms for the default 500 ms ring), at least 1 ms. A source that does not run on
-/// a real-time thread wakes it whenever it pushed; a device callback must not (waking is a
+/// a real-time thread wakes it when there is audio to take; a device callback must not (waking is a
 /// syscall), so for that source the worker polls at this period, and the ring (500 ms) holds a
 /// device's 200 ms fragment plus a poll's lateness. Each wake-up is a context switch: at 2 ms
 /// they were 57% of `w4l record`'s CPU.

@@ -64,9 +64,10 @@ pub trait Source: Send {
     fn finish(&mut self) {
         self.stop();
     }
-    /// Whether the source wakes the consumer ([`SourceStatus::wake_consumer`]) whenever it
-    /// pushed, so that the worker need not poll the ring (only a source that does not run on a
-    /// real-time thread can). `false` by default.
+    /// Whether the source wakes the consumer ([`SourceStatus::wake_consumer`]) when there is
+    /// audio to take (after each push, or once the ring is half full), so that the worker need
+    /// not poll the ring (only a source that does not run on a real-time thread can). `false`
+    /// by default.
     fn wakes_consumer(&self) -> bool {
         false
     }
