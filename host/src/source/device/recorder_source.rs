@@ -169,12 +169,9 @@ impl Drop for CaptureSource {
 /// Half full, not at every fragment: each wake-up costs about 50 µs on this VM, and waking
 /// the worker at every 200 ms fragment (or every piece, when the server splits fragments)
 /// was a fifth of `w4l record`'s CPU. With the default 500 ms ring the worker takes audio
-/// every 250–340 ms (the ring is a power of two of samples), and [`Recorder::latest`] lags by
-/// up to that; a shorter [`RecorderConfig::ring`] buys fresher audio with more wake-ups. A stop
-/// wakes the worker at once, so no take waits for it.
-///
-/// [`Recorder::latest`]: crate::recorder::Recorder::latest
-/// [`RecorderConfig::ring`]: crate::recorder::RecorderConfig::ring
+/// every 250–340 ms (the ring is a power of two of samples), and the recorder's `latest` lags
+/// by up to that; a shorter ring (`RecorderConfig::ring`) buys fresher audio with more
+/// wake-ups. A stop wakes the worker at once, so no take waits for it.
 struct WakingProducer {
     producer: AudioProducer,
     status: Arc<SourceStatus>,
