@@ -1,6 +1,7 @@
 //! Capture from a real PulseAudio server (`scripts/pulse`): speech played into the virtual
 //! microphone comes out of `w4l::source::device` whole, on time, without overruns; a server restart
-//! mid-take is survived and its gap measured; bad device names fail with the candidates.
+//! mid-take is survived and its gap measured; bad device names fail with the candidates; a take
+//! holds one connection to the server.
 //!
 //! The capture runs in `w4l-capture-probe` (this package's binary: `w4l::source::device` into the core
 //! ring, drained into a WAV), a child process that gets the server's environment; this test
@@ -145,6 +146,37 @@ fn speech_played_into_the_virtual_microphone_is_captured_whole() {
     );
     let loud = take_env.iter().cloned().fold(0.0f32, f32::max);
     assert!(loud > 0.05, "the take is nearly silent (peak RMS {loud})");
+}
+
+#[test]
+fn a_take_holds_one_connection_to_the_server() {
+    // The device is listed on the connection the stream then uses (`pulse::Session`): a
+    // second connection would cost about a millisecond of CPU per take for nothing.
+    let pulse = Pulse::shared();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let take = dir.path().join("take.wav");
+    let (probe, stderr) = start_probe(
+        &pulse,
+        &[
+            "--seconds",
+            "2",
+            "--out",
+            take.to_str().expect("utf-8 path"),
+        ],
+    );
+    let clients = pulse
+        .command("pactl")
+        .args(["list", "clients", "short"])
+        .output()
+        .expect("pactl");
+    assert!(clients.status.success(), "pactl failed: {clients:?}");
+    let listed = String::from_utf8_lossy(&clients.stdout);
+    let ours = listed
+        .lines()
+        .filter(|l| l.contains("w4l-capture-probe"))
+        .count();
+    finish_probe(probe, stderr, Duration::from_secs(30));
+    assert_eq!(ours, 1, "the probe's connections to the server:\n{listed}");
 }
 
 #[test]

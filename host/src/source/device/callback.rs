@@ -6,6 +6,7 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
+use std::time::Instant;
 
 use w4l_core::sample::{Sample, convert};
 
@@ -46,6 +47,13 @@ pub(super) struct Shared {
     /// The supervisor's thread, unparked by an error that breaks a stream so that it rebuilds
     /// at once instead of at its next (slow, while all is well) poll.
     pub(super) waker: Mutex<Option<Thread>>,
+    /// When [`first_delivery`](Self::first_delivery) counts from.
+    epoch: Instant,
+    /// The first delivery since the capture started: nanoseconds after `epoch`, plus one (0:
+    /// none yet), and `samples` after it. Where the loss clock starts, however late the
+    /// supervisor looks.
+    first_ns: AtomicU64,
+    first_samples: AtomicU64,
 }
 
 impl Default for Shared {
@@ -66,6 +74,9 @@ impl Default for Shared {
             last_kind: AtomicU8::new(0),
             reason: Mutex::new(None),
             waker: Mutex::new(None),
+            epoch: Instant::now(),
+            first_ns: AtomicU64::new(0),
+            first_samples: AtomicU64::new(0),
         }
     }
 }
@@ -85,6 +96,27 @@ impl Shared {
             restarts: self.restarts.load(Ordering::Relaxed),
             gap_frames: self.gap_frames.load(Ordering::Relaxed),
         }
+    }
+
+    /// When the first samples since the capture started came, and `samples` then (`None`
+    /// before they came).
+    pub(super) fn first_delivery(&self) -> Option<(Instant, u64)> {
+        let ns = self.first_ns.load(Ordering::Acquire).checked_sub(1)?;
+        let samples = self.first_samples.load(Ordering::Relaxed);
+        Some((self.epoch + std::time::Duration::from_nanos(ns), samples))
+    }
+
+    /// Forgets the first delivery: the capture starts again.
+    pub(super) fn forget_first_delivery(&self) {
+        self.first_ns.store(0, Ordering::Release);
+    }
+
+    /// Notes the first delivery since the capture started, after which `samples` came in all:
+    /// one read of the monotonic clock (the vDSO on Linux, no system call), once per start.
+    fn note_first_delivery(&self, samples: u64) {
+        let ns = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.first_samples.store(samples, Ordering::Relaxed);
+        self.first_ns.store(ns + 1, Ordering::Release);
     }
 
     /// Marks the stream of `generation` broken and wakes the supervisor: a short lock and a
@@ -233,7 +265,8 @@ impl<const N: usize> Feed<N> {
         }
     }
 
-    /// The data callback. No allocation, lock, system call, logging or panic.
+    /// The data callback. No allocation, lock, system call, logging or panic (the capture's
+    /// very first delivery reads the clock once, see [`Shared::note_first_delivery`]).
     #[inline]
     pub(super) fn on_data<T: Incoming>(&mut self, data: &[T]) {
         if self.shared.generation.load(Ordering::Acquire) != self.generation {
@@ -264,6 +297,9 @@ impl<const N: usize> Feed<N> {
             None => 0,
         };
         self.shared.samples.fetch_add(n, Ordering::Relaxed);
+        if self.shared.first_ns.load(Ordering::Relaxed) == 0 {
+            self.shared.note_first_delivery(before + n);
+        }
         self.shared.pushed.fetch_add(accepted, Ordering::Relaxed);
         if accepted < n {
             self.shared

@@ -78,6 +78,15 @@ impl StreamClock {
         (d.as_nanos() * u128::from(self.rate) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
     }
 
+    /// Starts the clock at `at`, when `delivered` frames had arrived, unless it already runs
+    /// (the first delivery, noted by the callback, so that a supervisor that looks late does
+    /// not hide what was lost meanwhile).
+    pub(crate) fn start_at(&mut self, at: Instant, delivered: u64) {
+        if self.anchor.is_none() && delivered > 0 {
+            self.anchor = Some((at, delivered));
+        }
+    }
+
     /// Notes that `delivered` frames had arrived by `now`; returns the frames newly found lost.
     pub(crate) fn observe(&mut self, now: Instant, delivered: u64, reading: Reading) -> u64 {
         let Some((t0, f0)) = self.anchor else {
@@ -206,6 +215,28 @@ mod tests {
         clock.observe(at(t0, 0), 9_600, Reading::Periodic);
         let lost = clock.observe(at(t0, 2000), 9_600 + 48_000, Reading::Final);
         assert_eq!(lost, 96_000 - 48_000 - 9_600);
+    }
+
+    #[test]
+    fn a_late_first_look_counts_from_the_first_delivery() {
+        // Half the buffers go missing from the start; the supervisor first looks 1 s after the
+        // first delivery. Started where the callback saw that delivery, the clock counts the
+        // loss of that first second too; started at the first look, it would not.
+        let t0 = Instant::now();
+        let half = |ms: u64| u64::from(BUFFER) * (ms / 400 + 1);
+        let mut clock = StreamClock::new(RATE, BUFFER);
+        clock.start_at(t0, half(0));
+        clock.start_at(at(t0, 500), half(500)); // Already running: no effect.
+        clock.observe(at(t0, 1000), half(1000), Reading::Periodic);
+        let lost = clock.observe(at(t0, 2000), half(2000), Reading::Final);
+        let missing = 2 * u64::from(RATE) + u64::from(BUFFER) - half(2000);
+        assert!(
+            lost + u64::from(BUFFER) >= missing && lost <= missing,
+            "lost {lost} of {missing}"
+        );
+        let mut late = StreamClock::new(RATE, BUFFER);
+        late.observe(at(t0, 1000), half(1000), Reading::Periodic);
+        assert!(late.observe(at(t0, 2000), half(2000), Reading::Final) < lost);
     }
 
     #[test]

@@ -199,6 +199,7 @@ impl Capture {
         }
         self.slot.replace(Some(Box::new(sink)));
         self.shared.cut.store(u64::MAX, Ordering::Release);
+        self.shared.forget_first_delivery();
         self.rebuilt = false;
         let opened = if matches!(self.device.device, Device::Pulse(_)) {
             // Every step of a PulseAudio open has its own deadline (the stream's thread is its
@@ -461,6 +462,7 @@ impl Capture {
         flowing: bool,
         attempt: u32,
     ) -> Result<(), CaptureError> {
+        let first = self.shared.first_delivery();
         let samples = self.shared.samples.load(Ordering::Relaxed);
         let broken = self.shared.broken.load(Ordering::Acquire) == self.generation;
         let channels = u64::from(self.format.channels.max(1));
@@ -486,6 +488,9 @@ impl Capture {
             } else {
                 Reading::Periodic
             };
+            if let Some((at, first)) = first {
+                progress.clock.start_at(at, first / channels);
+            }
             let lost = progress.clock.observe(now, samples / channels, reading);
             self.shared
                 .clock_lost_frames
