@@ -362,8 +362,8 @@ impl Capture {
     /// [`SUPERVISOR_PERIOD`]): an error that breaks the stream wakes the thread given to
     /// [`wake_on_error`](Self::wake_on_error) at once, so only a silent stall waits for it. That
     /// holds before its first data too: a PulseAudio monitor can take 1.5 s to deliver, and
-    /// nothing needs to see the first data sooner (the loss clock starts wherever it first
-    /// looks). Otherwise (recovering) [`SUPERVISOR_PERIOD`], for prompt rebuilds.
+    /// nothing needs to see the first data sooner (the loss clock starts at the first delivery
+    /// the callback noted, however late this looks). Otherwise (recovering) [`SUPERVISOR_PERIOD`], for prompt rebuilds.
     pub fn poll_interval(&self) -> Duration {
         match self.state {
             State::Running { .. } => (stall_timeout(&self.retry, &self.format) / 2)

@@ -174,7 +174,7 @@ impl PulseStream {
         let thread = match handed {
             Ok(thread) => thread,
             // No session, or its thread is gone: a thread and a connection of the stream's own.
-            Err(job) => job.spawn()?,
+            Err(job) => spawn_thread(move || job.run(None))?,
         };
         let stream = PulseStream {
             control,
@@ -186,6 +186,7 @@ impl PulseStream {
             Err(_) => Err("the stream did not start in time".into()),
         }
     }
+
     /// Reads on until every frame captured up to `at` arrived (or `deadline`), and cuts the
     /// stream there. Returns when done (or the stream is gone).
     pub(crate) fn finish(&self, at: Instant, deadline: Instant) {
@@ -220,15 +221,15 @@ struct Record {
     ready: SyncSender<Result<(), String>>,
 }
 
-impl Record {
-    /// Runs on a thread of its own, with a connection of its own.
-    fn spawn(self) -> Result<JoinHandle<()>, String> {
-        std::thread::Builder::new()
-            .name("w4l-pulse".into())
-            .spawn(move || self.run(None))
-            .map_err(|e| format!("cannot start the capture thread: {e}"))
-    }
+/// Starts a stream's thread (`w4l-pulse`).
+fn spawn_thread(body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name("w4l-pulse".into())
+        .spawn(body)
+        .map_err(|e| format!("cannot start the capture thread: {e}"))
+}
 
+impl Record {
     /// The stream's thread from here: connect (unless `conn` still is), report readiness, then
     /// read until told to quit or the stream breaks.
     fn run(self, conn: Option<Connection>) {
@@ -265,8 +266,8 @@ impl Record {
 /// opened to list the sources, kept for the stream (see the [module docs](self)). Dropping an
 /// unused session disconnects.
 pub(crate) struct Session {
-    jobs: Option<SyncSender<Record>>,
-    thread: Option<JoinHandle<()>>,
+    /// Where the stream's job goes, and the thread that takes it (`None` once handed over).
+    thread: Option<(SyncSender<Record>, JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -282,13 +283,9 @@ impl Session {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         let (listed, listing) = std::sync::mpsc::sync_channel(1);
         let (jobs, job) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("w4l-pulse".into())
-            .spawn(move || serve(deadline, &listed, &job))
-            .map_err(|e| format!("cannot start the capture thread: {e}"))?;
+        let thread = spawn_thread(move || serve(deadline, &listed, &job))?;
         let session = Session {
-            jobs: Some(jobs),
-            thread: Some(thread),
+            thread: Some((jobs, thread)),
         };
         match listing.recv_timeout(CONNECT_TIMEOUT + Duration::from_millis(500)) {
             Ok(Ok(snapshot)) => Ok((session, snapshot)),
@@ -300,7 +297,7 @@ impl Session {
     /// Hands `job` to the session's thread, which becomes the stream's; `Err` gives it back
     /// when that thread is gone.
     fn hand(mut self, job: Record) -> Result<JoinHandle<()>, Record> {
-        let (Some(jobs), Some(thread)) = (self.jobs.take(), self.thread.take()) else {
+        let Some((jobs, thread)) = self.thread.take() else {
             return Err(job);
         };
         match jobs.send(job) {
@@ -315,9 +312,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Closing the channel ends the thread, which disconnects.
-        drop(self.jobs.take());
-        if let Some(thread) = self.thread.take() {
+        if let Some((jobs, thread)) = self.thread.take() {
+            // Closing the channel ends the thread, which disconnects.
+            drop(jobs);
             let _ = thread.join();
         }
     }
